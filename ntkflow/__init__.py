@@ -1,0 +1,18 @@
+"""ntkflow: measure the convergence theory of IBP certified training (Wang et al. 2022)."""
+
+from . import data
+from .assumptions import check_assumption_1, check_assumption_2, normalize_to_box
+from .gram import gram_matrix, gram_terms
+from .kernel import h_inf, h_inf_exact, lambda_0
+from .loss import robust_loss, robust_loss_grad
+from .model import ibp_lower_margin, indicators, init_params, margin
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "init_params", "margin", "ibp_lower_margin", "indicators",
+    "robust_loss", "robust_loss_grad",
+    "gram_matrix", "gram_terms",
+    "h_inf", "h_inf_exact", "lambda_0",
+    "check_assumption_1", "check_assumption_2", "normalize_to_box",
+]
