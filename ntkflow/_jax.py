@@ -38,9 +38,12 @@ def mmt(a, b):
     return jax.lax.dot_general(a, b, (((a.ndim - 1,), (b.ndim - 1,)), ((), ())), precision=HIGHEST)
 
 
-def chunk_size(n: int, m: int, budget: int = 1 << 22) -> int:
-    """Neurons per chunk so that an (n, chunk) array holds about ``budget`` entries."""
-    return int(max(1, min(m, max(64, budget // max(n, 1)))))
+def chunk_size(n: int, m: int, d: int, budget: int = 1 << 19, requested: int | None = None) -> int:
+    """Neurons per chunk: about ``budget`` entries per (n, chunk) array, clamped to
+    [256, 2048] (cache-sized blocks measured fastest on CPU), or ``requested``; never
+    more than m, and chunk·d < 2²⁴ so integer products stay exact in float32."""
+    c = requested if requested is not None else min(2048, max(256, budget // max(n, 1)))
+    return int(max(1, min(m, c, (1 << 24) // max(d, 1) - 1)))
 
 
 def pad_rows(W, a, chunk: int):

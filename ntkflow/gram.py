@@ -37,14 +37,24 @@ class GramTerms(NamedTuple):
 
 
 def _sums(W, a, X, y, eps):
-    """Σ_r α_rij, Σ_r β_rij x_iᵀsign(w_r), Σ_r γ_rij ‖sign(w_r)‖² over the given neurons."""
-    z, s = _ibp_preact(W, a, X, y, eps)
-    act = (z > 0).astype(X.dtype)
-    sact = s * act
+    """Σ_r α_rij, Σ_r β_rij x_iᵀsign(w_r), Σ_r γ_rij ‖sign(w_r)‖² over the given neurons.
+
+    The α and γ sums are products of integer matrices with entries below 2²⁴
+    (≤ chunk·d), so they run in float32 without rounding and are accumulated in float64.
+    """
     sw = jnp.sign(W)
-    p = mmt(X, sw)  # x_iᵀ sign(w_r), (n, c)
-    nnz = jnp.sum(sw * sw, axis=1)
-    return mmt(act, act), mmt(act * p, sact), mmt(sact * nnz[None, :], sact)
+    zp = mmt(X, jnp.concatenate([W, sw]))  # [X Wᵀ | X sign(W)ᵀ] in one product
+    c = W.shape[0]
+    s = y[:, None] * a[None, :]
+    z = zp[:, :c] - s * (eps * jnp.sum(jnp.abs(W), axis=1))[None, :]
+    act = z > 0
+    sact = jnp.where(act, s, 0.0).astype(jnp.float32)
+    act32 = act.astype(jnp.float32)
+    nnz = jnp.sum(sw * sw, axis=1).astype(jnp.float32)
+    alpha = mmt(act32, act32).astype(X.dtype)
+    gamma = mmt(sact * nnz[None, :], sact).astype(X.dtype)
+    beta = mmt(act.astype(X.dtype) * zp[:, c:], sact.astype(X.dtype))
+    return alpha, beta, gamma
 
 
 def _assemble(X, y, eps, m, sums):
@@ -72,7 +82,7 @@ def _gram_terms(W, a, X, y, eps, chunk):
 
 def _gram(W, a, X, y, eps, chunk=None):
     """H as a jax array (internal: valid float64 input, inside x64)."""
-    chunk = chunk or chunk_size(X.shape[0], W.shape[0])
+    chunk = chunk_size(X.shape[0], W.shape[0], X.shape[1], requested=chunk)
     return sum(_gram_terms(W, a, X, y, eps, chunk))
 
 
@@ -80,7 +90,7 @@ def _gram(W, a, X, y, eps, chunk=None):
 def gram_terms(W, a, X, y, eps, *, chunk: int | None = None) -> GramTerms:
     """The α, β, γ terms of Eq. 6 (each (n, n), float64); they sum to ``gram_matrix``."""
     W, a, X, y, eps = V.problem(W, a, X, y, eps)
-    chunk = V.positive_int("chunk", chunk) if chunk is not None else chunk_size(X.shape[0], W.shape[0])
+    chunk = chunk_size(X.shape[0], W.shape[0], X.shape[1], requested=None if chunk is None else V.positive_int("chunk", chunk))
     return GramTerms(*(np.asarray(t) for t in _gram_terms(W, a, X, y, eps, chunk)))
 
 

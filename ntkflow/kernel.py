@@ -117,14 +117,14 @@ def _quad_forms(key, k, X, y, eps, v, c):
     return jnp.sum(g * g, axis=1), jnp.sum(g0 * g0, axis=1)
 
 
-def _plan(samples: int, n: int) -> tuple[int, int, int]:
+def _plan(samples: int, n: int, d: int) -> tuple[int, int, int]:
     """(neurons per batch, batches, jackknife groups).
 
     At least 32 batches when samples allow; the batches are dealt round-robin into
     G groups (G ≤ 20, fewer for large n so the G (n, n) group sums stay near 300 MB),
     and their number is rounded up to a multiple of G.
     """
-    c = max(1, min(chunk_size(n, samples), samples // 32))
+    c = max(1, min(chunk_size(n, samples, d), samples // 32))
     K = -(-samples // c)
     G = max(2, min(20, K, int(4e7 // (n * n))))
     return c, -(-K // G) * G, G
@@ -160,7 +160,7 @@ class _Draws:
 @x64
 def _h_inf(X, y, eps, samples, seed, control_variate, progress):
     n = X.shape[0]
-    c, K, G = _plan(samples, n)
+    c, K, G = _plan(samples, n, X.shape[1])
     key = jax.random.PRNGKey(seed)
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
     shift_e, shift_0 = _batch_grams(key, 0, Xj, yj, eps, c)

@@ -1,0 +1,27 @@
+"""Shared timing helpers: best-of-k wall time of a blocking call, machine facts."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import time
+
+import jax
+
+
+def best_time(fn, repeat: int = 3) -> float:
+    """Best wall time over ``repeat`` calls after one warm-up (compilation) call."""
+    jax.block_until_ready(fn())
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def machine() -> str:
+    dev = jax.devices()[0]
+    return (f"{datetime.date.today()} · {platform.processor() or platform.machine()} · "
+            f"{os.cpu_count()} cores · {dev.platform}:{dev.device_kind} · jax {jax.__version__}")
