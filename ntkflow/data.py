@@ -9,7 +9,7 @@ import numpy as np
 
 from .assumptions import normalize_to_box
 
-__all__ = ["Dataset", "mnist25"]
+__all__ = ["Dataset", "mnist25", "load"]
 
 
 @dataclass(frozen=True)
@@ -58,3 +58,13 @@ def _balanced_subset(X, y, n, seed):
     k = n // 2
     idx = np.sort(np.concatenate([rng.choice(pos, n - k, replace=False), rng.choice(neg, k, replace=False)]))
     return X[idx], y[idx]
+
+
+def load(source: str, *, n: int | None = None, eps: float = 0.0, mnist_dir: str | None = None,
+         seed: int = 0, normalize: bool = True) -> Dataset:
+    """A data set by name: ``mnist25`` (embedded), ``mnist`` (IDX files in ``mnist_dir``),
+    ``synthetic``. With ``normalize`` the inputs are mapped into [ε, 1]^d."""
+    norm = eps if normalize else None
+    if source == "mnist25":
+        return mnist25(n=n, normalize_eps=norm, seed=seed)
+    raise ValueError(f"data: unknown source {source!r} (known: mnist25)")
