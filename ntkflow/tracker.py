@@ -1,0 +1,151 @@
+"""Quantities the lemmas talk about, recorded along a trajectory, and ``Trajectory``.
+
+``tracker(W0, a, X, y, eps)`` returns ``record(W, eps=None) -> dict`` (jax-md style
+builder): every value is recomputed from W alone, relative to t = 0. Costs
+O(mnd + n²m) per call, chunked over neurons; never an (n, m, d) array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.linalg
+
+from ._io import read_json, read_npz, write_json, write_npz
+from ._jax import chunk_size, mmt, pad_rows
+from .gram import _gram
+from .model import _ibp_preact, _margin
+
+__all__ = ["Trajectory", "tracker", "SERIES"]
+
+#: Names of the tracked series (part of the API).
+SERIES = (
+    "loss", "train_error", "certified_error", "lambda_min", "gram_change",
+    "flip_fraction", "neuron_flip_fraction", "max_weight_change", "identity_residual", "eps",
+)
+
+
+@partial(jax.jit, static_argnames=("chunk",))
+def _flip_stats(W, W0, a, X, y, eps, eps0, chunk):
+    """(flipped (i, r) pairs, neurons with a flip, max_r ‖w_r − w_r(0)‖₂) over neuron chunks.
+
+    A flip is a change of (A⁺_ri, A⁻_ri) from t = 0; since y_i a_r fixes which one can be
+    non-zero, that is a change of the active indicator A_ri.
+    """
+    Wc, ac = pad_rows(W, a, chunk)
+    W0c, _ = pad_rows(W0, a, chunk)
+
+    def body(carry, args):
+        w, w0, ar = args
+        act = _ibp_preact(w, ar, X, y, eps)[0] > 0
+        act0 = _ibp_preact(w0, ar, X, y, eps0)[0] > 0
+        flip = act != act0
+        move = jnp.sqrt(jnp.sum((w - w0) ** 2, axis=1))
+        return (carry[0] + jnp.sum(flip), carry[1] + jnp.sum(jnp.any(flip, axis=0)),
+                jnp.maximum(carry[2], jnp.max(move))), None
+
+    out, _ = jax.lax.scan(body, (0, 0, jnp.asarray(0.0, W.dtype)), (Wc, W0c, ac))
+    return out
+
+
+@jax.jit
+def _margins(W, a, X, y, eps):
+    z, s = _ibp_preact(W, a, X, y, eps)
+    u_lo = jnp.sum(s * jax.nn.relu(z), axis=1) / jnp.sqrt(W.shape[0])
+    return _margin(W, a, X, y), u_lo
+
+
+def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None):
+    """Builder: ``record(W, eps=None)`` → dict of the tracked scalars at weights W.
+
+    Inputs are float64 jax arrays (internal API; inside ``jax.enable_x64``). With
+    ``gram=False`` the O(n²m) Gram quantities are NaN. ``eps`` in ``record`` lets a
+    schedule change ε; flips are counted against the indicators at t = 0 with ε of t = 0.
+    ``loss_rate(W)``, when given, is the integrator's dL̄/dt at W and adds
+    ``identity_residual`` = dL̄/dt + l'(u̲)ᵀ H l'(u̲), which Eq. 5 says is 0.
+    """
+    n, d = X.shape
+    m = W0.shape[0]
+    chunk = chunk_size(n, m, d)
+    H0 = np.asarray(_gram(W0, a, X, y, eps)) if gram else None
+
+    def record(W, eps_t=None):
+        e = eps if eps_t is None else eps_t
+        u, u_lo = (np.asarray(v) for v in _margins(W, a, X, y, e))
+        flips, nflips, move = (float(v) for v in _flip_stats(W, W0, a, X, y, e, eps, chunk))
+        out = {
+            "loss": float(np.sum(np.logaddexp(0.0, -u_lo))),
+            "train_error": float(np.mean(u <= 0)),
+            "certified_error": float(np.mean(u_lo <= 0)),
+            "flip_fraction": flips / (n * m),
+            "neuron_flip_fraction": nflips / m,
+            "max_weight_change": move,
+            "eps": float(e),
+            "lambda_min": np.nan,
+            "gram_change": np.nan,
+            "identity_residual": np.nan,
+        }
+        if gram:
+            H = np.asarray(_gram(W, a, X, y, e))
+            out["lambda_min"] = float(scipy.linalg.eigvalsh(H, subset_by_index=[0, 0])[0])
+            D = H - H0
+            out["gram_change"] = float(np.max(np.abs(scipy.linalg.eigvalsh((D + D.T) / 2))))
+            if loss_rate is not None:
+                lp = -1.0 / (1.0 + np.exp(np.clip(u_lo, -700, 700)))  # l'(u̲)
+                out["identity_residual"] = float(loss_rate(W) + lp @ H @ lp)
+        return out
+
+    return record
+
+
+@dataclass
+class Trajectory:
+    """Tracked quantities over save times ``ts``; ``series[name]`` is an array like ``ts``.
+
+    ``W`` holds the final weights (m, d) and ``W_saved`` (optional) the weights at every
+    save time. ``error_estimate`` is the step-error certificate (gradient flow; NaN for
+    discrete training), ``meta`` what produced the run (JSON-ready).
+    """
+
+    ts: np.ndarray
+    series: dict
+    W: np.ndarray
+    a: np.ndarray
+    meta: dict = field(default_factory=dict)
+    error_estimate: float = float("nan")
+    W_saved: np.ndarray | None = None
+
+    def __getattr__(self, name):
+        series = self.__dict__.get("series", {})
+        if name in series:
+            return series[name]
+        raise AttributeError(name)
+
+    def save(self, path) -> Path:
+        """Write ``path`` (.npz arrays) and ``path`` with .json (metadata), each atomically."""
+        path = Path(path).with_suffix(".npz")
+        arrays = {"ts": self.ts, "W": self.W, "a": self.a, **{f"series_{k}": v for k, v in self.series.items()}}
+        if self.W_saved is not None:
+            arrays["W_saved"] = self.W_saved
+        write_npz(path, arrays)
+        write_json(path.with_suffix(".json"), {"meta": self.meta, "error_estimate": self.error_estimate,
+                                               "series": sorted(self.series), "format": "ntkflow.trajectory/1"})
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Trajectory":
+        path = Path(path).with_suffix(".npz")
+        meta = read_json(path.with_suffix(".json"))
+        arr = read_npz(path)
+        if meta.get("format") != "ntkflow.trajectory/1" or "ts" not in arr or "W" not in arr:
+            raise ValueError(f"{path}: not an ntkflow trajectory")
+        series = {k: arr[f"series_{k}"] for k in meta["series"] if f"series_{k}" in arr}
+        if len(series) != len(meta["series"]) or any(len(v) != len(arr["ts"]) for v in series.values()):
+            raise ValueError(f"{path}: trajectory series are missing or of the wrong length")
+        return cls(ts=arr["ts"], series=series, W=arr["W"], a=arr["a"], meta=meta["meta"],
+                   error_estimate=float(meta["error_estimate"]), W_saved=arr.get("W_saved"))
