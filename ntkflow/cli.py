@@ -144,21 +144,83 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", required=True)
     f.add_argument("--quiet", action="store_true")
     f.set_defaults(fn=_cmd_flow)
-    d = sub.add_parser("demo", help="the main job on the embedded data")
+    sw = sub.add_parser("sweep", help="run a resumable width/ε sweep from a TOML config")
+    sw.add_argument("config")
+    sw.add_argument("--out", required=True, help="results directory")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value, e.g. --set train.epochs=5 --set grid.width=[100,200]")
+    sw.add_argument("--executor", default="local", choices=["local", "dask"])
+    sw.add_argument("--workers", type=int, default=None, help="processes (local) or LocalCluster workers")
+    sw.add_argument("--scheduler", default=None, help="dask scheduler ADDRESS, or 'local' for a LocalCluster")
+    sw.add_argument("--force", action="store_true", help="accept a changed config under an existing --out")
+    sw.add_argument("--quiet", action="store_true")
+    sw.set_defaults(fn=_cmd_sweep)
+    fg = sub.add_parser("figures", help="write every figure a results directory supports (PNG and PDF)")
+    fg.add_argument("dir")
+    fg.set_defaults(fn=_cmd_figures)
+    d = sub.add_parser("demo", help="the main job: a reduced Figure 1 on the embedded MNIST 2-vs-5 data")
+    d.add_argument("--config", default="experiments/demo.toml")
     d.add_argument("--out", default="demo_out")
-    d.add_argument("--quick", action="store_true", help="a few-second version (for tests)")
+    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    d.add_argument("--force", action="store_true")
+    d.add_argument("--quiet", action="store_true")
     d.set_defaults(fn=_cmd_demo)
     return p
 
 
-def _cmd_demo(args) -> int:
-    from .data import mnist25
+def _cmd_sweep(args) -> int:
+    from .sweep import load_config, run_sweep
 
-    for eps in (0.0, 0.04):
-        ds = mnist25(n=200 if args.quick else None, normalize_eps=eps)
-        print(f"\n== core report, embedded MNIST 2-vs-5, ε = {eps} ==")
-        core_report(ds.X, ds.y, eps, widths=(100, 1000) if args.quick else (100, 1000, 10_000),
-                    samples=2000 if args.quick else 20_000)
+    cfg = load_config(args.config, args.set)
+    path = run_sweep(cfg, args.out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
+                     force=args.force, quiet=args.quiet)
+    print(f"results: {path}")
+    return 0
+
+
+def _cmd_figures(args) -> int:
+    from .plots import figures
+
+    for p in figures(args.dir):
+        print(p)
+    return 0
+
+
+def summary(directory) -> str:
+    """Fig. 1 numbers from a results directory, as a short text table."""
+    from .plots import _agg
+    from .sweep.store import read_table
+
+    rows = read_table(f"{directory}/results.csv")
+    lines = ["final training error (mean ± s.e. over seeds; IBP: certified error):",
+             f"{'width':>7}  {'standard':>14}" + "".join(
+                 f"  {'IBP ε=' + format(e, 'g'):>14}" for e in sorted({r['eps'] for r in rows if r['method'] == 'ibp'}))]
+    std = _agg([r for r in rows if r["method"] == "standard"], "final_train_error", ("width",))
+    ibp = _agg([r for r in rows if r["method"] == "ibp"], "final_certified_error", ("width", "eps"))
+    eps_all = sorted({r["eps"] for r in rows if r["method"] == "ibp"})
+    for w in sorted({r["width"] for r in rows}):
+        cell = lambda v: f"{v[0]:.3f} ± {v[1]:.3f}" if v else "—"  # noqa: E731
+        lines.append(f"{int(w):>7}  {cell(std.get((w,))):>14}" + "".join(f"  {cell(ibp.get((w, e))):>14}"
+                                                                         for e in eps_all))
+    return "\n".join(lines)
+
+
+def _cmd_demo(args) -> int:
+    from pathlib import Path
+
+    from .plots import figures
+    from .sweep import load_config, run_sweep
+
+    config = Path(args.config)
+    if not config.exists():
+        raise ValueError(f"config: {config} not found (run `make demo` from the repository root)")
+    cfg = load_config(config, args.set)
+    run_sweep(cfg, args.out, quiet=args.quiet, force=args.force)
+    for p in figures(args.out):
+        if p.suffix == ".png":
+            print(f"figure: {p}")
+    print()
+    print(summary(args.out))
     return 0
 
 

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 from ._io import read_json  # noqa: E402
 from .tracker import Trajectory  # noqa: E402
 
-__all__ = ["fig_flow", "save"]
+__all__ = ["fig_flow", "fig1a", "fig1b", "fig_scaling", "fig_lambda0", "figures", "save"]
 
 
 def save(fig, path: Path) -> list[Path]:
@@ -31,32 +31,55 @@ def save(fig, path: Path) -> list[Path]:
     return out
 
 
-def load_flows(directory) -> dict[float, dict[int, Trajectory]]:
-    """Trajectories ``flow_eps{ε}_m{m}.npz`` in ``directory``, keyed by ε then m."""
-    flows: dict[float, dict[int, Trajectory]] = {}
+def _curves_from_trajectories(directory):
+    """{ε: {m: (ts, loss, λmin(H(t)), max_weight_change, flip_fraction)}} and {ε: λ0 record}."""
+    curves, lam = {}, {}
     for p in sorted(Path(directory).glob("flow_eps*_m*.npz")):
-        m = re.fullmatch(r"flow_eps([0-9.e-]+)_m(\d+)\.npz", p.name)
-        if m:
-            flows.setdefault(float(m.group(1)), {})[int(m.group(2))] = Trajectory.load(p)
-    return flows
+        mt = re.fullmatch(r"flow_eps([0-9.e-]+)_m(\d+)\.npz", p.name)
+        if mt:
+            tr = Trajectory.load(p)
+            eps = float(mt.group(1))
+            curves.setdefault(eps, {})[int(mt.group(2))] = (tr.ts, tr.loss, tr.lambda_min, tr.max_weight_change,
+                                                             tr.flip_fraction)
+            lam[eps] = read_json(Path(directory) / f"lambda0_eps{mt.group(1)}.json")["value"]
+    return curves, lam
 
 
-def fig_flow(directory, out=None) -> list[Path]:
-    """L̄(t) (log scale) and λmin(H(t))/λ0 against t for each width, one column per ε.
+def _curves_from_sweep(directory):
+    """Same as ``_curves_from_trajectories`` from a sweep's cell records (seed 0 of each cell)."""
+    from .sweep.store import read_table
 
-    The dashed line at 1/2 is Lemma 5's guarantee λmin(H(t)) ≥ λ0/2.
-    """
-    flows = load_flows(directory)
-    if not flows:
-        raise ValueError(f"{directory}: no flow_eps*_m*.npz trajectories (run `ntkflow flow --out DIR`)")
-    eps_list = sorted(flows)
+    curves, lam = {}, {}
+    recs = sorted((read_json(p) for p in (Path(directory) / "cells").glob("*.json")), key=lambda r: r["cell"]["seed"])
+    for rec in recs:  # the smallest seed of each (ε, m) cell
+        c, s = rec["cell"], rec["series"]
+        curves.setdefault(c["eps"], {}).setdefault(c["width"], tuple(
+            np.asarray(v, float) for v in (rec["ts"], s["loss"], s["lambda_min"], s["max_weight_change"],
+                                           s["flip_fraction"])))
+    if (Path(directory) / "lambda0.csv").exists():
+        lam = {r["eps"]: r["lambda_0"] for r in read_table(Path(directory) / "lambda0.csv")}
+    return curves, lam
+
+
+def _lambda_panels(curves, lam, title, out, envelopes: bool = False) -> list[Path]:
+    eps_list = sorted(e for e in curves if e in lam)
+    if not eps_list:
+        raise ValueError("no trajectories with a λ0 to normalise by (track.lambda_0 / lambda0_eps*.json)")
     fig, ax = plt.subplots(2, len(eps_list), figsize=(5 * len(eps_list), 7), squeeze=False)
     for c, eps in enumerate(eps_list):
-        lam = read_json(Path(directory) / f"lambda0_eps{eps}.json")
-        for m, tr in sorted(flows[eps].items()):
-            ax[0, c].semilogy(tr.ts, tr.loss, label=f"m = {m}")
-            ax[1, c].plot(tr.ts, tr.lambda_min / lam["value"], label=f"m = {m}")
-        ax[0, c].set_title(f"ε = {eps}  (λ0 = {lam['value']:.3g}, n = {lam['n']})")
+        for m, (ts, loss, lmin, *_rest) in sorted(curves[eps].items()):
+            line, = ax[0, c].semilogy(ts, loss, label=f"m = {m}")
+            ax[1, c].plot(ts, lmin / lam[eps], color=line.get_color(), label=f"m = {m}")
+        if envelopes:
+            from .theory import log_loss_bound
+
+            m_max = max(curves[eps])
+            ts, loss = curves[eps][m_max][:2]
+            for var, ls in (("main", "--"), ("appendix", ":")):
+                env = np.exp(np.minimum(log_loss_bound(ts, loss[0], lam[eps], var), 700))
+                ax[0, c].semilogy(ts, env, ls=ls, c="k", lw=1, label=f"Lemma 6 ({var}), m = {m_max}")
+            ax[0, c].set_ylim(top=loss.max() * 10 ** 3)
+        ax[0, c].set_title(f"ε = {eps}  (λ0 = {lam[eps]:.3g})")
         ax[0, c].set_ylabel("robust loss L̄(t)")
         ax[1, c].axhline(0.5, ls="--", c="k", lw=1, label="Lemma 5: λ0/2")
         ax[1, c].axhline(0.75, ls=":", c="gray", lw=1, label="Lemma 4: ¾λ0 at t = 0")
@@ -64,6 +87,144 @@ def fig_flow(directory, out=None) -> list[Path]:
         ax[1, c].set_xlabel("t (gradient-flow time)")
         for a in ax[:, c]:
             a.grid(alpha=0.3)
-            a.legend(fontsize=8)
-    fig.suptitle("Gradient flow of IBP training on MNIST 2-vs-5")
-    return save(fig, Path(out or Path(directory) / "fig_flow"))
+            a.legend(fontsize=7)
+    fig.suptitle(title)
+    return save(fig, out)
+
+
+def fig_flow(directory, out=None) -> list[Path]:
+    """L̄(t) (log scale) and λmin(H(t))/λ0 against t for each width, one column per ε,
+    from ``ntkflow flow`` trajectories. The dashed line at 1/2 is Lemma 5's guarantee."""
+    curves, lam = _curves_from_trajectories(directory)
+    if not curves:
+        raise ValueError(f"{directory}: no flow_eps*_m*.npz trajectories (run `ntkflow flow --out DIR`)")
+    return _lambda_panels(curves, lam, "Gradient flow of IBP training on MNIST 2-vs-5",
+                          Path(out or Path(directory) / "fig_flow"))
+
+
+def _agg(rows, key, by):
+    """Mean and standard error of ``key`` over seeds, grouped by the ``by`` columns."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(tuple(r[b] for b in by), []).append(r[key])
+    out = {}
+    for g, v in groups.items():
+        v = np.asarray(v, float)
+        out[g] = (v.mean(), v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0.0, len(v))
+    return out
+
+
+def fig1a(rows, out) -> list[Path]:
+    """Final training error vs width: standard (train error) and IBP per ε (certified error),
+    mean ± standard error over seeds (paper Fig. 1a)."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    std = [r for r in rows if r["method"] == "standard"]
+    if std:
+        a = _agg(std, "final_train_error", ("width",))
+        w = sorted(a)
+        ax.errorbar([k[0] for k in w], [a[k][0] for k in w], [a[k][1] for k in w], marker="o", capsize=3,
+                    label="standard training")
+    ibp = [r for r in rows if r["method"] == "ibp"]
+    for eps in sorted({r["eps"] for r in ibp}):
+        a = _agg([r for r in ibp if r["eps"] == eps], "final_certified_error", ("width",))
+        w = sorted(a)
+        if len(w) < 2:
+            continue
+        ax.errorbar([k[0] for k in w], [a[k][0] for k in w], [a[k][1] for k in w], marker="s", capsize=3,
+                    label=f"IBP, ε = {eps:g} (certified)")
+    ax.set_xscale("log")
+    ax.set_xlabel("width m")
+    ax.set_ylabel("final training error")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Fig. 1a: training error vs width (mean ± s.e. over seeds)")
+    return save(fig, out)
+
+
+def fig1b(rows, out, widths=(2000, 5000)) -> list[Path]:
+    """Final IBP (certified) training error vs ε at the given widths (paper Fig. 1b)."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ibp = [r for r in rows if r["method"] == "ibp"]
+    have = sorted({r["width"] for r in ibp})
+    for w in widths:
+        if w not in have:
+            continue
+        a = _agg([r for r in ibp if r["width"] == w], "final_certified_error", ("eps",))
+        e = sorted(a)
+        ax.errorbar([k[0] for k in e], [a[k][0] for k in e], [a[k][1] for k in e], marker="o", capsize=3,
+                    label=f"m = {w}")
+    ax.axhline(0.5, ls=":", c="gray", lw=1, label="random guess")
+    ax.set_xscale("log")
+    ax.set_xlabel("ε")
+    ax.set_ylabel("final IBP (certified) training error")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Fig. 1b: IBP training error vs ε")
+    return save(fig, out)
+
+
+def fig_scaling(curves, out, t_index=-1) -> list[Path]:
+    """Flip fraction and max weight movement vs m at a fixed t (log–log) with a 1/√m guide."""
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    for eps in sorted(curves):
+        ms = np.array(sorted(curves[eps]), float)
+        if len(ms) < 2:
+            continue
+        move = np.array([curves[eps][int(m)][3][t_index] for m in ms])
+        flip = np.array([curves[eps][int(m)][4][t_index] for m in ms])
+        for a, v, name in ((ax[0], flip, "flip fraction"), (ax[1], move, "max_r ‖w_r(t) − w_r(0)‖")):
+            line, = a.loglog(ms, np.maximum(v, 1e-12), marker="o", label=f"ε = {eps:g}")
+            a.loglog(ms, v[0] * np.sqrt(ms[0] / ms), ls="--", c=line.get_color(), lw=1, alpha=0.6)
+            a.set_ylabel(name)
+    for a in ax:
+        a.set_xlabel("width m")
+        a.grid(alpha=0.3, which="both")
+        a.legend(fontsize=8, title="dashed: ∝ 1/√m")
+    fig.suptitle("Lazy training: indicator flips and weight movement at the final time")
+    return save(fig, out)
+
+
+def fig_lambda0(rows, out) -> list[Path]:
+    """λ0 = λmin(H∞) with its 95% CI against ε."""
+    rows = sorted(rows, key=lambda r: r["eps"])
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    e = np.array([r["eps"] for r in rows])
+    v = np.array([r["lambda_0"] for r in rows])
+    lo = v - np.array([r["ci_low"] for r in rows])
+    hi = np.array([r["ci_high"] for r in rows]) - v
+    ax.errorbar(e, v, [lo, hi], marker="o", capsize=3)
+    ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_yscale("log")
+    ax.set_xlabel("ε")
+    ax.set_ylabel("λ0 (95% CI)")
+    ax.grid(alpha=0.3, which="both")
+    ax.set_title("λ0 = λmin(H∞) against ε")
+    return save(fig, out)
+
+
+def figures(directory) -> list[Path]:
+    """Every figure the results in ``directory`` support, written next to them."""
+    from .sweep.store import read_table
+
+    d = Path(directory)
+    if not (d / "results.csv").exists():
+        raise ValueError(f"{d}: no results.csv (run `ntkflow sweep CONFIG --out {d}` first)")
+    rows = read_table(d / "results.csv")
+    out = []
+    if any(r["method"] == "standard" for r in rows) or len({r["width"] for r in rows}) > 1:
+        out += fig1a(rows, d / "fig1a")
+    if len({r["eps"] for r in rows if r["method"] == "ibp"}) > 1:
+        out += fig1b(rows, d / "fig1b", widths=sorted({int(r["width"]) for r in rows})
+                     if not {2000, 5000} & {int(r["width"]) for r in rows} else (2000, 5000))
+    curves, lam = _curves_from_sweep(d)
+    has_gram = any(np.isfinite(c[2]).any() for per in curves.values() for c in per.values())
+    if has_gram and lam:
+        out += _lambda_panels(curves, lam, "Robust loss with Lemma 6 envelopes, λmin(H(t))/λ0", d / "fig_theory",
+                              envelopes=True)
+    if any(len(per) > 1 for per in curves.values()):
+        out += fig_scaling(curves, d / "fig_scaling")
+    if lam:
+        out += fig_lambda0(read_table(d / "lambda0.csv"), d / "fig_lambda0")
+    return out

@@ -83,14 +83,17 @@ def _epoch(W, opt_state, a, X, y, idx, eps_steps, scale, opt):
 
 def train(W0, a, X, y, eps, *, optimizer: str = "sgd", lr: float, epochs: int, batch_size: int | None = None,
           eps_schedule=None, seed: int = 0, momentum: float | None = None, track_gram: bool = False,
-          keep_W: bool = False, progress: bool = False) -> Trajectory:
+          keep_W: bool = False, record_every: int = 1, dtype: str = "float64", progress: bool = False) -> Trajectory:
     """Train the first layer with ``optimizer`` on L̄; return a ``Trajectory`` recorded per epoch.
 
     ``optimizer``: sgd (``batch_size`` < n) / gd (full batch) / momentum / adam (optax).
     ``eps`` is the target radius; ``eps_schedule`` (``EpsSchedule``, dict or callable
     epoch → ε) ramps it. ``ts`` counts epochs (0 = initialization). Standard training
-    is ``eps=0``. ``track_gram`` adds λmin(H) and ‖H − H(0)‖₂ (O(n²m) per epoch).
-    Float64; the same inputs and seed give identical trajectories on CPU.
+    is ``eps=0``. ``track_gram`` adds λmin(H) and ‖H − H(0)‖₂ (O(n²m) per record).
+    ``record_every`` records every k-th epoch (and always the last). ``dtype="float32"``
+    trains in float32 (full-precision products, no TF32) for speed; what is recorded —
+    loss, errors, certified error — is always recomputed in float64 from W.
+    The same inputs and seed give identical trajectories on CPU.
     """
     W0, a, X, y, eps = V.problem(W0, a, X, y, eps)
     n = X.shape[0]
@@ -105,19 +108,27 @@ def train(W0, a, X, y, eps, *, optimizer: str = "sgd", lr: float, epochs: int, b
         raise ValueError(f"momentum: must be in [0, 1), got {momentum}")
     sched = _schedule_fn(eps_schedule, eps)
     seed = V.positive_int("seed", seed, minimum=0)
-    return _train(W0, a, X, y, eps, optimizer, lr, epochs, B, sched, seed, momentum, track_gram, keep_W, progress)
+    record_every = V.positive_int("record_every", record_every)
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype: must be 'float32' or 'float64', got {dtype!r}")
+    return _train(W0, a, X, y, eps, optimizer, lr, epochs, B, sched, seed, momentum, track_gram, keep_W,
+                  record_every, dtype, progress)
 
 
 @x64
-def _train(W0, a, X, y, eps, optimizer, lr, epochs, B, sched, seed, momentum, track_gram, keep_W, progress):
+def _train(W0, a, X, y, eps, optimizer, lr, epochs, B, sched, seed, momentum, track_gram, keep_W, record_every,
+           dtype, progress):
     n = X.shape[0]
     W0, a, X, y = (jnp.asarray(v) for v in (W0, a, X, y))
     opt = OPTIMIZERS[optimizer](lr, momentum)
     record = tracker(W0, a, X, y, sched(0.0), gram=track_gram)
+    cast = (lambda v: v.astype(jnp.float32)) if dtype == "float32" else (lambda v: v)  # noqa: E731
+    Xc, yc, ac = cast(X), cast(y), cast(a)
     steps = n // B
     rng = np.random.default_rng(seed)
-    W, state = W0, opt.init(W0)
-    rows, saved = [record(W0)], [np.asarray(W0)] if keep_W else []
+    W = cast(W0)
+    state = opt.init(W)
+    rows, saved, ts = [record(W0)], [np.asarray(W0)] if keep_W else [], [0.0]
     it = range(epochs)
     if progress:
         from tqdm.auto import tqdm
@@ -127,12 +138,15 @@ def _train(W0, a, X, y, eps, optimizer, lr, epochs, B, sched, seed, momentum, tr
         idx = np.arange(n) if B == n else rng.permutation(n)
         idx = idx[: steps * B].reshape(steps, B)
         eps_steps = np.array([sched(ep + k / steps) for k in range(steps)])
-        W, state = _epoch(W, state, a, X, y, jnp.asarray(idx), jnp.asarray(eps_steps), n / B, opt)
-        rows.append(record(W, sched(ep + 1.0)))
-        if keep_W:
-            saved.append(np.asarray(W))
+        W, state = _epoch(W, state, ac, Xc, yc, jnp.asarray(idx), jnp.asarray(eps_steps, W.dtype), n / B, opt)
+        if (ep + 1) % record_every == 0 or ep + 1 == epochs:
+            Wr = W.astype(jnp.float64)
+            rows.append(record(Wr, sched(ep + 1.0)))
+            ts.append(ep + 1.0)
+            if keep_W:
+                saved.append(np.asarray(Wr))
     series = {k: np.array([r[k] for r in rows]) for k in SERIES}
     meta = {"kind": "train", "optimizer": optimizer, "lr": lr, "epochs": epochs, "batch_size": B, "eps": eps,
-            "seed": seed, "momentum": momentum, "m": int(W0.shape[0]), "n": n, "d": int(X.shape[1])}
-    return Trajectory(ts=np.arange(epochs + 1, dtype=float), series=series, W=np.asarray(W), a=np.asarray(a),
+            "seed": seed, "momentum": momentum, "m": int(W0.shape[0]), "n": n, "d": int(X.shape[1]), "dtype": dtype}
+    return Trajectory(ts=np.array(ts), series=series, W=np.asarray(W, np.float64), a=np.asarray(a),
                       meta=meta, W_saved=np.stack(saved) if keep_W else None)

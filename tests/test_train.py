@@ -65,3 +65,12 @@ def test_track_gram_records_lambda_min():
 def test_train_bad_input(kw, match):
     with pytest.raises(ValueError, match=match):
         nf.train(W, A, X, Y, EPS, **kw)
+
+
+def test_float32_training_tracks_float64_and_record_every():
+    a64 = nf.train(W, A, X, Y, EPS, lr=0.01, epochs=6, batch_size=4, record_every=3)
+    a32 = nf.train(W, A, X, Y, EPS, lr=0.01, epochs=6, batch_size=4, record_every=3, dtype="float32")
+    np.testing.assert_array_equal(a64.ts, [0, 3, 6])
+    assert a32.W.dtype == np.float64
+    np.testing.assert_allclose(a32.W, a64.W, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(a32.loss, a64.loss, rtol=1e-4)

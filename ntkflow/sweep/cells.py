@@ -1,0 +1,125 @@
+"""Cells of a sweep — one (method, width, ε, seed) each — and the cell function."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .config import canonical
+
+__all__ = ["Cell", "cells_of", "cell_key", "run_cell", "lambda0_task"]
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    """One training run. ``standard`` training always has ε = 0."""
+
+    width: int
+    method: str
+    eps: float
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.method}-m{self.width}-eps{self.eps:g}-s{self.seed}"
+
+
+def cells_of(cfg: dict) -> list[Cell]:
+    """The union of the grid products, deduplicated, ordered by width (same shapes adjacent)."""
+    out = set()
+    for g in cfg["grid"]:
+        for method in g["method"]:
+            for w in g["width"]:
+                for e in (g["eps"] if method == "ibp" else [0.0]):
+                    for s in g["seed"]:
+                        out.add(Cell(int(w), method, float(e), int(s)))
+    return sorted(out)
+
+
+def cell_key(cfg: dict, cell: Cell) -> str:
+    """Hash of everything a cell's result depends on (not the rest of the grid)."""
+    relevant = {k: cfg[k] for k in ("data", "train", "track")}
+    relevant["track"] = {k: v for k, v in relevant["track"].items() if not k.startswith("lambda_0")}
+    return hashlib.sha1(canonical([relevant, asdict(cell)]).encode()).hexdigest()[:10]
+
+
+@functools.lru_cache(maxsize=8)
+def _dataset(data_json: str, eps: float):
+    import json
+
+    from ..data import load
+
+    d = json.loads(data_json)
+    return load(d["source"], n=d["n_train"] or None, eps=eps, mnist_dir=d["mnist_dir"] or None, seed=d["seed"],
+                normalize=d["normalize"], n_test=d["n_test"], d=d["d"])
+
+
+def dataset_for(cfg: dict, eps: float):
+    """The data a cell at radius ε trains on (normalized into [ε, 1]^d when data.normalize)."""
+    return _dataset(canonical(cfg["data"]), eps if cfg["data"]["normalize"] else 0.0)
+
+
+def _errors(W, a, X, y, eps):
+    from ..model import ibp_lower_margin, margin
+
+    if len(y) == 0:
+        return float("nan"), float("nan")
+    return float(np.mean(margin(W, a, X, y) <= 0)), float(np.mean(ibp_lower_margin(W, a, X, y, eps) <= 0))
+
+
+def run_cell(cfg: dict, cell: Cell, progress: bool = False) -> dict:
+    """Train one cell; return its record (final numbers and tracked series, JSON-ready)."""
+    from ..flow import gradient_flow
+    from ..model import init_params
+    from ..train import EpsSchedule, train
+
+    t0 = time.perf_counter()
+    ds = dataset_for(cfg, cell.eps)
+    tr_cfg, track = cfg["train"], cfg["track"]
+    W0, a = init_params(cell.seed, cell.width, ds.X.shape[1])
+    if tr_cfg["flow"]:
+        tr = gradient_flow(W0, a, ds.X, ds.y, cell.eps, tr_cfg["t1"], solver=tr_cfg["solver"],
+                           save_at=np.linspace(0, tr_cfg["t1"], track["saves"]), certify=tr_cfg["certify"],
+                           track_gram=track["gram"], progress=progress)
+    else:
+        sched = EpsSchedule(tr_cfg["eps_warmup"], tr_cfg["eps_ramp"]) if cell.method == "ibp" else None
+        tr = train(W0, a, ds.X, ds.y, cell.eps, optimizer=tr_cfg["optimizer"], lr=tr_cfg["lr"],
+                   epochs=tr_cfg["epochs"], batch_size=tr_cfg["batch_size"] or None, eps_schedule=sched,
+                   seed=cell.seed, momentum=tr_cfg["momentum"] or None, track_gram=track["gram"],
+                   record_every=track["every"], dtype=tr_cfg["dtype"], progress=progress)
+    test_err, test_cert = _errors(tr.W, a, ds.X_test, ds.y_test, cell.eps)
+    s = tr.series
+    final = {
+        "final_train_error": float(s["train_error"][-1]),
+        "final_certified_error": float(s["certified_error"][-1]),
+        "final_loss": float(s["loss"][-1]),
+        "lambda_min_final": float(s["lambda_min"][-1]),
+        "max_weight_change": float(s["max_weight_change"][-1]),
+        "flip_fraction_final": float(s["flip_fraction"][-1]),
+        "final_test_error": test_err,
+        "final_test_certified_error": test_cert,
+        "error_estimate": float(tr.error_estimate),
+        "n_train": int(len(ds.y)),
+        "normalized": bool(cfg["data"]["normalize"]),
+        "wall_time": time.perf_counter() - t0,
+    }
+    return {"cell": asdict(cell), "final": final, "ts": tr.ts.tolist(),
+            "series": {k: np.asarray(v, float).tolist() for k, v in s.items()}}
+
+
+def lambda0_task(cfg: dict, eps: float) -> dict:
+    """λ0 = λmin(H∞) with its 95% CI on the data the ε cells train on."""
+    import warnings
+
+    from ..kernel import lambda_0
+
+    ds = dataset_for(cfg, eps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lam = lambda_0(ds.X, ds.y, eps, samples=cfg["track"]["lambda_0_samples"], seed=0)
+    return {"eps": eps, "lambda_0": lam.value, "ci_low": lam.ci[0], "ci_high": lam.ci[1], "samples": lam.samples,
+            "n_train": int(len(ds.y))}

@@ -1,0 +1,143 @@
+"""Sweep configuration: a TOML file (``tomllib``, no eval), dotted overrides, validation.
+
+Sections: ``[data]``, ``[grid]`` (a table, or ``[[grid]]`` tables whose products are
+united), ``[train]``, ``[track]``. Unknown keys and wrong types are one-line errors.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from pathlib import Path
+
+__all__ = ["DEFAULTS", "load_config", "resolve", "apply_override", "canonical"]
+
+#: Every key with its default; the type of the default is the type required.
+DEFAULTS: dict = {
+    "data": {"source": "mnist25", "n_train": 0, "n_test": 0, "normalize": False, "mnist_dir": "", "seed": 0,
+             "d": 784},
+    "grid": {"method": ["ibp"], "width": [1000], "eps": [0.0], "seed": [0]},
+    "train": {"optimizer": "sgd", "lr": 1e-4, "epochs": 10, "batch_size": 0, "momentum": 0.0, "dtype": "float32",
+              "eps_warmup": 0.0, "eps_ramp": 0.0, "flow": False, "t1": 1.0, "solver": "rk4", "certify": False},
+    "track": {"every": 1, "gram": False, "saves": 41, "lambda_0": False, "lambda_0_samples": 20_000},
+}
+METHODS = ("standard", "ibp")
+
+
+def _type_name(v) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list"}[type(v)]
+
+
+def _check_value(path: str, default, value):
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, list):
+        if not isinstance(value, list):
+            value = [value]
+        ok = len(value) > 0
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ValueError(f"config: {path} must be {_type_name(default)}, got {value!r}")
+    return value
+
+
+def _check_grid(i: str, g: dict) -> dict:
+    out = {}
+    for k, v in g.items():
+        if k not in DEFAULTS["grid"]:
+            raise ValueError(f"config: unknown key grid{i}.{k} (known: {', '.join(DEFAULTS['grid'])})")
+        out[k] = _check_value(f"grid{i}.{k}", DEFAULTS["grid"][k], v)
+    full = {**DEFAULTS["grid"], **out}
+    for mth in full["method"]:
+        if mth not in METHODS:
+            raise ValueError(f"config: grid{i}.method has {mth!r}; choose from {', '.join(METHODS)}")
+    for w in full["width"]:
+        if not isinstance(w, int) or isinstance(w, bool) or w < 1:
+            raise ValueError(f"config: grid{i}.width entries must be positive integers, got {w!r}")
+    for e in full["eps"]:
+        if not isinstance(e, (int, float)) or isinstance(e, bool) or not 0 <= e <= 1:
+            raise ValueError(f"config: grid{i}.eps entries must be numbers in [0, 1], got {e!r}")
+    for s in full["seed"]:
+        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
+            raise ValueError(f"config: grid{i}.seed entries must be integers >= 0, got {s!r}")
+    full["eps"] = [float(e) for e in full["eps"]]
+    return full
+
+
+def resolve(raw: dict) -> dict:
+    """Fill defaults and validate; the result is JSON-ready and canonical."""
+    if not isinstance(raw, dict):
+        raise ValueError("config: must be a TOML table")
+    out = {}
+    for sec, spec in DEFAULTS.items():
+        val = raw.get(sec, {})
+        if sec == "grid":
+            grids = val if isinstance(val, list) else [val]
+            if not all(isinstance(g, dict) for g in grids):
+                raise ValueError("config: [grid] must be a table or an array of tables")
+            out["grid"] = [_check_grid("" if len(grids) == 1 else f"[{i}]", g) for i, g in enumerate(grids)]
+            continue
+        if not isinstance(val, dict):
+            raise ValueError(f"config: [{sec}] must be a table")
+        sec_out = copy.deepcopy(spec)
+        for k, v in val.items():
+            if k not in spec:
+                raise ValueError(f"config: unknown key {sec}.{k} (known: {', '.join(spec)})")
+            sec_out[k] = _check_value(f"{sec}.{k}", spec[k], v)
+        out[sec] = sec_out
+    for sec in raw:
+        if sec not in DEFAULTS:
+            raise ValueError(f"config: unknown section [{sec}] (known: {', '.join(DEFAULTS)})")
+    t = out["train"]
+    if t["lr"] <= 0 or t["epochs"] < 1 or t["t1"] < 0 or t["batch_size"] < 0:
+        raise ValueError("config: train.lr must be > 0, train.epochs >= 1, train.t1 >= 0, train.batch_size >= 0")
+    if out["track"]["every"] < 1 or out["track"]["saves"] < 2:
+        raise ValueError("config: track.every must be >= 1 and track.saves >= 2")
+    return out
+
+
+def apply_override(raw: dict, spec: str) -> dict:
+    """Apply ``section.key=VALUE`` (VALUE in TOML syntax; a bare word is a string)."""
+    if "=" not in spec or "." not in spec.split("=", 1)[0]:
+        raise ValueError(f"--set: expected section.key=VALUE, got {spec!r}")
+    path, text = spec.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    *secs, key = path.strip().split(".")
+    node = raw
+    for s in secs:
+        node = node.setdefault(s, {})
+        if isinstance(node, list):  # [[grid]]: an override applies to every grid table
+            for g in node:
+                g[key] = value
+            return raw
+        if not isinstance(node, dict):
+            raise ValueError(f"--set: {path} does not name a key in a table")
+    node[key] = value
+    return raw
+
+
+def load_config(path, overrides=()) -> dict:
+    """Read, override and resolve a sweep config."""
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"config: {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"config: {path} is not valid TOML ({e})") from None
+    for o in overrides:
+        raw = apply_override(raw, o)
+    return resolve(raw)
+
+
+def canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
