@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest tests
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	cd benchmarks && ../$(BIN)/python run_all.py
 
 clean:
 	rm -rf $(VENV) demo_out

@@ -1,0 +1,58 @@
+"""Training-step benchmark (issue 7, item 3), printed as ratios measured in one run.
+
+One IBP step (robust loss + closed-form gradient + optax SGD update) at n=128 (a batch),
+d=784, m=80,000, float32, against (a) the two GEMMs it must do — X Wᵀ (n×d·d×m) and the
+(m×n)(n×d) gradient product — and (b) jax.value_and_grad of the plain (ε = 0) loss.
+Target: (step) / (two GEMMs) ≤ 1.3.
+Usage: python benchmarks/bench_train.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from _common import best_time, machine
+from ntkflow._jax import HIGHEST
+from ntkflow.loss import logistic
+from ntkflow.model import _margin
+from ntkflow.train import _epoch
+
+
+def main(quick: bool = False):
+    n, d, m = (128, 784, 8000) if quick else (128, 784, 80_000)
+    rng = np.random.default_rng(0)
+    X = jnp.asarray(rng.uniform(size=(n, d)), jnp.float32)
+    y = jnp.asarray(rng.choice([-1.0, 1.0], n), jnp.float32)
+    W = jnp.asarray(rng.standard_normal((m, d)), jnp.float32)
+    a = jnp.asarray(rng.choice([-1.0, 1.0], m), jnp.float32)
+    G = jnp.asarray(rng.standard_normal((n, m)), jnp.float32)
+    opt = optax.sgd(1e-4)
+    state = opt.init(W)
+    idx = jnp.arange(n)[None, :]
+    eps_steps = jnp.asarray([0.04], jnp.float32)
+    step = lambda: _epoch(W, state, a, X, y, idx, eps_steps, 1.0, opt)  # noqa: E731
+
+    @jax.jit
+    def gemms(W, G):
+        z = jnp.matmul(X, W.T, precision=HIGHEST)
+        return z, jnp.matmul(G.T, X, precision=HIGHEST)
+
+    plain = jax.jit(jax.value_and_grad(lambda W: jnp.sum(logistic(_margin(W, a, X, y)))))
+    t_step = best_time(step, repeat=5)
+    t_gemm = best_time(lambda: gemms(W, G), repeat=5)
+    t_plain = best_time(lambda: plain(W), repeat=5)
+    print(f"# bench_train — {machine()}")
+    print(f"3. IBP training step n={n} d={d} m={m} float32: {t_step * 1e3:.1f} ms vs two GEMMs "
+          f"{t_gemm * 1e3:.1f} ms = {t_step / t_gemm:.2f}x (target ≤ 1.3x); vs jax.value_and_grad of the plain "
+          f"loss {t_plain * 1e3:.1f} ms = {t_step / t_plain:.2f}x")
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true")
+    main(p.parse_args().quick)
