@@ -25,3 +25,12 @@ def machine() -> str:
     dev = jax.devices()[0]
     return (f"{datetime.date.today()} · {platform.processor() or platform.machine()} · "
             f"{os.cpu_count()} cores · {dev.platform}:{dev.device_kind} · jax {jax.__version__}")
+
+
+def cli(main) -> None:
+    """Run ``main(quick)`` with a ``--quick`` flag for smoke runs."""
+    import argparse
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true")
+    main(p.parse_args().quick)

@@ -8,13 +8,12 @@ Usage: python benchmarks/bench_gram.py [--quick]
 
 from __future__ import annotations
 
-import argparse
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from _common import best_time, machine
+from _common import best_time, cli, machine
 from ntkflow.gram import _gram
 from ntkflow.model import _ibp_lower_margin
 
@@ -61,6 +60,4 @@ def main(quick: bool = False):
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
-    main(p.parse_args().quick)
+    cli(main)

@@ -8,12 +8,11 @@ Usage: python benchmarks/bench_hinf.py [--quick]
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
 
 import ntkflow as nf
-from _common import machine
+from _common import cli, machine
 
 
 def main(quick: bool = False):
@@ -40,6 +39,4 @@ def main(quick: bool = False):
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
-    main(p.parse_args().quick)
+    cli(main)

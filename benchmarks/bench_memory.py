@@ -10,12 +10,11 @@ Usage: python benchmarks/bench_memory.py [--quick]
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 
-from _common import machine
+from _common import cli, machine
 
 CASE = r"""
 import json, resource, sys
@@ -66,6 +65,4 @@ def main(quick: bool = False):
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
-    main(p.parse_args().quick)
+    cli(main)

@@ -9,14 +9,13 @@ Usage: python benchmarks/bench_train.py [--quick]
 
 from __future__ import annotations
 
-import argparse
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from _common import best_time, machine
+from _common import best_time, cli, machine
 from ntkflow._jax import HIGHEST
 from ntkflow.loss import logistic
 from ntkflow.model import _margin
@@ -53,6 +52,4 @@ def main(quick: bool = False):
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
-    main(p.parse_args().quick)
+    cli(main)

@@ -114,31 +114,36 @@ def _agg(rows, key, by):
     return out
 
 
+def _mean_curve(ax, rows, key, by, label, marker="o", min_points=1):
+    """Plot the mean ± standard error of ``key`` over seeds against column ``by``."""
+    a = _agg(rows, key, (by,))
+    xs = sorted(a)
+    if xs and len(xs) >= min_points:
+        ax.errorbar([k[0] for k in xs], [a[k][0] for k in xs], [a[k][1] for k in xs], marker=marker, capsize=3,
+                    label=label)
+
+
+def _error_axes(ax, xlabel, ylabel, title):
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+
+
 def fig1a(rows, out) -> list[Path]:
     """Final training error vs width: standard (train error) and IBP per ε (certified error),
     mean ± standard error over seeds (paper Fig. 1a)."""
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    std = [r for r in rows if r["method"] == "standard"]
-    if std:
-        a = _agg(std, "final_train_error", ("width",))
-        w = sorted(a)
-        ax.errorbar([k[0] for k in w], [a[k][0] for k in w], [a[k][1] for k in w], marker="o", capsize=3,
-                    label="standard training")
+    _mean_curve(ax, [r for r in rows if r["method"] == "standard"], "final_train_error", "width",
+                "standard training")
     ibp = [r for r in rows if r["method"] == "ibp"]
     for eps in sorted({r["eps"] for r in ibp}):
-        a = _agg([r for r in ibp if r["eps"] == eps], "final_certified_error", ("width",))
-        w = sorted(a)
-        if len(w) < 2:
-            continue
-        ax.errorbar([k[0] for k in w], [a[k][0] for k in w], [a[k][1] for k in w], marker="s", capsize=3,
-                    label=f"IBP, ε = {eps:g} (certified)")
-    ax.set_xscale("log")
-    ax.set_xlabel("width m")
-    ax.set_ylabel("final training error")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("Fig. 1a: training error vs width (mean ± s.e. over seeds)")
+        _mean_curve(ax, [r for r in ibp if r["eps"] == eps], "final_certified_error", "width",
+                    f"IBP, ε = {eps:g} (certified)", marker="s", min_points=2)
+    _error_axes(ax, "width m", "final training error", "Fig. 1a: training error vs width (mean ± s.e. over seeds)")
     return save(fig, out)
 
 
@@ -146,22 +151,10 @@ def fig1b(rows, out, widths=(2000, 5000)) -> list[Path]:
     """Final IBP (certified) training error vs ε at the given widths (paper Fig. 1b)."""
     fig, ax = plt.subplots(figsize=(6, 4.2))
     ibp = [r for r in rows if r["method"] == "ibp"]
-    have = sorted({r["width"] for r in ibp})
     for w in widths:
-        if w not in have:
-            continue
-        a = _agg([r for r in ibp if r["width"] == w], "final_certified_error", ("eps",))
-        e = sorted(a)
-        ax.errorbar([k[0] for k in e], [a[k][0] for k in e], [a[k][1] for k in e], marker="o", capsize=3,
-                    label=f"m = {w}")
+        _mean_curve(ax, [r for r in ibp if r["width"] == w], "final_certified_error", "eps", f"m = {w}")
     ax.axhline(0.5, ls=":", c="gray", lw=1, label="random guess")
-    ax.set_xscale("log")
-    ax.set_xlabel("ε")
-    ax.set_ylabel("final IBP (certified) training error")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("Fig. 1b: IBP training error vs ε")
+    _error_axes(ax, "ε", "final IBP (certified) training error", "Fig. 1b: IBP training error vs ε")
     return save(fig, out)
 
 
