@@ -196,12 +196,18 @@ def summary(directory) -> str:
              f"{'width':>7}  {'standard':>14}" + "".join(
                  f"  {'IBP ε=' + format(e, 'g'):>14}" for e in sorted({r['eps'] for r in rows if r['method'] == 'ibp'}))]
     std = _agg([r for r in rows if r["method"] == "standard"], "final_train_error", ("width",))
-    ibp = _agg([r for r in rows if r["method"] == "ibp"], "final_certified_error", ("width", "eps"))
     eps_all = sorted({r["eps"] for r in rows if r["method"] == "ibp"})
-    for w in sorted({r["width"] for r in rows}):
-        cell = lambda v: f"{v[0]:.3f} ± {v[1]:.3f}" if v else "—"  # noqa: E731
-        lines.append(f"{int(w):>7}  {cell(std.get((w,))):>14}" + "".join(f"  {cell(ibp.get((w, e))):>14}"
-                                                                         for e in eps_all))
+
+    def cell(v):
+        return "—" if not v else (f"{v[0]:.3f} ± {v[1]:.3f}" if v[2] > 1 else f"{v[0]:.3f} (1 seed)")
+
+    for key, title in (("final_certified_error", None), ("final_train_error", "IBP-trained nets, clean training error:")):
+        ibp = _agg([r for r in rows if r["method"] == "ibp"], key, ("width", "eps"))
+        if title:
+            lines.append(title)
+        for w in sorted({r["width"] for r in rows}):
+            lines.append(f"{int(w):>7}  {(cell(std.get((w,))) if not title else ''):>14}"
+                         + "".join(f"  {cell(ibp.get((w, e))):>14}" for e in eps_all))
     return "\n".join(lines)
 
 

@@ -38,9 +38,9 @@ def _grad_from(W, X, z, s, lprime, eps):
 
 
 @jax.jit
-def _robust_loss_and_grad(W, a, X, y, eps):
-    """(L̄, dL̄/dW, u̲) with one pass over the pre-activations."""
-    z, s = _ibp_preact(W, a, X, y, eps)
+def _robust_loss_and_grad(W, a, X, y, eps, l1=None):
+    """(L̄, dL̄/dW, u̲) with one pass over the pre-activations (``l1``: ‖w_r‖₁ if known)."""
+    z, s = _ibp_preact(W, a, X, y, eps, l1)
     u = jnp.sum(s * jax.nn.relu(z), axis=1) / jnp.sqrt(W.shape[0])
     return jnp.sum(logistic(u)), _grad_from(W, X, z, s, loss_derivative(u), eps), u
 

@@ -103,14 +103,14 @@ def fig_flow(directory, out=None) -> list[Path]:
 
 
 def _agg(rows, key, by):
-    """Mean and standard error of ``key`` over seeds, grouped by the ``by`` columns."""
+    """Mean, standard error (NaN for a single seed) and count of ``key`` over seeds, grouped by ``by``."""
     groups: dict = {}
     for r in rows:
         groups.setdefault(tuple(r[b] for b in by), []).append(r[key])
     out = {}
     for g, v in groups.items():
         v = np.asarray(v, float)
-        out[g] = (v.mean(), v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0.0, len(v))
+        out[g] = (v.mean(), v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan"), len(v))
     return out
 
 

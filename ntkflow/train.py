@@ -71,13 +71,14 @@ def _epoch(W, opt_state, a, X, y, idx, eps_steps, scale, opt):
     """One epoch: idx (steps, B) sample indices, eps_steps (steps,) ε per step."""
 
     def step(carry, batch):
-        W, s = carry
+        W, s, l1 = carry
         rows, e = batch
-        g = _robust_loss_and_grad(W, a, X[rows], y[rows], e)[1] * scale
+        g = _robust_loss_and_grad(W, a, X[rows], y[rows], e, l1)[1] * scale
         upd, s = opt.update(g, s, W)
-        return (optax.apply_updates(W, upd), s), None
+        W = optax.apply_updates(W, upd)
+        return (W, s, jnp.sum(jnp.abs(W), axis=1)), None  # ‖w_r‖₁ rides on the update pass
 
-    (W, opt_state), _ = jax.lax.scan(step, (W, opt_state), (idx, eps_steps))
+    (W, opt_state, _), _ = jax.lax.scan(step, (W, opt_state, jnp.sum(jnp.abs(W), axis=1)), (idx, eps_steps))
     return W, opt_state
 
 
