@@ -21,7 +21,9 @@ def main(quick: bool = False):
     print(f"# bench_hinf — {machine()}")
     for eps in (0.001, 0.04):
         ds = nf.data.mnist25(n=n, normalize_eps=eps)
-        nf.lambda_0(ds.X[:50], ds.y[:50], eps, samples=100)  # compile
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nf.lambda_0(ds.X[:50], ds.y[:50], eps, samples=100)  # compile
         for cv in (True, False):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
