@@ -31,9 +31,9 @@ def _robust_loss(W, a, X, y, eps):
 def _grad_from(W, X, z, s, lprime, eps):
     """dL̄/dW = m^-1/2 Σ_i l'_i s_ir A_ir (x_i − s_ir ε sign(w_r)), as two products."""
     act = (z > 0).astype(W.dtype)
-    g = lprime[:, None] * act  # l'_i A_ir, (n, m)
-    gs = g * s  # l'_i s_ir A_ir
-    out = mm(gs.T, X) - eps * jnp.sign(W) * jnp.sum(g, axis=0)[:, None]
+    gs = (lprime[:, None] * s) * act  # l'_i s_ir A_ir, (n, m)
+    cs = mm(lprime, act)  # Σ_i l'_i A_ir as a product: a reduction here would be fused into the slow path
+    out = mm(gs.T, X) - eps * jnp.sign(W) * cs[:, None]
     return out / jnp.sqrt(W.shape[0])
 
 
