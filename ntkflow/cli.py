@@ -208,7 +208,31 @@ def summary(directory) -> str:
         for w in sorted({r["width"] for r in rows}):
             lines.append(f"{int(w):>7}  {(cell(std.get((w,))) if not title else ''):>14}"
                          + "".join(f"  {cell(ibp.get((w, e))):>14}" for e in eps_all))
+    lines += ["", "the paper's claims (Sec. 5), checked on this table:"] + claims(rows)
     return "\n".join(lines)
+
+
+def claims(rows) -> list[str]:
+    """Fig. 1's three qualitative claims, each answered from the results table."""
+    from .plots import _agg
+
+    std = _agg([r for r in rows if r["method"] == "standard"], "final_train_error", ("width",))
+    ibp = _agg([r for r in rows if r["method"] == "ibp"], "final_certified_error", ("width", "eps"))
+    out = []
+    above = [(w, e) for (w, e), v in ibp.items() if (w,) in std and v[0] > std[(w,)][0]]
+    pairs = [(w, e) for (w, e) in ibp if (w,) in std]
+    if pairs:
+        out.append(f"- IBP error above standard error at the same width: {len(above)}/{len(pairs)} (width, ε) pairs")
+    at04 = {w: v for (w, e), v in ibp.items() if e == 0.04}
+    if at04:
+        w = max(at04)
+        out.append(f"- ε = 0.04 at the largest width ({int(w)}): certified error {at04[w][0]:.3f} "
+                   f"({'does not reach 0' if at04[w][0] > 0 else 'reaches 0'})")
+    if ibp:
+        e_max = max(e for _, e in ibp)
+        vals = [v[0] for (w, e), v in ibp.items() if e == e_max]
+        out.append(f"- largest ε = {e_max:g}: certified error {np.mean(vals):.3f} (the paper reports ≈ 0.5, random guess)")
+    return out
 
 
 def _cmd_demo(args) -> int:

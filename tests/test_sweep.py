@@ -176,3 +176,15 @@ def test_override_applies_to_every_grid_table():
     raw = {"grid": [{"width": [1]}, {"width": [2]}]}
     apply_override(raw, "grid.seed=[3]")
     assert all(g["seed"] == [3] for g in raw["grid"])
+
+
+def test_demo_command_runs_a_config_and_prints_the_claims(config, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--config", str(config), "--out", str(out), "--quiet", "--set", "grid.seed=[0]"]) == 0
+    text = capsys.readouterr().out
+    assert "figure:" in text and (out / "fig1a.png").exists()
+    assert "IBP error above standard error at the same width:" in text
+    rows = read_table(out / "results.csv")
+    n_pairs = sum(1 for r in rows if r["method"] == "ibp")
+    assert f"/{n_pairs} (width, ε) pairs" in text
+    assert main(["demo", "--config", str(tmp_path / "none.toml"), "--out", str(out)]) == 2
