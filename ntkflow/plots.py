@@ -75,10 +75,19 @@ def _lambda_panels(curves, lam, title, out, envelopes: bool = False) -> list[Pat
 
             m_max = max(curves[eps])
             ts, loss = curves[eps][m_max][:2]
+            top = loss.max() * 10**3
+            off = []
             for var, ls in (("main", "--"), ("appendix", ":")):
-                env = np.exp(np.minimum(log_loss_bound(ts, loss[0], lam[eps], var), 700))
-                ax[0, c].semilogy(ts, env, ls=ls, c="k", lw=1, label=f"Lemma 6 ({var}), m = {m_max}")
-            ax[0, c].set_ylim(top=loss.max() * 10 ** 3)
+                logenv = log_loss_bound(ts, loss[0], lam[eps], var)
+                if logenv.min() > np.log(top):
+                    off.append(f"{var}: ≥ 10^{logenv.min() / np.log(10):.0f}")
+                else:
+                    ax[0, c].semilogy(ts, np.exp(np.minimum(logenv, np.log(top))), ls=ls, c="k", lw=1,
+                                      label=f"Lemma 6 ({var}), m = {m_max}")
+            ax[0, c].set_ylim(top=top)
+            if off:
+                ax[0, c].text(0.02, 0.02, "Lemma 6 envelopes off the chart\n" + "; ".join(off),
+                              transform=ax[0, c].transAxes, fontsize=7, va="bottom")
         ax[0, c].set_title(f"ε = {eps}  (λ0 = {lam[eps]:.3g})")
         ax[0, c].set_ylabel("robust loss L̄(t)")
         ax[1, c].axhline(0.5, ls="--", c="k", lw=1, label="Lemma 5: λ0/2")
