@@ -184,7 +184,7 @@ def _gradient_flow(W0, a, X, y, eps, t1, ts, solver, dt, rtol, atol, certify, tr
     disp = float(jnp.linalg.norm(W - W0))
     if certify and disp > 0 and err > 0.01 * disp:
         warnings.warn(f"gradient_flow: step-error estimate {err:.3g} exceeds 1% of the weight displacement "
-                      f"{disp:.3g}; pass a smaller dt (now {dt:.3g}) or tighter rtol/atol", stacklevel=2)
+                      f"{disp:.3g}; pass a smaller dt (now {dt:.3g}) or tighter rtol/atol", stacklevel=4)
     meta = {"kind": "gradient_flow", "solver": solver, "dt": dt, "rtol": rtol, "atol": atol, "eps": eps, "t1": t1,
             "m": int(W0.shape[0]), "n": int(X.shape[0]), "d": int(X.shape[1]), "lambda_max_h0": lam_max,
             "displacement": disp, "order": _ORDER[solver], **stats}

@@ -188,3 +188,34 @@ def test_demo_command_runs_a_config_and_prints_the_claims(config, tmp_path, caps
     n_pairs = sum(1 for r in rows if r["method"] == "ibp")
     assert f"/{n_pairs} (width, ε) pairs" in text
     assert main(["demo", "--config", str(tmp_path / "none.toml"), "--out", str(out)]) == 2
+
+
+def test_flow_sweep_with_gram_and_lambda0_makes_the_theory_figures(tmp_path, monkeypatch):
+    cfg = resolve({
+        "data": {"source": "synthetic", "n_train": 8, "d": 5, "normalize": True},
+        "grid": {"method": ["ibp"], "width": [20, 40], "eps": [0.0, 0.02], "seed": [0]},
+        "train": {"flow": True, "t1": 0.1, "certify": True},
+        "track": {"saves": 5, "gram": True, "lambda_0": True, "lambda_0_samples": 400},
+    })
+    out = tmp_path / "theory"
+    run_sweep(cfg, out, quiet=True)
+    rec = json.loads(next((out / "cells").glob("ibp-m40-eps0.02-*.json")).read_text())
+    assert len(rec["ts"]) == 5 and np.isfinite(rec["final"]["error_estimate"])
+    assert np.all(np.isfinite(rec["series"]["lambda_min"]))
+    l0 = read_table(out / "lambda0.csv")
+    assert {r["eps"] for r in l0} == {0.0, 0.02}
+    import ntkflow.plots as P
+
+    captured = {}
+    real_save = P.save
+    monkeypatch.setattr(P, "save", lambda fig, path: captured.setdefault(Path(path).name, fig) and real_save(fig, path))
+    names = {p.name for p in P.figures(out)}
+    assert {"fig_theory.png", "fig_scaling.png", "fig_lambda0.png"} <= names
+    # λ0 plotted is the table's
+    line = captured["fig_lambda0"].axes[0].containers[0].lines[0]
+    np.testing.assert_allclose(line.get_ydata(), [r["lambda_0"] for r in sorted(l0, key=lambda r: r["eps"])])
+    # λmin(H(t))/λ0 plotted is the record's series over the table's λ0
+    ax = captured["fig_theory"].axes[3]  # second row, ε = 0.02
+    y40 = [ln for ln in ax.lines if ln.get_label() == "m = 40"][0].get_ydata()
+    lam = next(r["lambda_0"] for r in l0 if r["eps"] == 0.02)
+    np.testing.assert_allclose(y40, np.asarray(rec["series"]["lambda_min"]) / lam)
