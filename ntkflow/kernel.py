@@ -271,7 +271,7 @@ def _lambda_0(X, y, eps, samples, seed, control_variate, progress):
         warnings.warn(
             f"lambda_0: gap λ2−λ1 = {gap:.3g} is under 4 standard errors ({se:.3g}): "
             "λ0 is nearly degenerate here; the jackknife carries the interval",
-            stacklevel=3,
+            stacklevel=4,
         )
     return EigenEstimate(value=value, ci=(value - half, value + half), stderr=se, samples=N, gap=gap,
                          plain_value=lam, bias=bias, delta_stderr=delta_se, groups=G, h_inf=est)
