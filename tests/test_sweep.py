@@ -194,7 +194,7 @@ def test_flow_sweep_with_gram_and_lambda0_makes_the_theory_figures(tmp_path, mon
     cfg = resolve({
         "data": {"source": "synthetic", "n_train": 8, "d": 5, "normalize": True},
         "grid": {"method": ["ibp"], "width": [20, 40], "eps": [0.0, 0.02], "seed": [0]},
-        "train": {"flow": True, "t1": 0.1, "certify": True},
+        "train": {"flow": True, "t1": 0.1, "certify": True, "dt": 0.005},
         "track": {"saves": 5, "gram": True, "lambda_0": True, "lambda_0_samples": 400},
     })
     out = tmp_path / "theory"

@@ -84,6 +84,7 @@ def run_cell(cfg: dict, cell: Cell, progress: bool = False) -> dict:
     if tr_cfg["flow"]:
         tr = gradient_flow(W0, a, ds.X, ds.y, cell.eps, tr_cfg["t1"], solver=tr_cfg["solver"],
                            save_at=np.linspace(0, tr_cfg["t1"], track["saves"]), certify=tr_cfg["certify"],
+                           dt=tr_cfg["dt"] or None,
                            track_gram=track["gram"], progress=progress)
     else:
         sched = EpsSchedule(tr_cfg["eps_warmup"], tr_cfg["eps_ramp"]) if cell.method == "ibp" else None

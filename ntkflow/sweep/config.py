@@ -19,7 +19,8 @@ DEFAULTS: dict = {
              "d": 784},
     "grid": {"method": ["ibp"], "width": [1000], "eps": [0.0], "seed": [0]},
     "train": {"optimizer": "sgd", "lr": 1e-4, "epochs": 10, "batch_size": 0, "momentum": 0.0, "dtype": "float32",
-              "eps_warmup": 0.0, "eps_ramp": 0.0, "flow": False, "t1": 1.0, "solver": "rk4", "certify": False},
+              "eps_warmup": 0.0, "eps_ramp": 0.0, "flow": False, "t1": 1.0, "solver": "rk4", "dt": 0.0,
+              "certify": False},
     "track": {"every": 1, "gram": False, "saves": 41, "lambda_0": False, "lambda_0_samples": 20_000},
 }
 METHODS = ("standard", "ibp")
@@ -96,8 +97,9 @@ def resolve(raw: dict) -> dict:
         if sec not in DEFAULTS:
             raise ValueError(f"config: unknown section [{sec}] (known: {', '.join(DEFAULTS)})")
     t = out["train"]
-    if t["lr"] <= 0 or t["epochs"] < 1 or t["t1"] < 0 or t["batch_size"] < 0:
-        raise ValueError("config: train.lr must be > 0, train.epochs >= 1, train.t1 >= 0, train.batch_size >= 0")
+    if t["lr"] <= 0 or t["epochs"] < 1 or t["t1"] < 0 or t["batch_size"] < 0 or t["dt"] < 0:
+        raise ValueError("config: train.lr must be > 0, train.epochs >= 1, train.t1 >= 0, train.batch_size >= 0, "
+                         "train.dt >= 0 (0: the solver's default)")
     if out["track"]["every"] < 1 or out["track"]["saves"] < 2:
         raise ValueError("config: track.every must be >= 1 and track.saves >= 2")
     return out
