@@ -46,12 +46,19 @@ def chunk_size(n: int, m: int, d: int, budget: int = 1 << 19, requested: int | N
     return int(max(1, min(m, c, (1 << 24) // max(d, 1) - 1)))
 
 
-def pad_rows(W, a, chunk: int):
-    """Pad (W, a) with zero neurons (they are never active) to a multiple of ``chunk``."""
-    m = W.shape[0]
-    k = -(-m // chunk)
-    extra = k * chunk - m
-    if extra:
-        W = jnp.concatenate([W, jnp.zeros((extra, W.shape[1]), W.dtype)])
-        a = jnp.concatenate([a, jnp.ones((extra,), a.dtype)])
-    return W.reshape(k, chunk, W.shape[1]), a.reshape(k, chunk)
+def scan_chunks(body, init, arrays, chunk: int):
+    """Fold ``body(carry, *row_blocks)`` over blocks of ``chunk`` rows of ``arrays`` (inside jit).
+
+    Full blocks are read in place with dynamic slices (no padded copy of a large W);
+    a shorter tail block, if any, is folded last.
+    """
+    m = arrays[0].shape[0]
+    full = m // chunk
+
+    def step(carry, i):
+        return body(carry, *(jax.lax.dynamic_slice_in_dim(x, i * chunk, chunk) for x in arrays)), None
+
+    carry, _ = jax.lax.scan(step, init, jnp.arange(full))
+    if m > full * chunk:
+        carry = body(carry, *(x[full * chunk:] for x in arrays))
+    return carry

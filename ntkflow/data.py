@@ -40,11 +40,18 @@ def _finish(name, X, y, Xt, yt, normalize_eps):
     return Dataset(X=X, y=y, name=name, normalized_eps=normalize_eps, X_test=Xt, y_test=yt)
 
 
-def _balanced(y, k, rng, pool=None):
-    """k indices of ``pool`` (default all), half per class (the extra one positive)."""
+def _balanced(y, k, rng, pool=None, strict: bool = True):
+    """k sorted indices of ``pool`` (default all), half per class (the extra one positive).
+
+    With ``strict=False`` a short class is taken whole and the other fills up to k.
+    """
     pool = np.arange(len(y)) if pool is None else pool
     pos, neg = pool[y[pool] > 0], pool[y[pool] < 0]
     kp = k - k // 2
+    if not strict:
+        kp = min(len(pos), max(kp, k - len(neg)))
+        return np.sort(np.concatenate([rng.choice(pos, kp, replace=False),
+                                       rng.choice(neg, min(len(neg), k - kp), replace=False)]))
     if kp > len(pos) or k // 2 > len(neg):
         raise ValueError(f"n: asked for {k} balanced samples, only {len(pos)}/{len(neg)} per class available")
     return np.sort(np.concatenate([rng.choice(pos, kp, replace=False), rng.choice(neg, k // 2, replace=False)]))

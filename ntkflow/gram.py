@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validate as V
-from ._jax import chunk_size, mmt, x64
+from ._jax import chunk_size, mmt, scan_chunks, x64
 from .model import _ibp_preact
 
 __all__ = ["gram_matrix", "gram_terms", "GramTerms"]
@@ -69,20 +69,11 @@ def _assemble(X, y, eps, m, sums):
 
 @partial(jax.jit, static_argnames=("chunk",))
 def _gram_terms(W, a, X, y, eps, chunk):
-    """Scan over full chunks read in place (no padded copy of W), then the tail."""
-    m, n = W.shape[0], X.shape[0]
-    full = m // chunk
-
-    def body(carry, i):
-        w = jax.lax.dynamic_slice_in_dim(W, i * chunk, chunk)
-        ar = jax.lax.dynamic_slice_in_dim(a, i * chunk, chunk)
-        return tuple(c + s for c, s in zip(carry, _sums(w, ar, X, y, eps))), None
-
+    n = X.shape[0]
     zero = jnp.zeros((n, n), X.dtype)
-    sums, _ = jax.lax.scan(body, (zero, zero, zero), jnp.arange(full))
-    if m > full * chunk:
-        sums = tuple(c + s for c, s in zip(sums, _sums(W[full * chunk:], a[full * chunk:], X, y, eps)))
-    return _assemble(X, y, eps, m, sums)
+    sums = scan_chunks(lambda c, w, ar: tuple(ci + si for ci, si in zip(c, _sums(w, ar, X, y, eps))),
+                       (zero, zero, zero), (W, a), chunk)
+    return _assemble(X, y, eps, W.shape[0], sums)
 
 
 def _gram(W, a, X, y, eps, chunk=None):

@@ -23,6 +23,7 @@ import numpy as np
 from . import _validate as V
 from . import theory as T
 from .assumptions import check_assumption_1, check_assumption_2
+from .data import _balanced
 from .flow import gradient_flow
 from .gram import gram_matrix
 from .kernel import lambda_0
@@ -122,14 +123,6 @@ def _decide(ok_at_worst: bool, ok_at_best: bool) -> str:
     if ok_at_worst:
         return "holds"
     return "unknown" if ok_at_best else "violated"
-
-
-def _subset(y, k, seed):
-    rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(y > 0), np.flatnonzero(y < 0)
-    kp = min(len(pos), k - k // 2)
-    kn = min(len(neg), k - kp)
-    return np.sort(np.concatenate([rng.choice(pos, kp, replace=False), rng.choice(neg, kn, replace=False)]))
 
 
 def check(X, y, eps, m, *, delta: float = 0.1, samples: int = 20_000, seed: int = 0, t1: float | None = None,
@@ -233,7 +226,7 @@ def check(X, y, eps, m, *, delta: float = 0.1, samples: int = 20_000, seed: int 
     stage("Lemma 4")
 
     # trajectory rows on a subset
-    idx = _subset(y, min(flow_n, n), seed)
+    idx = _balanced(y, min(flow_n, n), np.random.default_rng(seed), strict=False)
     Xs, ys = X[idx], y[idx]
     ns = len(idx)
     xis = float(np.min(np.linalg.norm(Xs, axis=1)))

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.linalg
 
 from ._io import read_json, read_npz, write_json, write_npz
-from ._jax import chunk_size, mmt, pad_rows
+from ._jax import chunk_size, scan_chunks
 from .gram import _gram
 from .model import _ibp_preact, _margin
 
@@ -37,20 +37,16 @@ def _flip_stats(W, W0, a, X, y, eps, eps0, chunk):
     A flip is a change of (A⁺_ri, A⁻_ri) from t = 0; since y_i a_r fixes which one can be
     non-zero, that is a change of the active indicator A_ri.
     """
-    Wc, ac = pad_rows(W, a, chunk)
-    W0c, _ = pad_rows(W0, a, chunk)
 
-    def body(carry, args):
-        w, w0, ar = args
+    def body(carry, w, w0, ar):
         act = _ibp_preact(w, ar, X, y, eps)[0] > 0
         act0 = _ibp_preact(w0, ar, X, y, eps0)[0] > 0
         flip = act != act0
         move = jnp.sqrt(jnp.sum((w - w0) ** 2, axis=1))
         return (carry[0] + jnp.sum(flip), carry[1] + jnp.sum(jnp.any(flip, axis=0)),
-                jnp.maximum(carry[2], jnp.max(move))), None
+                jnp.maximum(carry[2], jnp.max(move)))
 
-    out, _ = jax.lax.scan(body, (0, 0, jnp.asarray(0.0, W.dtype)), (Wc, W0c, ac))
-    return out
+    return scan_chunks(body, (0, 0, jnp.asarray(0.0, W.dtype)), (W, W0, a), chunk)
 
 
 @jax.jit
