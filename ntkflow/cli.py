@@ -162,7 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--config", default="experiments/demo.toml")
     d.add_argument("--out", default="demo_out")
     d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    d.add_argument("--force", action="store_true")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(fn=_cmd_demo)
     return p
@@ -245,7 +244,8 @@ def _cmd_demo(args) -> int:
     if not config.exists():
         raise ValueError(f"config: {config} not found (run `make demo` from the repository root)")
     cfg = load_config(config, args.set)
-    run_sweep(cfg, args.out, quiet=args.quiet, force=args.force)
+    # the demo owns its directory: a changed demo config keeps the cells still valid and reruns the rest
+    run_sweep(cfg, args.out, quiet=args.quiet, force=True)
     for p in figures(args.out):
         if p.suffix == ".png":
             print(f"figure: {p}")

@@ -187,6 +187,10 @@ def test_demo_command_runs_a_config_and_prints_the_claims(config, tmp_path, caps
     rows = read_table(out / "results.csv")
     n_pairs = sum(1 for r in rows if r["method"] == "ibp")
     assert f"/{n_pairs} (width, ε) pairs" in text
+    # a changed demo config reuses the cells that are still valid instead of refusing
+    before = {p.name for p in (out / "cells").glob("*.json")}
+    assert main(["demo", "--config", str(config), "--out", str(out), "--quiet", "--set", "grid.seed=[0,1]"]) == 0
+    assert before < {p.name for p in (out / "cells").glob("*.json")}
     assert main(["demo", "--config", str(tmp_path / "none.toml"), "--out", str(out)]) == 2
 
 
