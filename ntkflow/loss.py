@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _validate as V
 from ._jax import mm, x64
-from .model import _ibp_lower_margin, _ibp_preact
+from .model import _ibp_lower_margin, _ibp_preact, _signed_relu_sum
 
 __all__ = ["robust_loss", "robust_loss_grad", "loss_derivative"]
 
@@ -41,7 +41,7 @@ def _grad_from(W, X, z, s, lprime, eps):
 def _robust_loss_and_grad(W, a, X, y, eps, l1=None):
     """(L̄, dL̄/dW, u̲) with one pass over the pre-activations (``l1``: ‖w_r‖₁ if known)."""
     z, s = _ibp_preact(W, a, X, y, eps, l1)
-    u = jnp.sum(s * jax.nn.relu(z), axis=1) / jnp.sqrt(W.shape[0])
+    u = _signed_relu_sum(z, s) / jnp.sqrt(W.shape[0])
     return jnp.sum(logistic(u)), _grad_from(W, X, z, s, loss_derivative(u), eps), u
 
 

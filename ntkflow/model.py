@@ -37,16 +37,20 @@ def _ibp_preact(W, a, X, y, eps, l1=None):
     return mmt(X, W) - s * (eps * l1)[None, :], s
 
 
+def _signed_relu_sum(z, s):
+    """Σ_r s_ir relu(z_ir), (n,): the margin (z = X Wᵀ) or its IBP bound (z of ``_ibp_preact``)
+    before the m^-1/2 of Eq. 1."""
+    return jnp.sum(s * jax.nn.relu(z), axis=1)
+
+
 @jax.jit
 def _margin(W, a, X, y):
-    m = W.shape[0]
-    return jnp.sum(_signs(a, y) * jax.nn.relu(mmt(X, W)), axis=1) / jnp.sqrt(m)
+    return _signed_relu_sum(mmt(X, W), _signs(a, y)) / jnp.sqrt(W.shape[0])
 
 
 @jax.jit
 def _ibp_lower_margin(W, a, X, y, eps):
-    z, s = _ibp_preact(W, a, X, y, eps)
-    return jnp.sum(s * jax.nn.relu(z), axis=1) / jnp.sqrt(W.shape[0])
+    return _signed_relu_sum(*_ibp_preact(W, a, X, y, eps)) / jnp.sqrt(W.shape[0])
 
 
 @jax.jit

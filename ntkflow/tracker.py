@@ -19,7 +19,8 @@ import scipy.linalg
 from ._io import read_json, read_npz, write_json, write_npz
 from ._jax import chunk_size, scan_chunks
 from .gram import _gram
-from .model import _ibp_preact, _margin
+from .loss import logistic, loss_derivative
+from .model import _ibp_preact, _signed_relu_sum
 
 __all__ = ["Trajectory", "tracker", "SERIES"]
 
@@ -31,29 +32,28 @@ SERIES = (
 
 
 @partial(jax.jit, static_argnames=("chunk",))
-def _flip_stats(W, W0, a, X, y, eps, eps0, chunk):
-    """(flipped (i, r) pairs, neurons with a flip, max_r ‖w_r − w_r(0)‖₂) over neuron chunks.
+def _record_stats(W, W0, a, X, y, eps, eps0, chunk):
+    """One pass over neuron chunks: (u, u̲, flipped (i, r) pairs, neurons with a flip,
+    max_r ‖w_r − w_r(0)‖₂).
 
     A flip is a change of (A⁺_ri, A⁻_ri) from t = 0; since y_i a_r fixes which one can be
     non-zero, that is a change of the active indicator A_ri.
     """
+    n = X.shape[0]
 
     def body(carry, w, w0, ar):
-        act = _ibp_preact(w, ar, X, y, eps)[0] > 0
-        act0 = _ibp_preact(w0, ar, X, y, eps0)[0] > 0
-        flip = act != act0
+        z, s = _ibp_preact(w, ar, X, y, eps)
+        plain = z + s * (eps * jnp.sum(jnp.abs(w), axis=1))[None, :]  # X wᵀ, without a second product
+        flip = (z > 0) != (_ibp_preact(w0, ar, X, y, eps0)[0] > 0)
         move = jnp.sqrt(jnp.sum((w - w0) ** 2, axis=1))
-        return (carry[0] + jnp.sum(flip), carry[1] + jnp.sum(jnp.any(flip, axis=0)),
-                jnp.maximum(carry[2], jnp.max(move)))
+        return (carry[0] + _signed_relu_sum(plain, s), carry[1] + _signed_relu_sum(z, s),
+                carry[2] + jnp.sum(flip), carry[3] + jnp.sum(jnp.any(flip, axis=0)),
+                jnp.maximum(carry[4], jnp.max(move)))
 
-    return scan_chunks(body, (0, 0, jnp.asarray(0.0, W.dtype)), (W, W0, a), chunk)
-
-
-@jax.jit
-def _margins(W, a, X, y, eps):
-    z, s = _ibp_preact(W, a, X, y, eps)
-    u_lo = jnp.sum(s * jax.nn.relu(z), axis=1) / jnp.sqrt(W.shape[0])
-    return _margin(W, a, X, y), u_lo
+    zero = jnp.zeros((n,), W.dtype)
+    u, u_lo, *rest = scan_chunks(body, (zero, zero, 0, 0, jnp.asarray(0.0, W.dtype)), (W, W0, a), chunk)
+    scale = jnp.sqrt(W.shape[0])
+    return (u / scale, u_lo / scale, *rest)
 
 
 def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None):
@@ -72,10 +72,11 @@ def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None):
 
     def record(W, eps_t=None):
         e = eps if eps_t is None else eps_t
-        u, u_lo = (np.asarray(v) for v in _margins(W, a, X, y, e))
-        flips, nflips, move = (float(v) for v in _flip_stats(W, W0, a, X, y, e, eps, chunk))
+        u, u_lo, flips, nflips, move = _record_stats(W, W0, a, X, y, e, eps, chunk)
+        u, u_lo = np.asarray(u), np.asarray(u_lo)
+        flips, nflips, move = float(flips), float(nflips), float(move)
         out = {
-            "loss": float(np.sum(np.logaddexp(0.0, -u_lo))),
+            "loss": float(jnp.sum(logistic(u_lo))),
             "train_error": float(np.mean(u <= 0)),
             "certified_error": float(np.mean(u_lo <= 0)),
             "flip_fraction": flips / (n * m),
@@ -92,7 +93,7 @@ def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None):
             D = H - H0
             out["gram_change"] = float(np.max(np.abs(scipy.linalg.eigvalsh((D + D.T) / 2))))
             if loss_rate is not None:
-                lp = -1.0 / (1.0 + np.exp(np.clip(u_lo, -700, 700)))  # l'(u̲)
+                lp = np.asarray(loss_derivative(u_lo))
                 out["identity_residual"] = float(loss_rate(W) + lp @ H @ lp)
         return out
 
