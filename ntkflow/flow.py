@@ -128,12 +128,13 @@ def _gradient_flow(W0, a, X, y, eps, t1, ts, solver, dt, rtol, atol, certify, tr
                    max_steps, progress):
     W0, a, X, y = (jnp.asarray(v) for v in (W0, a, X, y))
     adaptive = solver in ("tsit5", "dopri5")
-    lam_max = float(scipy.linalg.eigvalsh(np.asarray(_gram(W0, a, X, y, eps)), subset_by_index=[len(y) - 1] * 2)[0])
+    H0 = np.asarray(_gram(W0, a, X, y, eps))
+    lam_max = float(scipy.linalg.eigvalsh(H0, subset_by_index=[len(y) - 1] * 2)[0])
     if dt is None:
         dt = (0.02 if solver == "euler" else 0.25) / max(lam_max, 1e-12)
     h_id = dt / 10  # central difference: O(h_id²) away from kinks
     rate = lambda W: float(_loss_rate(W, a, X, y, eps, h_id, "rk4" if adaptive else solver))  # noqa: E731
-    record = tracker(W0, a, X, y, eps, gram=track_gram, loss_rate=rate)
+    record = tracker(W0, a, X, y, eps, gram=track_gram, loss_rate=rate, H0=H0)
     stats = {"accepted_steps": 0, "rejected_steps": 0, "ref_accepted_steps": 0}
 
     def advance(W, t0, t_end, ref: bool):

@@ -56,7 +56,7 @@ def _record_stats(W, W0, a, X, y, eps, eps0, chunk):
     return (u / scale, u_lo / scale, *rest)
 
 
-def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None):
+def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None, H0=None):
     """Builder: ``record(W, eps=None)`` → dict of the tracked scalars at weights W.
 
     Inputs are float64 jax arrays (internal API; inside ``jax.enable_x64``). With
@@ -64,11 +64,13 @@ def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None):
     schedule change ε; flips are counted against the indicators at t = 0 with ε of t = 0.
     ``loss_rate(W)``, when given, is the integrator's dL̄/dt at W and adds
     ``identity_residual`` = dL̄/dt + l'(u̲)ᵀ H l'(u̲), which Eq. 5 says is 0.
+    ``H0``: H(0), when the caller already has it.
     """
     n, d = X.shape
     m = W0.shape[0]
     chunk = chunk_size(n, m, d)
-    H0 = np.asarray(_gram(W0, a, X, y, eps)) if gram else None
+    if gram and H0 is None:
+        H0 = np.asarray(_gram(W0, a, X, y, eps))
 
     def record(W, eps_t=None):
         e = eps if eps_t is None else eps_t
