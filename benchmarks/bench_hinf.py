@@ -9,7 +9,6 @@ Usage: python benchmarks/bench_hinf.py [--quick]
 from __future__ import annotations
 
 import time
-import warnings
 
 import ntkflow as nf
 from _common import cli, machine
@@ -21,18 +20,14 @@ def main(quick: bool = False):
     print(f"# bench_hinf — {machine()}")
     for eps in (0.001, 0.04):
         ds = nf.data.mnist25(n=n, normalize_eps=eps)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            nf.lambda_0(ds.X[:50], ds.y[:50], eps, samples=100)  # compile
+        nf.lambda_0(ds.X[:50], ds.y[:50], eps, samples=100, warn=False)  # compile
         for cv in (True, False):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                t = time.perf_counter()
-                est = nf.h_inf(ds.X, ds.y, eps, samples=samples, control_variate=cv)
-                t_h = time.perf_counter() - t
-                t = time.perf_counter()
-                lam = nf.lambda_0(ds.X, ds.y, eps, samples=samples, control_variate=cv)
-                t_l = time.perf_counter() - t
+            t = time.perf_counter()
+            est = nf.h_inf(ds.X, ds.y, eps, samples=samples, control_variate=cv)
+            t_h = time.perf_counter() - t
+            t = time.perf_counter()
+            lam = nf.lambda_0(ds.X, ds.y, eps, samples=samples, control_variate=cv, warn=False)
+            t_l = time.perf_counter() - t
             half = (lam.ci[1] - lam.ci[0]) / 2
             per_min = half * (t_l / 60) ** 0.5
             print(f"4. ε={eps} n={len(ds.y)} control variate={'on ' if cv else 'off'}: H∞ {est.samples / t_h:,.0f} "

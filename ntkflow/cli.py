@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 
 import numpy as np
 
@@ -29,9 +28,7 @@ def core_report(X, y, eps, *, widths=(100, 1000, 10_000), samples=20_000, seed=0
         else "no two boxes admit a common ratio in any coordinate"
     out(f"Assumption 2 (no parallel points in ε-boxes): {'holds' if a2 else 'VIOLATED'}  {close}"
         + ("" if a2 else f"  violating pair {a2.pair}, c = {a2.c:.6g}"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lam = lambda_0(X, y, eps, samples=samples, seed=seed, progress=True)
+    lam = lambda_0(X, y, eps, samples=samples, seed=seed, progress=True, warn=False)
     out(f"λ0 = λmin(H∞) = {lam.value:.5g}   95% CI [{lam.ci[0]:.5g}, {lam.ci[1]:.5g}]   "
         f"({lam.samples} neurons, jackknife over {lam.groups} groups, bias corr. {lam.bias:+.2g}, "
         + ("exact closed form at ε = 0)" if eps == 0 else
@@ -71,9 +68,7 @@ def _cmd_flow(args) -> int:
     out = Path(args.out)
     for eps in args.eps_list:
         ds = _load_data(argparse.Namespace(**{**vars(args), "eps": eps}))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            lam = lambda_0(ds.X, ds.y, eps, samples=args.samples, seed=args.seed)
+        lam = lambda_0(ds.X, ds.y, eps, samples=args.samples, seed=args.seed, warn=False)
         write_json(out / f"lambda0_eps{eps}.json", {"eps": eps, "value": lam.value, "ci": lam.ci,
                                                      "samples": lam.samples, "n": len(ds.y)})
         print(f"ε = {eps}: λ0 = {lam.value:.4g} [{lam.ci[0]:.4g}, {lam.ci[1]:.4g}]")

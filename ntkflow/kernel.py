@@ -211,7 +211,7 @@ def h_inf(X, y, eps, *, samples: int = 100_000, seed: int = 0, control_variate: 
 
 
 def lambda_0(X, y, eps, *, samples: int = 100_000, seed: int = 0, control_variate: bool = True,
-             progress: bool = False) -> EigenEstimate:
+             progress: bool = False, warn: bool = True) -> EigenEstimate:
     """λ0 = λmin(H∞) (Lemma 3) with a 95% confidence interval.
 
     λmin(Ĥ) of a Monte Carlo Ĥ is biased low by O(1/samples) (λmin is concave), and
@@ -225,16 +225,17 @@ def lambda_0(X, y, eps, *, samples: int = 100_000, seed: int = 0, control_variat
     1/√samples, unlike a Weyl bound from ‖stderr‖_F (valid but far wider). With
     ``control_variate`` the ε = 0 closed form is used with the coefficient that is
     optimal for the quadratic form vᵀĤv (v the bottom eigenvector), fitted on a
-    second pass over the same neurons. A warning is issued when λ2 − λ1 < 4 se.
+    second pass over the same neurons. A warning is issued when λ2 − λ1 < 4 se (``warn=False``
+    leaves it to the caller, who has ``.gap`` and ``.stderr``).
     """
     X, y, eps = V.data(X, y, eps)
     samples = V.positive_int("samples", samples, minimum=2)
     seed = V.positive_int("seed", seed, minimum=0)
-    return _lambda_0(X, y, eps, samples, seed, control_variate, progress)
+    return _lambda_0(X, y, eps, samples, seed, control_variate, progress, warn)
 
 
 @x64
-def _lambda_0(X, y, eps, samples, seed, control_variate, progress):
+def _lambda_0(X, y, eps, samples, seed, control_variate, progress, warn):
     est, dr = _h_inf(X, y, eps, samples, seed, control_variate, progress)
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
     v = jnp.asarray(scipy.linalg.eigh(est.mean)[1][:, 0])
@@ -267,7 +268,7 @@ def _lambda_0(X, y, eps, samples, seed, control_variate, progress):
     value = lam - bias
     se = float(np.sqrt((G - 1) / G * np.sum((loo - loo.mean()) ** 2)))
     half = float(scipy.stats.t.ppf(0.975, G - 1)) * se
-    if gap < 4 * se:
+    if warn and gap < 4 * se:
         warnings.warn(
             f"lambda_0: gap λ2−λ1 = {gap:.3g} is under 4 standard errors ({se:.3g}): "
             "λ0 is nearly degenerate here; the jackknife carries the interval",

@@ -165,9 +165,7 @@ def check(X, y, eps, m, *, delta: float = 0.1, samples: int = 20_000, seed: int 
                                extra={"pair": a2.pair, "closest_pair": a2.closest_pair})
     stage("assumptions")
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lam = lambda_0(X, y, eps, samples=samples, seed=seed)
+    lam = lambda_0(X, y, eps, samples=samples, seed=seed, warn=False)
     lo, hi = max(lam.ci[0], 0.0), max(lam.ci[1], 0.0)
     rows["lambda_0"] = Row("lambda_0", lam.value, 0.0, "holds" if lo > 0 else ("violated" if hi <= 0 else "unknown"),
                            "Lemma 3", ci=lam.ci,
@@ -230,9 +228,7 @@ def check(X, y, eps, m, *, delta: float = 0.1, samples: int = 20_000, seed: int 
     Xs, ys = X[idx], y[idx]
     ns = len(idx)
     xis = float(np.min(np.linalg.norm(Xs, axis=1)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lam_s = lambda_0(Xs, ys, eps, samples=samples, seed=seed)
+    lam_s = lambda_0(Xs, ys, eps, samples=samples, seed=seed, warn=False)
     stage("λ0 (flow subset)")
     lam_max = float(np.linalg.eigvalsh(gram_matrix(W0, a0, Xs, ys, eps))[-1])
     dt = 0.25 / lam_max

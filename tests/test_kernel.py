@@ -107,3 +107,12 @@ def test_lambda_0_warns_when_bottom_eigenvalues_are_not_separated():
         warnings.simplefilter("always")
         nf.lambda_0(X8, Y8, 0.0, samples=2000, control_variate=False)
     assert not any("gap" in str(w.message) for w in rec)
+
+
+def test_lambda_0_warn_false_leaves_the_gap_to_the_caller():
+    X = np.kron(np.eye(4), np.array([[1.0, 0.2], [0.2, 1.0]]))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        est = nf.lambda_0(X, np.ones(8), 0.0, samples=2000, seed=2, control_variate=False, warn=False)
+    assert not any("gap" in str(w.message) for w in rec)
+    assert est.gap < 4 * est.stderr  # the same case warns by default (test above)

@@ -114,13 +114,9 @@ def run_cell(cfg: dict, cell: Cell, progress: bool = False) -> dict:
 
 def lambda0_task(cfg: dict, eps: float) -> dict:
     """λ0 = λmin(H∞) with its 95% CI on the data the ε cells train on."""
-    import warnings
-
     from ..kernel import lambda_0
 
     ds = dataset_for(cfg, eps)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lam = lambda_0(ds.X, ds.y, eps, samples=cfg["track"]["lambda_0_samples"], seed=0)
+    lam = lambda_0(ds.X, ds.y, eps, samples=cfg["track"]["lambda_0_samples"], seed=0, warn=False)
     return {"eps": eps, "lambda_0": lam.value, "ci_low": lam.ci[0], "ci_high": lam.ci[1], "samples": lam.samples,
             "n_train": int(len(ds.y))}
