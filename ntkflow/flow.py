@@ -35,7 +35,8 @@ from . import _validate as V
 from ._jax import x64
 from .gram import _gram
 from .loss import _robust_loss, _robust_loss_and_grad
-from .tracker import SERIES, Trajectory, tracker
+from ._progress import progress as progress_bar
+from .tracker import Trajectory, stack_rows, tracker
 
 __all__ = ["gradient_flow", "SOLVERS"]
 
@@ -160,12 +161,7 @@ def _gradient_flow(W0, a, X, y, eps, t1, ts, solver, dt, rtol, atol, certify, tr
 
     rows, saved, step_err = [], [], []
     W, Wr, t = W0, W0, 0.0
-    it = range(len(ts))
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc=f"gradient flow ({solver})", leave=False)
-    for s in it:
+    for s in progress_bar(range(len(ts)), progress, f"gradient flow ({solver})"):
         W = advance(W, t, float(ts[s]), ref=False)
         if certify:
             Wr = advance(Wr, t, float(ts[s]), ref=True)
@@ -178,7 +174,7 @@ def _gradient_flow(W0, a, X, y, eps, t1, ts, solver, dt, rtol, atol, certify, tr
     if certify:
         Wr = advance(Wr, t, t1, ref=True)
         step_err.append(float(jnp.linalg.norm(W - Wr)))
-    series = {k: np.array([r[k] for r in rows]) for k in SERIES}
+    series = stack_rows(rows)
     if certify:
         series["step_error"] = np.array(step_err[: len(ts)])
     err = 2.0 * max(step_err) if certify else float("nan")

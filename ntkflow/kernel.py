@@ -18,6 +18,7 @@ import scipy.stats
 
 from . import _validate as V
 from ._jax import chunk_size, mm, mmt, x64
+from ._progress import progress as progress_bar
 from .gram import _assemble, _sums
 from .model import _ibp_preact, sample_neurons
 
@@ -130,14 +131,6 @@ def _plan(samples: int, n: int, d: int) -> tuple[int, int, int]:
     return c, -(-K // G) * G, G
 
 
-def _progress(it, enabled: bool, desc: str):
-    if not enabled:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, desc=desc, leave=False)
-
-
 def _moments(n_, s1, s2):
     mean = s1 / n_
     return mean, np.maximum(s2 / n_ - mean * mean, 0.0) * n_ / (n_ - 1)
@@ -166,7 +159,7 @@ def _h_inf(X, y, eps, samples, seed, control_variate, progress):
     shift_e, shift_0 = _batch_grams(key, 0, Xj, yj, eps, c)
     zero = jnp.zeros((n, n))
     sq, ge, g0 = (zero,) * 3, [zero] * G, [zero] * G
-    for k in _progress(range(K), progress, "H∞ batches"):
+    for k in progress_bar(range(K), progress, "H∞ batches"):
         sq, ge[k % G], g0[k % G] = _accumulate(sq, ge[k % G], g0[k % G], *_batch_grams(key, k, Xj, yj, eps, c),
                                                shift_e, shift_0)
     See, S00, Se0 = (np.asarray(t) for t in sq)
@@ -240,7 +233,7 @@ def _lambda_0(X, y, eps, samples, seed, control_variate, progress, warn):
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
     v = jnp.asarray(scipy.linalg.eigh(est.mean)[1][:, 0])
     sums = np.zeros(5)
-    for k in _progress(range(dr.K), progress, "λ0 control coefficient"):
+    for k in progress_bar(range(dr.K), progress, "λ0 control coefficient"):
         q, q0 = (np.asarray(t) for t in _quad_forms(dr.key, k, Xj, yj, eps, v, dr.c))
         sums += [q.sum(), q0.sum(), (q * q).sum(), (q0 * q0).sum(), (q * q0).sum()]
     N = dr.c * dr.K
@@ -263,7 +256,7 @@ def _lambda_0(X, y, eps, samples, seed, control_variate, progress, warn):
     gap = float(evals[1] - evals[0]) if len(evals) > 1 else float("inf")
     kg = dr.K - dr.K // G
     loo = np.array([eig(tot_e - ge, tot_0 - g0, kg)[0]
-                    for ge, g0 in _progress(list(zip(dr.group_e, dr.group_0)), progress, "λ0 jackknife")])
+                    for ge, g0 in progress_bar(list(zip(dr.group_e, dr.group_0)), progress, "λ0 jackknife")])
     bias = float((G - 1) * (loo.mean() - lam))
     value = lam - bias
     se = float(np.sqrt((G - 1) / G * np.sum((loo - loo.mean()) ** 2)))

@@ -22,7 +22,7 @@ from .gram import _gram
 from .loss import logistic, loss_derivative
 from .model import _ibp_preact, _signed_relu_sum
 
-__all__ = ["Trajectory", "tracker", "SERIES"]
+__all__ = ["Trajectory", "tracker", "stack_rows", "SERIES"]
 
 #: Names of the tracked series (part of the API).
 SERIES = (
@@ -100,6 +100,11 @@ def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None, H0=None):
         return out
 
     return record
+
+
+def stack_rows(rows: list[dict]) -> dict:
+    """``record`` outputs over save times → {name: array over save times} for every SERIES."""
+    return {k: np.array([r[k] for r in rows]) for k in SERIES}
 
 
 @dataclass

@@ -20,7 +20,8 @@ import optax
 from . import _validate as V
 from ._jax import x64
 from .loss import _robust_loss_and_grad
-from .tracker import SERIES, Trajectory, tracker
+from ._progress import progress as progress_bar
+from .tracker import Trajectory, stack_rows, tracker
 
 __all__ = ["train", "EpsSchedule", "OPTIMIZERS"]
 
@@ -130,12 +131,7 @@ def _train(W0, a, X, y, eps, optimizer, lr, epochs, B, sched, seed, momentum, tr
     W = cast(W0)
     state = opt.init(W)
     rows, saved, ts = [record(W0)], [np.asarray(W0)] if keep_W else [], [0.0]
-    it = range(epochs)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc=f"train ({optimizer}, ε={eps})", leave=False)
-    for ep in it:
+    for ep in progress_bar(range(epochs), progress, f"train ({optimizer}, ε={eps})"):
         idx = np.arange(n) if B == n else rng.permutation(n)
         idx = idx[: steps * B].reshape(steps, B)
         eps_steps = np.array([sched(ep + k / steps) for k in range(steps)])
@@ -146,7 +142,7 @@ def _train(W0, a, X, y, eps, optimizer, lr, epochs, B, sched, seed, momentum, tr
             ts.append(ep + 1.0)
             if keep_W:
                 saved.append(np.asarray(Wr))
-    series = {k: np.array([r[k] for r in rows]) for k in SERIES}
+    series = stack_rows(rows)
     meta = {"kind": "train", "optimizer": optimizer, "lr": lr, "epochs": epochs, "batch_size": B, "eps": eps,
             "seed": seed, "momentum": momentum, "m": int(W0.shape[0]), "n": n, "d": int(X.shape[1]), "dtype": dtype}
     return Trajectory(ts=np.array(ts), series=series, W=np.asarray(W, np.float64), a=np.asarray(a),
