@@ -147,7 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--executor", default="local", choices=["local", "dask"])
     sw.add_argument("--workers", type=int, default=None, help="processes (local) or LocalCluster workers")
     sw.add_argument("--scheduler", default=None, help="dask scheduler ADDRESS, or 'local' for a LocalCluster")
-    sw.add_argument("--force", action="store_true", help="accept a changed config under an existing --out")
+    sw.add_argument("--force", action="store_true",
+                    help="accept a changed config under an existing --out (finished cells are kept)")
+    sw.add_argument("--accept-env", action="store_true",
+                    help="let cells computed with another ntkflow/JAX version or backend sit beside the stored ones")
     sw.add_argument("--quiet", action="store_true")
     sw.set_defaults(fn=_cmd_sweep)
     fg = sub.add_parser("figures", help="write every figure a results directory supports (PNG and PDF)")
@@ -167,7 +170,7 @@ def _cmd_sweep(args) -> int:
 
     cfg = load_config(args.config, args.set)
     path = run_sweep(cfg, args.out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
-                     force=args.force, quiet=args.quiet)
+                     force=args.force, accept_env=args.accept_env, quiet=args.quiet)
     print(f"results: {path}")
     return 0
 

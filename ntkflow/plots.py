@@ -46,18 +46,25 @@ def _curves_from_trajectories(directory):
 
 
 def _curves_from_sweep(directory):
-    """Same as ``_curves_from_trajectories`` from a sweep's cell records (seed 0 of each cell)."""
-    from .sweep.store import read_table
+    """Same as ``_curves_from_trajectories`` from a sweep's validated cell records (the
+    smallest seed of each (ε, m)); invalid records are reported and skipped."""
+    from .sweep.store import Store, read_table
 
     curves, lam = {}, {}
-    recs = sorted((read_json(p) for p in (Path(directory) / "cells").glob("*.json")), key=lambda r: r["cell"]["seed"])
-    for rec in recs:  # the smallest seed of each (ε, m) cell
+    d = Path(directory)
+    cfg = read_json(d / "config.json") if (d / "config.json").exists() else None
+    if not isinstance(cfg, dict) or "grid" not in cfg:
+        raise ValueError(f"{d}: no readable config.json (not a sweep directory?)")
+    recs = sorted((rec for _, rec in Store(d).records(cfg)), key=lambda r: r["cell"]["seed"])
+    for rec in recs:
         c, s = rec["cell"], rec["series"]
+        if not all(k in s for k in ("loss", "lambda_min", "max_weight_change", "flip_fraction")):
+            continue
         curves.setdefault(c["eps"], {}).setdefault(c["width"], tuple(
             np.asarray(v, float) for v in (rec["ts"], s["loss"], s["lambda_min"], s["max_weight_change"],
                                            s["flip_fraction"])))
-    if (Path(directory) / "lambda0.csv").exists():
-        lam = {r["eps"]: r["lambda_0"] for r in read_table(Path(directory) / "lambda0.csv")}
+    if (d / "lambda0.csv").exists():
+        lam = {r["eps"]: r["lambda_0"] for r in read_table(d / "lambda0.csv")}
     return curves, lam
 
 

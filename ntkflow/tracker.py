@@ -79,8 +79,9 @@ def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None, H0=None):
         flips, nflips, move = float(flips), float(nflips), float(move)
         out = {
             "loss": float(jnp.sum(logistic(u_lo))),
-            "train_error": float(np.mean(u <= 0)),
-            "certified_error": float(np.mean(u_lo <= 0)),
+            # a non-finite margin (a diverged run) is no prediction: NaN, never counted as correct
+            "train_error": float(np.mean(u <= 0)) if np.all(np.isfinite(u)) else np.nan,
+            "certified_error": float(np.mean(u_lo <= 0)) if np.all(np.isfinite(u_lo)) else np.nan,
             "flip_fraction": flips / (n * m),
             "neuron_flip_fraction": nflips / m,
             "max_weight_change": move,

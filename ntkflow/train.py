@@ -43,6 +43,10 @@ class EpsSchedule:
     warmup: float = 0.0
     ramp: float = 0.0
 
+    def __post_init__(self):
+        for name in ("warmup", "ramp"):
+            V.positive_float(f"eps_schedule.{name}", getattr(self, name), allow_zero=True)
+
     def __call__(self, epoch: float, target: float) -> float:
         if epoch < self.warmup:
             return 0.0
@@ -106,13 +110,19 @@ def train(W0, a, X, y, eps, *, optimizer: str = "sgd", lr: float, epochs: int, b
     B = n if (batch_size is None or optimizer == "gd") else V.positive_int("batch_size", batch_size)
     if B > n:
         raise ValueError(f"batch_size: must be in [1, n={n}], got {B}")
-    if momentum is not None and not 0 <= momentum < 1:
-        raise ValueError(f"momentum: must be in [0, 1), got {momentum}")
+    if momentum is not None:
+        momentum = V.positive_float("momentum", momentum, allow_zero=True)
+        if not momentum < 1:
+            raise ValueError(f"momentum: must be in [0, 1), got {momentum}")
     sched = _schedule_fn(eps_schedule, eps)
     seed = V.positive_int("seed", seed, minimum=0)
     record_every = V.positive_int("record_every", record_every)
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype: must be 'float32' or 'float64', got {dtype!r}")
+    with np.errstate(over="ignore", under="ignore"):
+        lr32 = np.float32(lr)
+    if dtype == "float32" and not (np.isfinite(lr32) and lr32 > 0):
+        raise ValueError(f"lr: {lr} is not representable in float32 (dtype='float32'); use dtype='float64'")
     return _train(W0, a, X, y, eps, optimizer, lr, epochs, B, sched, seed, momentum, track_gram, keep_W,
                   record_every, dtype, progress)
 
@@ -136,14 +146,18 @@ def _train(W0, a, X, y, eps, optimizer, lr, epochs, B, sched, seed, momentum, tr
         idx = idx[: steps * B].reshape(steps, B)
         eps_steps = np.array([sched(ep + k / steps) for k in range(steps)])
         W, state = _epoch(W, state, ac, Xc, yc, jnp.asarray(idx), jnp.asarray(eps_steps, W.dtype), n / B, opt)
-        if (ep + 1) % record_every == 0 or ep + 1 == epochs:
+        diverged = not bool(jnp.all(jnp.isfinite(W)))
+        if diverged or (ep + 1) % record_every == 0 or ep + 1 == epochs:
             Wr = W.astype(jnp.float64)
             rows.append(record(Wr, sched(ep + 1.0)))
             ts.append(ep + 1.0)
             if keep_W:
                 saved.append(np.asarray(Wr))
+            diverged = diverged or not np.isfinite(rows[-1]["loss"])
+        if diverged:  # NaN/inf weights or loss: stop; the run is recorded as diverged, never as a result
+            break
     series = stack_rows(rows)
     meta = {"kind": "train", "optimizer": optimizer, "lr": lr, "epochs": epochs, "batch_size": B, "eps": eps,
-            "seed": seed, "momentum": momentum, "m": int(W0.shape[0]), "n": n, "d": int(X.shape[1]), "dtype": dtype}
+            "diverged": diverged, "epochs_run": int(ts[-1]), "seed": seed, "momentum": momentum, "m": int(W0.shape[0]), "n": n, "d": int(X.shape[1]), "dtype": dtype}
     return Trajectory(ts=np.array(ts), series=series, W=np.asarray(W, np.float64), a=np.asarray(a),
                       meta=meta, W_saved=np.stack(saved) if keep_W else None)

@@ -11,7 +11,12 @@ import numpy as np
 
 from .config import canonical
 
-__all__ = ["Cell", "cells_of", "cell_key", "run_cell", "lambda0_task"]
+__all__ = ["Cell", "cells_of", "cell_key", "run_cell", "lambda0_task", "FINAL_KEYS"]
+
+#: Keys of a record's "final" table (the results.csv columns a cell produces).
+FINAL_KEYS = ("final_train_error", "final_certified_error", "final_loss", "lambda_min_final", "max_weight_change",
+              "flip_fraction_final", "final_test_error", "final_test_certified_error", "error_estimate",
+              "diverged", "n_train", "normalized", "wall_time")
 
 
 @dataclass(frozen=True, order=True)
@@ -64,36 +69,51 @@ def dataset_for(cfg: dict, eps: float):
 
 
 def _errors(W, a, X, y, eps):
+    """Clean and IBP-certified error on (X, y); NaN without data or with non-finite margins
+    (a non-finite margin is never counted as a correct prediction)."""
     from ..model import ibp_lower_margin, margin
 
-    if len(y) == 0:
+    if len(y) == 0 or not np.all(np.isfinite(W)):
         return float("nan"), float("nan")
-    return float(np.mean(margin(W, a, X, y) <= 0)), float(np.mean(ibp_lower_margin(W, a, X, y, eps) <= 0))
+    u, u_lo = margin(W, a, X, y), ibp_lower_margin(W, a, X, y, eps)
+    if not (np.all(np.isfinite(u)) and np.all(np.isfinite(u_lo))):
+        return float("nan"), float("nan")
+    return float(np.mean(u <= 0)), float(np.mean(u_lo <= 0))
+
+
+def _train_cell(cfg: dict, cell: Cell, ds, W0, a, progress: bool):
+    from ..flow import gradient_flow
+    from ..train import EpsSchedule, train
+
+    tr_cfg, track = cfg["train"], cfg["track"]
+    if tr_cfg["flow"]:
+        return gradient_flow(W0, a, ds.X, ds.y, cell.eps, tr_cfg["t1"], solver=tr_cfg["solver"],
+                             save_at=np.linspace(0, tr_cfg["t1"], track["saves"]), certify=tr_cfg["certify"],
+                             dt=tr_cfg["dt"] or None, track_gram=track["gram"], progress=progress)
+    sched = EpsSchedule(tr_cfg["eps_warmup"], tr_cfg["eps_ramp"]) if cell.method == "ibp" else None
+    return train(W0, a, ds.X, ds.y, cell.eps, optimizer=tr_cfg["optimizer"], lr=tr_cfg["lr"],
+                 epochs=tr_cfg["epochs"], batch_size=tr_cfg["batch_size"] or None, eps_schedule=sched,
+                 seed=cell.seed, momentum=tr_cfg["momentum"] or None, track_gram=track["gram"],
+                 record_every=track["every"], dtype=tr_cfg["dtype"], progress=progress)
 
 
 def run_cell(cfg: dict, cell: Cell, progress: bool = False) -> dict:
-    """Train one cell; return its record (final numbers and tracked series, JSON-ready)."""
-    from ..flow import gradient_flow
+    """Train one cell; return its record (final numbers and tracked series, JSON-ready).
+
+    A run whose weights, margins or loss became non-finite is recorded with
+    ``diverged = True`` and NaN errors, never as a result.
+    """
     from ..model import init_params
-    from ..train import EpsSchedule, train
+    from .store import environment
 
     t0 = time.perf_counter()
     ds = dataset_for(cfg, cell.eps)
-    tr_cfg, track = cfg["train"], cfg["track"]
     W0, a = init_params(cell.seed, cell.width, ds.X.shape[1])
-    if tr_cfg["flow"]:
-        tr = gradient_flow(W0, a, ds.X, ds.y, cell.eps, tr_cfg["t1"], solver=tr_cfg["solver"],
-                           save_at=np.linspace(0, tr_cfg["t1"], track["saves"]), certify=tr_cfg["certify"],
-                           dt=tr_cfg["dt"] or None,
-                           track_gram=track["gram"], progress=progress)
-    else:
-        sched = EpsSchedule(tr_cfg["eps_warmup"], tr_cfg["eps_ramp"]) if cell.method == "ibp" else None
-        tr = train(W0, a, ds.X, ds.y, cell.eps, optimizer=tr_cfg["optimizer"], lr=tr_cfg["lr"],
-                   epochs=tr_cfg["epochs"], batch_size=tr_cfg["batch_size"] or None, eps_schedule=sched,
-                   seed=cell.seed, momentum=tr_cfg["momentum"] or None, track_gram=track["gram"],
-                   record_every=track["every"], dtype=tr_cfg["dtype"], progress=progress)
+    tr = _train_cell(cfg, cell, ds, W0, a, progress)
     test_err, test_cert = _errors(tr.W, a, ds.X_test, ds.y_test, cell.eps)
     s = tr.series
+    diverged = bool(tr.meta.get("diverged", False)) or not (
+        np.all(np.isfinite(tr.W)) and np.isfinite(s["loss"][-1]))
     final = {
         "final_train_error": float(s["train_error"][-1]),
         "final_certified_error": float(s["certified_error"][-1]),
@@ -104,12 +124,16 @@ def run_cell(cfg: dict, cell: Cell, progress: bool = False) -> dict:
         "final_test_error": test_err,
         "final_test_certified_error": test_cert,
         "error_estimate": float(tr.error_estimate),
+        "diverged": diverged,
         "n_train": int(len(ds.y)),
         "normalized": bool(cfg["data"]["normalize"]),
         "wall_time": time.perf_counter() - t0,
     }
-    return {"cell": asdict(cell), "final": final, "ts": tr.ts.tolist(),
-            "series": {k: np.asarray(v, float).tolist() for k, v in s.items()}}
+    if diverged:
+        final.update({k: float("nan") for k in ("final_train_error", "final_certified_error", "final_loss",
+                                                 "final_test_error", "final_test_certified_error")})
+    return {"cell": asdict(cell), "key": cell_key(cfg, cell), "env": environment(), "final": final,
+            "ts": tr.ts.tolist(), "series": {k: np.asarray(v, float).tolist() for k, v in s.items()}}
 
 
 def lambda0_task(cfg: dict, eps: float) -> dict:

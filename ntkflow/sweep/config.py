@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import tomllib
 from pathlib import Path
 
-__all__ = ["DEFAULTS", "load_config", "resolve", "apply_override", "canonical"]
+__all__ = ["DEFAULTS", "load_config", "resolve", "apply_override", "canonical", "check_runnable"]
 
 #: Every key with its default; the type of the default is the type required.
 DEFAULTS: dict = {
@@ -96,13 +97,59 @@ def resolve(raw: dict) -> dict:
     for sec in raw:
         if sec not in DEFAULTS:
             raise ValueError(f"config: unknown section [{sec}] (known: {', '.join(DEFAULTS)})")
-    t = out["train"]
+    _check_train(out["train"])
+    _check_data(out["data"])
+    if out["track"]["every"] < 1 or out["track"]["saves"] < 2 or out["track"]["lambda_0_samples"] < 1:
+        raise ValueError("config: track.every must be >= 1, track.saves >= 2 and track.lambda_0_samples >= 1")
+    return out
+
+
+def _check_train(t: dict) -> None:
+    """Every train value a cell will use, checked before any directory is written."""
+    from ..flow import SOLVERS
+    from ..train import OPTIMIZERS
+
+    for k in ("lr", "t1", "dt", "momentum", "eps_warmup", "eps_ramp"):
+        if not math.isfinite(t[k]):
+            raise ValueError(f"config: train.{k} must be finite, got {t[k]}")
     if t["lr"] <= 0 or t["epochs"] < 1 or t["t1"] < 0 or t["batch_size"] < 0 or t["dt"] < 0:
         raise ValueError("config: train.lr must be > 0, train.epochs >= 1, train.t1 >= 0, train.batch_size >= 0, "
                          "train.dt >= 0 (0: the solver's default)")
-    if out["track"]["every"] < 1 or out["track"]["saves"] < 2:
-        raise ValueError("config: track.every must be >= 1 and track.saves >= 2")
-    return out
+    if not 0 <= t["momentum"] < 1 or t["eps_warmup"] < 0 or t["eps_ramp"] < 0:
+        raise ValueError("config: train.momentum must be in [0, 1), train.eps_warmup and train.eps_ramp >= 0")
+    choices = (("optimizer", OPTIMIZERS), ("solver", SOLVERS), ("dtype", ("float32", "float64")))
+    for k, allowed in choices:
+        if t[k] not in allowed:
+            raise ValueError(f"config: train.{k} is {t[k]!r}; choose one of {', '.join(allowed)}")
+    if t["dtype"] == "float32" and t["lr"] > 3.4028234e38:  # float32 max
+        raise ValueError(f"config: train.lr = {t['lr']} overflows float32 (train.dtype)")
+
+
+def _check_data(d: dict) -> None:
+    from ..data import SOURCES
+
+    if d["source"] not in SOURCES:
+        raise ValueError(f"config: data.source is {d['source']!r}; choose one of {', '.join(SOURCES)}")
+    if d["n_train"] < 0 or d["n_test"] < 0 or d["d"] < 1 or d["seed"] < 0:
+        raise ValueError("config: data.n_train and data.n_test must be >= 0 (0: the default), data.d >= 1, "
+                         "data.seed >= 0")
+    if d["source"] == "mnist" and not Path(d["mnist_dir"]).is_dir():
+        raise ValueError(f"config: data.mnist_dir {d['mnist_dir']!r} is not a directory (source 'mnist' needs "
+                         "the MNIST IDX files)")
+
+
+def check_runnable(cfg: dict) -> None:
+    """What only the data can tell: the data set loads and the batch fits it.
+
+    Run before a sweep writes anything, so that a config that would fail at its first
+    cell never locks a results directory.
+    """
+    from .cells import dataset_for
+
+    ds = dataset_for(cfg, 0.0)
+    n, B = len(ds.y), cfg["train"]["batch_size"]
+    if B > n and cfg["train"]["optimizer"] != "gd":
+        raise ValueError(f"config: train.batch_size = {B} exceeds the {n} training samples")
 
 
 def apply_override(raw: dict, spec: str) -> dict:
@@ -130,10 +177,17 @@ def apply_override(raw: dict, spec: str) -> dict:
 
 def load_config(path, overrides=()) -> dict:
     """Read, override and resolve a sweep config."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"config: {path} is a directory, not a TOML file")
     try:
-        raw = tomllib.loads(Path(path).read_text())
+        raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ValueError(f"config: {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"config: {path} is not a text (UTF-8) file") from None
+    except OSError as e:
+        raise ValueError(f"config: cannot read {path} ({e.strerror})") from None
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"config: {path} is not valid TOML ({e})") from None
     for o in overrides:
