@@ -124,7 +124,7 @@ def test_invalid_records_are_named_moved_aside_and_recomputed(config, tmp_path, 
     # figures read only valid records: an invalid one is reported, not a KeyError
     from ntkflow.plots import _curves_from_sweep
 
-    curves, _ = _curves_from_sweep(out)
+    curves, _, _ = _curves_from_sweep(out)
     assert sum(len(v) for v in curves.values()) >= 1
     run_sweep(cfg, out, quiet=True, say=notes.append)
     assert any(victim.name in n and "moved to" in n for n in notes)
@@ -138,7 +138,7 @@ def test_invalid_records_are_named_moved_aside_and_recomputed(config, tmp_path, 
 # ----------------------------------------------------------------------------- 4. config checked first
 @pytest.mark.parametrize("override,match", [
     ("train.batch_size=100", "batch_size = 100 exceeds"),
-    ("train.lr=nan", "train.lr must be finite"),
+    ("train.lr=nan", "train.lr must be > 0 and finite"),
     ("train.optimizer='sgdd'", "train.optimizer is 'sgdd'"),
     ("train.solver='rk5'", "train.solver is 'rk5'"),
     ("train.dtype='float16'", "train.dtype is 'float16'"),

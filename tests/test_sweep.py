@@ -190,10 +190,11 @@ def test_demo_command_runs_a_config_and_prints_the_claims(config, tmp_path, caps
     assert main(["demo", "--config", str(config), "--out", str(out), "--quiet", "--set", "grid.seed=[0]"]) == 0
     text = capsys.readouterr().out
     assert "figure:" in text and (out / "fig1a.png").exists()
-    assert "IBP error above standard error at the same width:" in text
+    assert "IBP certified error above standard error by > 2 s.e. in" in text
     rows = read_table(out / "results.csv")
     n_pairs = sum(1 for r in rows if r["method"] == "ibp")
     assert f"/{n_pairs} (width, ε) pairs" in text
+    assert "IBP-trained nets, clean error:" in text and "chosen learning rates" in text
     # a changed demo config reuses the cells that are still valid instead of refusing
     before = {p.name for p in (out / "cells").glob("*.json")}
     assert main(["demo", "--config", str(config), "--out", str(out), "--quiet", "--set", "grid.seed=[0,1]"]) == 0

@@ -21,14 +21,15 @@ DEFAULTS: dict = {
     "grid": {"method": ["ibp"], "width": [1000], "eps": [0.0], "seed": [0]},
     "train": {"optimizer": "sgd", "lr": 1e-4, "epochs": 10, "batch_size": 0, "momentum": 0.0, "dtype": "float32",
               "eps_warmup": 0.0, "eps_ramp": 0.0, "flow": False, "t1": 1.0, "solver": "rk4", "dt": 0.0,
-              "certify": False},
-    "track": {"every": 1, "gram": False, "saves": 41, "lambda_0": False, "lambda_0_samples": 20_000},
+              "certify": False, "select": "final_train_loss", "stop": {}},
+    "track": {"every": 1, "gram": False, "saves": 41, "lambda_0": False, "lambda_0_samples": 20_000, "tie": "wrong"},
 }
 METHODS = ("standard", "ibp")
 
 
 def _type_name(v) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list"}[type(v)]
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}[type(v)]
 
 
 def _check_value(path: str, default, value):
@@ -92,6 +93,10 @@ def resolve(raw: dict) -> dict:
         for k, v in val.items():
             if k not in spec:
                 raise ValueError(f"config: unknown key {sec}.{k} (known: {', '.join(spec)})")
+            if (sec, k) == ("train", "lr") and isinstance(v, list):  # a learning-rate grid
+                sec_out[k] = [_check_value(f"train.lr[{i}]", 0.0, e) for i, e in enumerate(v)] or \
+                    _check_value("train.lr", [], v)
+                continue
             sec_out[k] = _check_value(f"{sec}.{k}", spec[k], v)
         out[sec] = sec_out
     for sec in raw:
@@ -99,6 +104,10 @@ def resolve(raw: dict) -> dict:
             raise ValueError(f"config: unknown section [{sec}] (known: {', '.join(DEFAULTS)})")
     _check_train(out["train"])
     _check_data(out["data"])
+    from ..tracker import TIE_RULES
+
+    if out["track"]["tie"] not in TIE_RULES:
+        raise ValueError(f"config: track.tie is {out['track']['tie']!r}; choose one of {', '.join(TIE_RULES)}")
     if out["track"]["every"] < 1 or out["track"]["saves"] < 2 or out["track"]["lambda_0_samples"] < 1:
         raise ValueError("config: track.every must be >= 1, track.saves >= 2 and track.lambda_0_samples >= 1")
     return out
@@ -109,10 +118,26 @@ def _check_train(t: dict) -> None:
     from ..flow import SOLVERS
     from ..train import OPTIMIZERS
 
-    for k in ("lr", "t1", "dt", "momentum", "eps_warmup", "eps_ramp"):
+    from ..train import StopRule
+    from .protocol import SELECT_RULES
+
+    lrs = t["lr"] if isinstance(t["lr"], list) else [t["lr"]]
+    if len(set(lrs)) != len(lrs) or not all(math.isfinite(v) and v > 0 for v in lrs):
+        raise ValueError(f"config: train.lr must be > 0 and finite (a number or a list of distinct numbers), "
+                         f"got {t['lr']}")
+    for k in ("t1", "dt", "momentum", "eps_warmup", "eps_ramp"):
         if not math.isfinite(t[k]):
             raise ValueError(f"config: train.{k} must be finite, got {t[k]}")
-    if t["lr"] <= 0 or t["epochs"] < 1 or t["t1"] < 0 or t["batch_size"] < 0 or t["dt"] < 0:
+    if t["select"] not in SELECT_RULES:
+        raise ValueError(f"config: train.select is {t['select']!r}; choose one of {', '.join(SELECT_RULES)}")
+    try:
+        StopRule(**t["stop"])
+    except TypeError:
+        raise ValueError(f"config: train.stop has unknown keys {sorted(t['stop'])}; use patience, rel_tol, "
+                         "abs_tol") from None
+    except ValueError as e:
+        raise ValueError(f"config: train.{e}") from None
+    if min(lrs) <= 0 or t["epochs"] < 1 or t["t1"] < 0 or t["batch_size"] < 0 or t["dt"] < 0:
         raise ValueError("config: train.lr must be > 0, train.epochs >= 1, train.t1 >= 0, train.batch_size >= 0, "
                          "train.dt >= 0 (0: the solver's default)")
     if not 0 <= t["momentum"] < 1 or t["eps_warmup"] < 0 or t["eps_ramp"] < 0:
@@ -121,8 +146,8 @@ def _check_train(t: dict) -> None:
     for k, allowed in choices:
         if t[k] not in allowed:
             raise ValueError(f"config: train.{k} is {t[k]!r}; choose one of {', '.join(allowed)}")
-    if t["dtype"] == "float32" and t["lr"] > 3.4028234e38:  # float32 max
-        raise ValueError(f"config: train.lr = {t['lr']} overflows float32 (train.dtype)")
+    if t["dtype"] == "float32" and max(lrs) > 3.4028234e38:  # float32 max
+        raise ValueError(f"config: train.lr = {max(lrs)} overflows float32 (train.dtype)")
 
 
 def _check_data(d: dict) -> None:

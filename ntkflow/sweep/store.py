@@ -39,8 +39,11 @@ __all__ = ["Store", "read_table", "COLUMNS", "environment", "validate_record"]
 
 COLUMNS = ("method", "width", "eps", "seed", "final_train_error", "final_certified_error", "final_loss",
            "lambda_min_final", "max_weight_change", "flip_fraction_final", "final_test_error",
-           "final_test_certified_error", "error_estimate", "diverged", "n_train", "normalized", "wall_time",
-           "backend", "jax_version", "ntkflow_version", "cell_id")
+           "final_test_certified_error", "error_estimate", "diverged", "lr", "converged", "epochs_run",
+           "n_lr_diverged", "dead_fraction_final", "zero_output_fraction_final", "final_train_error_tie_positive",
+           "final_certified_error_tie_positive", "final_train_error_tie_half", "final_certified_error_tie_half",
+           "n_train", "normalized",
+           "wall_time", "backend", "jax_version", "ntkflow_version", "cell_id")
 L0_COLUMNS = ("eps", "lambda_0", "ci_low", "ci_high", "samples", "n_train")
 #: Columns read back as strings and as booleans; every other column is a number.
 TEXT_COLUMNS = frozenset({"method", "cell_id", "backend", "jax_version", "ntkflow_version", "select"})
@@ -80,9 +83,11 @@ def validate_record(rec, cfg: dict, cell: Cell) -> str | None:
     missing = [k for k in FINAL_KEYS if k not in final]
     if missing:
         return f"final values missing: {', '.join(missing)}"
-    bad = [k for k in FINAL_KEYS if k not in ("diverged", "normalized") and not _is_number(final[k])]
-    if bad or not isinstance(final["diverged"], bool):
-        return f"final values not numeric: {', '.join(bad) or 'diverged'}"
+    flags = ("diverged", "normalized", "converged")
+    bad = [k for k in FINAL_KEYS if k not in flags and not _is_number(final[k])]
+    bad += [k for k in flags if not isinstance(final[k], bool)]
+    if bad:
+        return f"final values not numeric (or flags not booleans): {', '.join(bad)}"
     if not final["diverged"] and not all(math.isfinite(final[k]) for k in MUST_BE_FINITE):
         return "non-finite final error or loss in a run not marked diverged"
     env = rec.get("env")
