@@ -68,6 +68,12 @@ def scale_value(scale, fan_in: int):
     return 1.0 / math.sqrt(fan_in) if scale == "fan_in" else scale
 
 
+def _check_scale(scale):
+    # Interval rules push |W| through ``linear``, which is only right for a positive multiplier.
+    if scale != "fan_in" and not (isinstance(scale, (int, float)) and scale > 0):
+        raise ValueError(f"scale: must be a positive number or 'fan_in', got {scale!r}")
+
+
 def _pair(v, name: str) -> tuple[int, int]:
     t = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
     if len(t) != 2 or not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in t):
@@ -87,6 +93,9 @@ class Dense:
     fixed: Any = None  # frozen weight (out, in), not in params
 
     kind = "affine"
+
+    def __post_init__(self):
+        _check_scale(self.scale)
 
     def out_shape(self, in_shape: tuple) -> tuple:
         if len(in_shape) != 1:
@@ -136,6 +145,7 @@ class Conv2d:
     kind = "affine"
 
     def __post_init__(self):
+        _check_scale(self.scale)
         for f in ("kernel_size", "stride", "padding", "dilation"):
             object.__setattr__(self, f, _pair(getattr(self, f), f))
 
