@@ -13,12 +13,13 @@ weights are leaves, its configuration static), so it can be an argument of a jit
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .init import init_layer
+from .init import INITS, init_params
 from .layers import AFFINE
 
 __all__ = ["Net", "float_dtype"]
@@ -93,10 +94,10 @@ class Net:
         shape = tuple(input_shape) if input_shape is not None else self.input_shape
         if shape is None:
             raise ValueError("input_shape: this net has none stored; pass the per-sample input shape")
-        shapes = self.shapes(shape)
-        keys = jax.random.split(jax.random.PRNGKey(int(seed)), len(self.layers))
-        dt = float_dtype(dtype)
-        return tuple(init_layer(init, k, layer, s, dt) for k, layer, s in zip(keys, self.layers, shapes[:-1]))
+        self.shapes(shape)  # shape errors before tracing
+        if init not in INITS:
+            raise ValueError(f"init: unknown scheme {init!r}; choose one of {', '.join(INITS)}")
+        return _init(self, jax.random.PRNGKey(int(seed)), shape, init, float_dtype(dtype))
 
     # ------------------------------------------------------------------ forward
     def apply_one(self, params, x):
@@ -114,8 +115,18 @@ class Net:
 
     def apply(self, params, X):
         """Logits (n, K), or (n,) for a single-output net. X: (n, *input_shape)."""
-        out = jax.vmap(lambda x: self.apply_one(params, x))(X)
-        return out[:, 0] if self.num_outputs == 1 else out
+        return _apply(self, params, jnp.asarray(X))
+
+
+@partial(jax.jit, static_argnames=("shape", "scheme", "dtype"))
+def _init(net, key, shape, scheme, dtype):
+    return init_params(scheme, key, net.layers, net.shapes(shape)[:-1], dtype)
+
+
+@jax.jit
+def _apply(net, params, X):
+    out = jax.vmap(lambda x: net.apply_one(params, x))(X)
+    return out[:, 0] if net.num_outputs == 1 else out
 
 
 jax.tree_util.register_dataclass(Net, data_fields=["layers"], meta_fields=["input_shape", "names", "tag"])
