@@ -8,6 +8,7 @@ is enabled; everything else computes in the default float.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -48,10 +49,12 @@ def _inputs(net, params, X):
         X = X.astype(float_dtype())
     if X.ndim < 2 or X.shape[0] == 0:
         raise ValueError(f"X: expected (n, *input_shape) with n ≥ 1, got shape {X.shape}")
+    if not isinstance(net, Net):
+        raise ValueError(f"net: expected an ntkflow.nets.Net, got {type(net).__name__}")
     if net.input_shape is not None and tuple(X.shape[1:]) != net.input_shape:
         raise ValueError(f"X: per-sample shape {tuple(X.shape[1:])} does not match the net's input {net.input_shape}")
     check_net(net, params, X.shape[1:])
-    if concrete(X) and not bool(jnp.all(jnp.isfinite(X))):
+    if concrete(X) and not np.all(np.isfinite(np.asarray(X))):
         raise ValueError("X: contains NaN or inf")
     return X
 
@@ -106,7 +109,7 @@ def _clip(clip, X):
         raise ValueError(f"clip: must be a pair (low, high) of numbers, got {clip!r}") from None
     if not (np.isfinite(c0) and np.isfinite(c1) and c0 < c1):
         raise ValueError(f"clip: needs finite low < high, got {clip!r}")
-    if concrete(X) and (bool(jnp.any(X < c0)) or bool(jnp.any(X > c1))):
+    if concrete(X) and (np.any(np.asarray(X) < c0) or np.any(np.asarray(X) > c1)):
         raise ValueError(f"X: has points outside clip=({c0}, {c1})")
     return c0, c1
 
@@ -119,11 +122,17 @@ def input_box(X, eps, clip):
     return lo, hi
 
 
+@partial(jax.jit, static_argnames=("K", "clip"))
+def _prepare(X, y, eps, K, clip):
+    # One compiled call instead of a dozen eager ops (each new shape of which compiles).
+    return (spec_matrix(y, K, X.dtype), *input_box(X, eps, clip))
+
+
 def problem(net, params, X, y, eps, clip=None) -> Problem:
     """Validate (net, params, X, y, ε, clip) once; build the spec rows and the input box."""
     X = _inputs(net, params, X)
     y = _labels(net, y, X.shape[0])
     eps = V.eps_value(eps) if concrete(eps) else eps
     c = _clip(clip, X)
-    lo, hi = input_box(X, eps, c)
-    return Problem(X, y, spec_matrix(y, net.num_outputs, X.dtype), lo, hi, eps)
+    C, lo, hi = _prepare(X, y, eps, net.num_outputs, c)
+    return Problem(X, y, C, lo, hi, eps)

@@ -175,8 +175,9 @@ class Conv2d:
         return self.fixed if self.fixed is not None else p["weight"]
 
     def _conv(self, W, x):
+        dt = jnp.result_type(W, x)  # lax.conv does not promote (a float32 file, float64 inputs)
         return jax.lax.conv_general_dilated(
-            x[None], W, self.stride, [(p, p) for p in self.padding], rhs_dilation=self.dilation,
+            x[None].astype(dt), W.astype(dt), self.stride, [(p, p) for p in self.padding], rhs_dilation=self.dilation,
             dimension_numbers=("NCHW", "OIHW", "NCHW"), precision=HIGHEST)[0]
 
     def scale_of(self, W):
