@@ -14,6 +14,7 @@ at least the smallest margin already found (it cannot hold the minimum).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -46,6 +47,7 @@ def relu_count(net, input_shape) -> int:
     return int(sum(np.prod(shapes[i]) for i, layer in enumerate(net.layers) if layer.kind == "relu"))
 
 
+@partial(jax.jit, static_argnames=("input_shape",))
 def _affine_matrices(net, params, input_shape):
     """{i: (dense matrix (out, in) of layer i's linear map, flattened bias (out,))}."""
     shapes, mats = net.shapes(input_shape), {}
@@ -53,11 +55,10 @@ def _affine_matrices(net, params, input_shape):
         if layer.kind != "affine":
             continue
         W, s_in = layer.weight(params[i]), shapes[i]
-        f = lambda v: layer.linear(W, v.reshape(s_in)).reshape(-1)  # noqa: E731
-        M = np.asarray(jax.jit(jax.jacfwd(f))(jnp.zeros(int(np.prod(s_in)), jnp.float64)))
+        eye = jnp.eye(int(np.prod(s_in)), dtype=jnp.float64)
+        M = jax.vmap(lambda e: layer.linear(W, e.reshape(s_in)).reshape(-1))(eye).T  # noqa: B023
         b = layer.bias_full(params[i], None)
-        b = np.zeros(M.shape[0]) if b is None else np.broadcast_to(np.asarray(b), shapes[i + 1]).reshape(-1)
-        mats[i] = (M, b)
+        mats[i] = (M, jnp.zeros(M.shape[0]) if b is None else jnp.broadcast_to(b, shapes[i + 1]).reshape(-1))
     return mats
 
 
@@ -188,7 +189,7 @@ def exact_margin(net, params, X, y, eps, *, clip=None, time_limit: float = 60.0,
     if count > V.positive_int("max_neurons", max_neurons):
         raise ValueError(f"net: exact_margin is for small nets; this one has {count} ReLU neurons "
                          f"> max_neurons={max_neurons} (raise max_neurons to try anyway)")
-    mats = _affine_matrices(net, params, shape)
+    mats = jax.tree_util.tree_map(np.asarray, _affine_matrices(net, params, shape))
     crown_b, ibp_b, crown = jax.tree_util.tree_map(np.asarray, _sound_bounds(net, params, pb.C, pb.lo, pb.hi))
     clean = np.einsum("nsk,nk->ns", np.asarray(pb.C), np.asarray(net.apply(params, pb.X)).reshape(len(pb.X), -1))
     out = []

@@ -32,40 +32,63 @@ __all__ = ["margin_gram", "jacobian_gram", "JACOBIAN_BUDGET"]
 JACOBIAN_BUDGET = 1 << 23  # entries of one block's Jacobian (64 MB in float64)
 
 
-def _with_leaf(params, i: int, name: str, value):
-    return tuple({**p, name: value} if k == i else p for k, p in enumerate(params))
+def _replace(params, values: dict):
+    """params with params[i][name] = values[(i, name)]."""
+    return tuple({**p, **{n: v for (k, n), v in values.items() if k == i}} for i, p in enumerate(params))
 
 
-@partial(jax.jit, static_argnames=("i", "name", "size", "method", "trace"))
-def _accumulate(H, net, params, i, name, start, size, C, lo, hi, method, beta, trace):
-    """H + J_b J_bᵀ for the block of ``size`` rows of params[i][name] starting at ``start``."""
+@partial(jax.jit, static_argnames=("keys", "method"))
+def _group_jacobian(net, params, keys, C, lo, hi, method, beta):
+    """J (n, S, P) of the margins w.r.t. the whole leaves ``keys`` ((layer, name) pairs)."""
+    def bound(vals, c, l, h):
+        return sample_bounds(net, _replace(params, dict(zip(keys, vals))), c, l, h, method, beta)
+
+    vals = tuple(params[i][n] for i, n in keys)
+    Js = jax.vmap(jax.jacrev(bound), in_axes=(None, 0, 0, 0))(vals, C, lo, hi)
+    return jnp.concatenate([J.reshape(*C.shape[:2], -1) for J in Js], axis=2)
+
+
+@partial(jax.jit, static_argnames=("i", "name", "size", "method"))
+def _rows_jacobian(net, params, i, name, start, size, C, lo, hi, method, beta):
+    """J (n, S, size·row) w.r.t. rows [start, start + size) of the weight params[i][name] only."""
     leaf = params[i][name]
-    whole = size == leaf.shape[0]
-    theta = leaf if whole else jax.lax.dynamic_slice_in_dim(leaf, start, size)
 
     def bound(th, c, l, h):
-        p = _with_leaf(params, i, name, th if whole else Patched(leaf, th, start))
-        return sample_bounds(net, p, c, l, h, method, beta)
+        return sample_bounds(net, _replace(params, {(i, name): Patched(leaf, th, start)}), c, l, h, method, beta)
 
-    J = jax.vmap(jax.jacrev(bound), in_axes=(None, 0, 0, 0))(theta, C, lo, hi)  # (n, S, *block)
-    n, S = C.shape[:2]
-    J = J.reshape(n, S, -1)
+    theta = jax.lax.dynamic_slice_in_dim(leaf, start, size)
+    J = jax.vmap(jax.jacrev(bound), in_axes=(None, 0, 0, 0))(theta, C, lo, hi)
+    return J.reshape(*C.shape[:2], -1)
+
+
+@partial(jax.jit, static_argnames=("trace",), donate_argnums=(0,))
+def _add_gram(H, J, trace: bool):
     if trace:
         return H + jnp.einsum("isp,jsp->ij", J, J, precision=jax.lax.Precision.HIGHEST)
-    J = J.reshape(n * S, -1)
+    J = J.reshape(J.shape[0] * J.shape[1], -1)
     return H + mmt(J, J)
 
 
 def _blocks(params, rows_total: int, budget: int):
-    """(layer, name, start, size) blocks: whole leaves when they fit ``budget``, else row blocks
-    of a weight (a bias is always whole)."""
+    """Parameter blocks whose Jacobians hold at most ``budget`` entries: groups of whole leaves
+    (one compiled call each), then row blocks of the weights too large to take whole."""
+    group, used = [], 0
     for i, p in enumerate(params):
         for name in sorted(p):
-            leaf = p[name]
-            per_row = int(np.prod(leaf.shape[1:]))
-            size = leaf.shape[0] if name != "weight" else max(1, min(leaf.shape[0], budget // (rows_total * per_row)))
-            for start in range(0, leaf.shape[0], size):
-                yield i, name, start, min(size, leaf.shape[0] - start)
+            size = rows_total * int(np.prod(p[name].shape))
+            if size <= budget or name != "weight":
+                if group and used + size > budget:
+                    yield ("group", tuple(group))
+                    group, used = [], 0
+                group.append((i, name))
+                used += size
+                continue
+            per_row = int(np.prod(p[name].shape[1:]))
+            rows = max(1, budget // (rows_total * per_row))
+            for start in range(0, p[name].shape[0], rows):
+                yield ("rows", (i, name, start, min(rows, p[name].shape[0] - start)))
+    if group:
+        yield ("group", tuple(group))
 
 
 def jacobian_gram(net, params, C, lo, hi, method: str = "ibp", beta=None, *, trace: bool = False,
@@ -74,8 +97,13 @@ def jacobian_gram(net, params, C, lo, hi, method: str = "ibp", beta=None, *, tra
     n, S = C.shape[:2]
     size = n if trace else n * S
     H = jnp.zeros((size, size), jnp.result_type(lo, *jax.tree_util.tree_leaves(params)))
-    for i, name, start, rows in _blocks(params, n * S, budget):
-        H = _accumulate(H, net, params, i, name, start, rows, C, lo, hi, method, beta, trace)
+    for kind, spec in _blocks(params, n * S, budget):
+        if kind == "group":
+            J = _group_jacobian(net, params, spec, C, lo, hi, method, beta)
+        else:
+            i, name, start, rows = spec
+            J = _rows_jacobian(net, params, i, name, start, rows, C, lo, hi, method, beta)
+        H = _add_gram(H, J, trace)
     return H
 
 
