@@ -25,10 +25,7 @@ NETS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def x64():
-    with jax.enable_x64(True):
-        yield
+pytestmark = pytest.mark.usefixtures("x64")
 
 
 def box_points(lo, hi, rng, k=200):

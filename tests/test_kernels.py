@@ -17,10 +17,7 @@ from ntkflow.bounds.engine import sample_bounds
 CNN = (N.conv_net([(2, 2, 1, 0)], [4], 3, (1, 4, 4)), (1, 4, 4))
 
 
-@pytest.fixture(autouse=True)
-def x64():
-    with jax.enable_x64(True):
-        yield
+pytestmark = pytest.mark.usefixtures("x64")
 
 
 def direct_gram(net, params, X, y, eps, method):

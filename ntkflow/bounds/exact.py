@@ -159,13 +159,15 @@ def _solve_sample(net, mats, bounds, lo, hi, C, crown, clean, time_limit, gap):
             lower = min(lower, crown[s])
             continue
         res = model.solve(logits, C[s], time_limit, gap)
+        dual = getattr(res, "mip_dual_bound", None)
+        dual = dual if dual is not None and np.isfinite(dual) else None
         if res.status == 0:
-            best, lower = min(best, res.fun), min(lower, res.mip_dual_bound if res.mip_dual_bound is not None else res.fun)
+            best = min(best, res.fun)
+            lower = min(lower, res.fun if dual is None else dual)
         elif res.status == 1:
             optimal = False
             best = min(best, res.fun if res.x is not None else clean[s])
-            dual = getattr(res, "mip_dual_bound", None)
-            lower = min(lower, dual if dual is not None and np.isfinite(dual) else crown[s])
+            lower = min(lower, crown[s] if dual is None else max(dual, crown[s]))
         else:
             raise RuntimeError(f"exact_margin: HiGHS returned status {res.status} ({res.message}) on a feasible MILP")
     return best, min(lower, best), optimal
