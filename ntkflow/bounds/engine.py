@@ -104,8 +104,11 @@ def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, bet
     Returns:
         (n, K − 1) bounds, columns j ≠ y in increasing order; (n,) bounds of y·f for a
         single-output net. A JAX array, differentiable in params; float64 when x64 is on and
-        the inputs are float64. For the paper's two-layer net with "ibp" (no clip, no beta)
+        the inputs are float64. For the paper's two-layer net with "ibp" (no clip)
         this is ``ntkflow.ibp_lower_margin`` (dispatched to its closed form).
+
+    Vocabulary: lee2021 calls IBP itself the "zero-slope" relaxation; here "crown_zero" is
+    the CROWN upper line with lower slope 0 on unstable neurons (lee2021's (p, q) = (0, 0)).
     """
     check_method(method)
     pb = NI.problem(net, params, X, y, eps, clip)
