@@ -30,3 +30,10 @@ def jacobian_gram(W, a, X, y, eps, fn):
 @pytest.fixture
 def problem():
     return make_problem()
+
+
+@pytest.fixture
+def x64():
+    """Run a test with 64-bit JAX types (the net/bound engine follows the inputs' precision)."""
+    with jax.enable_x64(True):
+        yield
