@@ -14,16 +14,16 @@ OUT=${OUT:-/tmp/ntkflow_gpu_out}
 mkdir -p "$OUT" results
 export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 PYTHONPATH="$PWD:${PYTHONPATH:-}"
 PY=${PY:-python3}
-T_SWEEP=${T_SWEEP:-330}
+T_SWEEP=${T_SWEEP:-290}
 if [ -n "${SMALL:-}" ]; then
   QUICK=--quick; SET=(--set grid.width=[20,40] --set grid.seed=[0] --set train.epochs=3); T_SWEEP=120
 else
   QUICK=; SET=()
 fi
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null | tee "$OUT/gpu.txt"
-timeout -k 5 200 $PY benchmarks/gpu_paper_scale.py $QUICK 2>&1 | tee "$OUT/paper_scale.txt"
+timeout -k 5 170 $PY benchmarks/gpu_paper_scale.py $QUICK 2>&1 | tee "$OUT/paper_scale.txt"
 if [ -f benchmarks/gpu_deep.py ]; then
-  timeout -k 5 90 $PY benchmarks/gpu_deep.py $QUICK 2>&1 | tee "$OUT/deep.txt"
+  timeout -k 5 80 $PY benchmarks/gpu_deep.py $QUICK 2>&1 | tee "$OUT/deep.txt"
 fi
 start=$(date +%s)
 timeout -k 5 "$T_SWEEP" $PY -m ntkflow.cli sweep experiments/fig1_protocol_gpu.toml --out results/protocol_gpu \
