@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     fd = sub.add_parser("findings", help="the findings page (Markdown) from stored sweep results")
     fd.add_argument("dirs", nargs="+", metavar="LABEL=DIR", help="sweep directories, each with a label")
     fd.add_argument("--out", default=None, help="write the page here (default: print it)")
+    fd.add_argument("--preface", default=None, help="a Markdown file inserted after the title (a written summary)")
     fd.set_defaults(fn=_cmd_findings)
     d = sub.add_parser("demo", help="the main job: a reduced Figure 1 on the embedded MNIST 2-vs-5 data")
     d.add_argument("--config", default="experiments/demo.toml")
@@ -188,6 +189,8 @@ def _cmd_figures(args) -> int:
 
 
 def _cmd_findings(args) -> int:
+    from pathlib import Path
+
     from ._io import write_text
     from .findings import findings
 
@@ -197,7 +200,15 @@ def _cmd_findings(args) -> int:
         if not sep or not label or not path:
             raise ValueError(f"dirs: expected LABEL=DIR, got {spec!r}")
         dirs[label] = path
-    page = findings(dirs, command="ntkflow findings " + " ".join(args.dirs) + (f" --out {args.out}" if args.out else ""))
+    preface = None
+    if args.preface:
+        try:
+            preface = Path(args.preface).read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"preface: cannot read {args.preface} ({type(e).__name__})") from None
+    cmd = "ntkflow findings " + " ".join(args.dirs) + "".join(
+        f" --{k} {v}" for k, v in (("preface", args.preface), ("out", args.out)) if v)
+    page = findings(dirs, command=cmd, preface=preface)
     if args.out:
         write_text(args.out, page + "\n")
         print(f"findings: {args.out}")

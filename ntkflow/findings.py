@@ -153,8 +153,13 @@ def _trend(p: Protocol, eps=0.001) -> str:
     word = "rises" if d[0] > 2 * d[1] else ("falls" if d[0] < -2 * d[1] else "is flat within noise")
     lrs = {w: sorted({r["lr"] for r in p.ok if r["method"] == "ibp" and r["eps"] == eps and r["width"] == w})
            for w in ws}
-    return (f"certified error {word} with width: {_pm(lo)} at m = {ws[0]:,} → {_pm(hi)} at m = {ws[-1]:,} "
-            f"(difference {d[0]:+.3f} ± {d[1]:.3f}); chosen lr per width: "
+    tlo, thi = (p.stat("final_test_certified_error", "ibp", w, eps) for w in (ws[0], ws[-1]))
+    td = _diff(thi, tlo)
+    tword = "rises" if td[0] > 2 * td[1] else ("falls" if td[0] < -2 * td[1] else "is flat within noise")
+    held = (f"; on the held-out split it {tword}: {_pm(tlo)} → {_pm(thi)} (difference {td[0]:+.3f} ± {td[1]:.3f})"
+            if tlo[2] and np.isfinite(tlo[0]) else "")
+    return (f"certified training error {word} with width: {_pm(lo)} at m = {ws[0]:,} → {_pm(hi)} at m = {ws[-1]:,} "
+            f"(difference {d[0]:+.3f} ± {d[1]:.3f}){held}; chosen lr per width: "
             + ", ".join(f"{w:,}: {'/'.join(f'{v:g}' for v in lrs[w])}" for w in ws))
 
 
@@ -175,8 +180,9 @@ def claim_lines(p: Protocol) -> list[str]:
         + [f"- trend at ε = 0.001: {_trend(p)}"]
 
 
-def findings(dirs: dict, command: str | None = None) -> str:
-    """The findings page (Markdown) for the labelled sweep directories ``dirs``."""
+def findings(dirs: dict, command: str | None = None, preface: str | None = None) -> str:
+    """The findings page (Markdown) for the labelled sweep directories ``dirs``; ``preface``
+    (Markdown, e.g. a written summary of what the numbers below mean) goes after the title."""
     if not dirs:
         raise ValueError("findings: give at least one LABEL=DIR")
     ps = [Protocol(k, v) for k, v in dirs.items()]
@@ -184,8 +190,10 @@ def findings(dirs: dict, command: str | None = None) -> str:
              "Generated from stored sweep results by "
              f"`{command or 'ntkflow findings ' + ' '.join(f'{p.label}={p.dir}' for p in ps)}`. "
              "Numbers are mean ± standard error over seeds; a difference is called real when it exceeds 2 s.e.; "
-             "diverged cells are counted in the protocol lines and left out of every mean.", "",
-             "## Protocols", ""]
+             "diverged cells are counted in the protocol lines and left out of every mean.", ""]
+    if preface:
+        lines += [preface.strip(), ""]
+    lines += ["## Protocols", ""]
     for p in ps:
         lines += _protocol_section(p)
     lines += ["## The paper's three Fig. 1 claims", ""]

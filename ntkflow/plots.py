@@ -156,8 +156,10 @@ def fig1a(rows, out) -> list[Path]:
     IBP training's certified error (solid) and clean error (dashed). Diverged cells are
     left out of the means (the table counts them)."""
     rows = [r for r in rows if not r.get("diverged", False)]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
     ibp = [r for r in rows if r["method"] == "ibp"]
+    n_w = {e: len({r["width"] for r in ibp if r["eps"] == e}) for e in {r["eps"] for r in ibp}}
+    ibp = [r for r in ibp if n_w[r["eps"]] >= min(3, max(n_w.values()))]  # ε values swept over width (Fig. 1b has the rest)
     for ax, split, title in ((axes[0], "train", "training set"), (axes[1], "test", "held-out test set")):
         clean, cert = ("final_train_error", "final_certified_error") if split == "train" else (
             "final_test_error", "final_test_certified_error")
@@ -171,6 +173,7 @@ def fig1a(rows, out) -> list[Path]:
             _mean_curve(ax, sub, clean, "width", f"IBP, ε = {eps:g} (clean)", marker="^", min_points=2,
                         ls="--", color=color)
         _error_axes(ax, "width m", f"final {split} error", f"Fig. 1a: {title} (mean ± s.e. over seeds)")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncol=2)
     return save(fig, out)
 
 
@@ -185,8 +188,12 @@ def fig_lr_grid(records, out) -> list[Path]:
     if not groups:
         raise ValueError("no records with a learning-rate grid")
     keys = sorted(groups)
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.8), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    cols = min(4, len(keys))
+    rows_ = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(4.2 * cols, 3.6 * rows_), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    for ax, key in zip(axes.flat, keys):
         for w, recs in sorted(groups[key].items()):
             lrs = sorted({g["lr"] for r in recs for g in r["lr_grid"]})
             mean = [np.nanmean([g["final_loss"] / r["final"]["n_train"] for r in recs for g in r["lr_grid"]
@@ -203,6 +210,7 @@ def fig_lr_grid(records, out) -> list[Path]:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle("Learning-rate grid per cell (★ = chosen by the selection rule)")
+    fig.tight_layout()
     return save(fig, out)
 
 
