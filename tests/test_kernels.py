@@ -2,7 +2,6 @@
 
 import jax
 import jax.flatten_util
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st

@@ -15,14 +15,6 @@ from ntkflow.sweep import cells as C
 from ntkflow.sweep.protocol import select_run
 from ntkflow.tracker import error_rate, tracker
 from ntkflow.train import StopRule, _Plateau
-from sweep_helpers import TINY
-
-
-@pytest.fixture
-def config(tmp_path):
-    p = tmp_path / "tiny.toml"
-    p.write_text(TINY)
-    return p
 
 
 # ----------------------------------------------------------------------------- selection rule

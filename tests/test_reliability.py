@@ -13,19 +13,11 @@ import pytest
 
 from ntkflow import init_params, train
 from ntkflow.cli import main
+from sweep_helpers import sweep_script
 from ntkflow.sweep import cells_of, load_config, read_table, run_sweep
-from ntkflow.sweep.store import Store, environment
+from ntkflow.sweep.store import environment
 from ntkflow.tracker import tracker
-from sweep_helpers import TINY
 
-HERE = Path(__file__).parent
-
-
-@pytest.fixture
-def config(tmp_path):
-    p = tmp_path / "tiny.toml"
-    p.write_text(TINY)
-    return p
 
 
 def small_cfg(config, *more):
@@ -76,11 +68,7 @@ def test_a_diverged_cell_is_recorded_as_diverged_in_record_and_table(config, tmp
 # ----------------------------------------------------------------------------- 2. lock
 def test_a_second_sweep_on_the_same_directory_is_refused(config, tmp_path):
     out = tmp_path / "locked"
-    script = ("import sys; sys.path.insert(0, %r)\n"
-              "from sweep_helpers import slow_cell\n"
-              "from ntkflow.sweep import load_config, run_sweep\n"
-              "run_sweep(load_config(%r), %r, quiet=True, workers=1, cell_fn=slow_cell)\n") % (
-        str(HERE), str(config), str(out))
+    script = sweep_script(config, out, "slow_cell")
     proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "NTKFLOW_SLOW": "1"})
     try:
         deadline = time.time() + 60

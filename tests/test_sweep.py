@@ -9,18 +9,10 @@ import numpy as np
 import pytest
 
 from ntkflow.cli import main
+from sweep_helpers import sweep_script
 from ntkflow.sweep import cells_of, load_config, read_table, resolve, run_sweep
 from ntkflow.sweep.config import apply_override
-from sweep_helpers import TINY
 
-HERE = Path(__file__).parent
-
-
-@pytest.fixture
-def config(tmp_path):
-    p = tmp_path / "tiny.toml"
-    p.write_text(TINY)
-    return p
 
 
 def table(out):
@@ -101,11 +93,7 @@ def test_resume_after_sigkill_gives_the_same_table(config, tmp_path):
     ref = tmp_path / "ref"
     run_sweep(cfg, ref, quiet=True)
     out = tmp_path / "killed"
-    script = ("import sys; sys.path.insert(0, %r)\n"
-              "from sweep_helpers import dying_cell\n"
-              "from ntkflow.sweep import load_config, run_sweep\n"
-              "run_sweep(load_config(%r), %r, quiet=True, workers=1, cell_fn=dying_cell)\n") % (
-        str(HERE), str(config), str(out))
+    script = sweep_script(config, out, "dying_cell")
     env = {**os.environ, "NTKFLOW_DIE_AT": "ibp-m40-eps0.01-s0"}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True)
     assert proc.returncode == -9  # SIGKILL mid-sweep

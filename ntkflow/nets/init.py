@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["INITS", "init_params"]
