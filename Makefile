@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+FLOORS_VENV ?= .venv-floors
+
+.PHONY: demo test test-floors bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,8 +22,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
 
+# The whole suite on the oldest dependency versions pyproject.toml allows (ci/floors.txt).
+test-floors:
+	rm -rf $(FLOORS_VENV)
+	$(PY) -m venv $(FLOORS_VENV)
+	$(FLOORS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(FLOORS_VENV)/bin/python -m pip install -q -c ci/floors.txt -e '.[test]'
+	$(FLOORS_VENV)/bin/python -m pip list | grep -iE '^(jax|jaxlib|numpy|scipy|matplotlib|mlxtend|diffrax|equinox|optax|tqdm|dask|distributed|pytest|hypothesis) '
+	$(FLOORS_VENV)/bin/python -m pytest tests
+
 bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python run_all.py
 
 clean:
-	rm -rf $(VENV) demo_out
+	rm -rf $(VENV) $(FLOORS_VENV) demo_out

@@ -1,10 +1,12 @@
-"""Atomic, pickle-free file writing (temp file in the same directory + rename)."""
+"""Atomic, pickle-free file writing (temp file in the same directory + rename), and the
+checks that an output path can be written before any work is done."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +56,10 @@ def read_json(path) -> dict:
 def read_npz(path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy under an .npz name
+                raise ValueError("a single array, not an npz archive")
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, KeyError) as e:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path}: not a readable npz file ({type(e).__name__})") from None
 
 
@@ -67,3 +71,56 @@ def _default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (a file, if a file is on the way)."""
+    p = path
+    while not os.path.lexists(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _probe(directory: Path, name: str, path: Path) -> None:
+    """Create and remove a temp file in ``directory``: the one test that also holds for root,
+    read-only mounts and ACLs."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".ntkflow-probe.", suffix=".tmp")
+    except OSError as e:
+        raise ValueError(f"{name}: cannot write to {path} ({e.strerror or type(e).__name__} in {directory})") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def ensure_writable_dir(path, name: str) -> Path:
+    """Check that directory ``path`` exists and is writable, or can be created; return it as a Path.
+
+    Creates nothing (so a command that fails later leaves no empty directory). A regular
+    file at ``path`` or on the way to it, or a directory that cannot be written, is a
+    one-line ``ValueError`` starting with ``name`` (the argument, e.g. ``--out``).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name}: {path} is a file, not a directory")
+    base = _nearest_existing(path)
+    if not base.is_dir():
+        raise ValueError(f"{name}: cannot create {path}: {base} is a file, not a directory")
+    _probe(base, name, path)
+    return path
+
+
+def ensure_writable_file(path, name: str) -> Path:
+    """Check that file ``path`` can be written (atomically: through a temp file beside it, its
+    directory created if missing); return it as a Path. Creates and changes nothing.
+
+    ``path`` being a directory, lying under a file, or in a directory that cannot be
+    written is a one-line ``ValueError`` starting with ``name`` (e.g. ``--json``).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{name}: {path} is a directory, not a file")
+    base = _nearest_existing(path.parent)
+    if not base.is_dir():
+        raise ValueError(f"{name}: cannot create {path}: {base} is a file, not a directory")
+    _probe(base, name, path)
+    return path

@@ -111,10 +111,12 @@ def check_assumption_2(X, eps, *, block: int = 32) -> Assumption2:
     in every coordinate: per coordinate the feasible c form an interval, and the
     pair violates iff the intersection [L, U] of these intervals is non-empty with
     U > 0. The ratios are computed in float64 (so "exact" up to one rounding per
-    ratio); O(n² d) work, vectorized in blocks of ``block`` rows.
+    ratio); O(n² d) work, vectorized in blocks of ``block`` rows (an integer ≥ 1; it
+    changes the memory, never the answer).
     """
     X = V.array("X", X, 2)
     eps = V.eps_value(eps)
+    block = V.positive_int("block", block)
     n = X.shape[0]
     lo, hi = jnp.asarray(X - eps), jnp.asarray(X + eps)
     bounds = _ratio_bounds_positive if (X.min() >= eps and X.max() + eps > 0 and (X + eps).min() > 0) else _ratio_bounds

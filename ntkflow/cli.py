@@ -58,14 +58,30 @@ def _add_data_args(p, eps_default=0.04):
     p.add_argument("--seed", type=int, default=0)
 
 
+def _check_flow_args(args) -> None:
+    """flow's own options, checked before any work (one line naming the option)."""
+    from . import _validate as V
+    from .flow import SOLVERS
+
+    if not args.eps_list or not all(0.0 <= e <= 1.0 for e in args.eps_list):  # also refuses NaN
+        raise ValueError(f"--eps-list: needs one or more ε in [0, 1], got {args.eps_list}")
+    if not args.widths or min(args.widths) < 1:
+        raise ValueError(f"--widths: needs one or more widths m >= 1, got {args.widths}")
+    V.positive_int("--saves", args.saves)
+    V.positive_int("--samples", args.samples, minimum=2)
+    V.positive_float("--t1", args.t1, allow_zero=True)
+    if args.solver not in SOLVERS:
+        raise ValueError(f"--solver: unknown {args.solver!r}; choose one of {', '.join(SOLVERS)}")
+    V.seed(args.seed, "--seed")
+
+
 def _cmd_flow(args) -> int:
     """Gradient-flow trajectories at several widths (and ε), saved for the figure scripts."""
-    from pathlib import Path
-
     from . import gradient_flow, init_params, lambda_0
-    from ._io import write_json
+    from ._io import ensure_writable_dir, write_json
 
-    out = Path(args.out)
+    out = ensure_writable_dir(args.out, "--out")
+    _check_flow_args(args)
     for eps in args.eps_list:
         ds = _load_data(argparse.Namespace(**{**vars(args), "eps": eps}))
         lam = lambda_0(ds.X, ds.y, eps, samples=args.samples, seed=args.seed, warn=False)
@@ -89,8 +105,11 @@ def _cmd_flow(args) -> int:
 
 def _cmd_check(args) -> int:
     from . import check
-    from ._io import write_json, write_text
+    from ._io import ensure_writable_file, write_json, write_text
 
+    for flag, path in (("--json", args.json), ("--markdown", args.markdown)):
+        if path:  # before an hour of checking, not after
+            ensure_writable_file(path, flag)
     ds = _load_data(args)
     rep = check(ds.X, ds.y, args.eps, args.width, delta=args.delta, samples=args.samples, seed=args.seed,
                 t1=args.t1, flow_n=args.flow_n, progress=not args.quiet)
@@ -171,8 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_sweep(args) -> int:
+    from ._io import ensure_writable_dir
     from .sweep import load_config, run_sweep
 
+    ensure_writable_dir(args.out, "--out")
     cfg = load_config(args.config, args.set)
     path = run_sweep(cfg, args.out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
                      force=args.force, accept_env=args.accept_env, quiet=args.quiet)
@@ -257,12 +278,14 @@ def summary(directory) -> str:
 def _cmd_demo(args) -> int:
     from pathlib import Path
 
+    from ._io import ensure_writable_dir
     from .plots import figures
     from .sweep import load_config, run_sweep
 
     config = Path(args.config)
     if not config.exists():
         raise ValueError(f"config: {config} not found (run `make demo` from the repository root)")
+    ensure_writable_dir(args.out, "--out")
     cfg = load_config(config, args.set)
     # the demo owns its directory: a changed demo config keeps the cells still valid and reruns the rest
     run_sweep(cfg, args.out, quiet=args.quiet, force=True)
@@ -279,8 +302,12 @@ def main(argv=None) -> int:
     try:
         return args.fn(args)
     except ValueError as e:  # bad input: one line, no traceback
-        print(f"ntkflow {args.cmd}: error: {e}", file=sys.stderr)
-        return 2
+        msg = str(e)
+    except OSError as e:  # the filesystem said no: one line naming the path
+        paths = " → ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+        msg = f"{paths}: {e.strerror or type(e).__name__}" if paths else f"{type(e).__name__}: {e}"
+    print(f"ntkflow {args.cmd}: error: {' '.join(msg.splitlines())}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

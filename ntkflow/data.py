@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _validate as V
 from .assumptions import normalize_to_box
 
 __all__ = ["Dataset", "mnist25", "mnist_idx", "read_idx", "write_idx", "synthetic_box", "synthetic_parallel",
@@ -57,9 +58,17 @@ def _balanced(y, k, rng, pool=None, strict: bool = True):
     return np.sort(np.concatenate([rng.choice(pos, kp, replace=False), rng.choice(neg, k // 2, replace=False)]))
 
 
+def _sizes(n, n_test, *, n_min: int = 2):
+    """``n`` (None: the default) and ``n_test`` checked: integers, n ≥ n_min, n_test ≥ 0."""
+    n = None if n is None else V.positive_int("n", n, minimum=n_min)
+    return n, V.positive_int("n_test", n_test, minimum=0)
+
+
 def _split(X, y, n, n_test, seed, name):
     total = len(y)
-    n_test = min(n_test, total - 2)
+    if n_test > total - 2:
+        raise ValueError(f"n_test: must be at most {total - 2} for {name} ({total} samples, 2 kept for training), "
+                         f"got {n_test}")
     n = total - n_test if n is None else n
     if not 2 <= n <= total - n_test:
         raise ValueError(f"n: must be between 2 and {total - n_test} for {name} (with {n_test} held out), got {n}")
@@ -91,6 +100,9 @@ def mnist25(n: int | None = None, *, normalize_eps: float | None = None, seed: i
     rest) balanced training images drawn with ``seed``; with neither, all 1,000 in
     their stored order. ``normalize_eps`` maps pixels into [ε, 1]^d.
     """
+    n, n_test = _sizes(n, n_test, n_min=0)  # _split says which n fit
+    seed = V.seed(seed)
+    normalize_eps = None if normalize_eps is None else V.eps_value(normalize_eps)
     X, y = _mnist25_all()
     if n is None and n_test == 0:
         return _finish("mnist25", X.copy(), y.copy(), X[:0], y[:0], normalize_eps)
@@ -140,6 +152,10 @@ def _find(directory: Path, stem: str) -> Path:
 def mnist_idx(mnist_dir, n: int | None = None, *, n_test: int | None = None, normalize_eps: float | None = None,
               seed: int = 0) -> Dataset:
     """Full MNIST digits 2 vs 5 from the IDX files in ``mnist_dir`` (train and t10k, plain or .gz)."""
+    n, _ = _sizes(n, 0)
+    n_test = None if n_test is None else V.positive_int("n_test", n_test, minimum=0)
+    seed = V.seed(seed)
+    normalize_eps = None if normalize_eps is None else V.eps_value(normalize_eps)
     d = Path(mnist_dir)
     if not d.is_dir():
         raise ValueError(f"mnist_dir: {d} is not a directory")
@@ -165,8 +181,12 @@ def mnist_idx(mnist_dir, n: int | None = None, *, n_test: int | None = None, nor
 
 # ----------------------------------------------------------------------------- synthetic
 def synthetic_box(n: int, d: int, eps: float = 0.0, *, n_test: int = 0, seed: int = 0) -> Dataset:
-    """Points uniform in [ε, 1]^d with random ±1 labels (Assumption 1 holds by construction)."""
-    rng = np.random.default_rng(seed)
+    """``n`` (≥ 2) points uniform in [ε, 1]^d with random ±1 labels (Assumption 1 holds by
+    construction), and ``n_test`` more held out."""
+    n, n_test = _sizes(n, n_test)
+    d = V.positive_int("d", d)
+    eps = V.eps_value(eps)
+    rng = np.random.default_rng(V.seed(seed))
     X = rng.uniform(eps, 1.0, (n + n_test, d))
     y = rng.choice([-1.0, 1.0], n + n_test)
     return Dataset(X=X[:n], y=y[:n], name="synthetic", normalized_eps=eps, X_test=X[n:], y_test=y[n:])
@@ -176,6 +196,7 @@ def synthetic_parallel(n: int, d: int, eps: float = 0.0, *, gap: float = 1e-3, n
                        seed: int = 0) -> Dataset:
     """``synthetic_box`` with point 1 replaced by a near-multiple of point 0 (0.9·x₀ + gap):
     nearly parallel, so Assumption 2 fails once ε exceeds about gap/2."""
+    gap = V.positive_float("gap", gap, allow_zero=True)
     ds = synthetic_box(n, d, eps, n_test=n_test, seed=seed)
     X = ds.X.copy()
     X[1] = np.clip(0.9 * X[0] + gap, eps, 1.0)
@@ -184,7 +205,12 @@ def synthetic_parallel(n: int, d: int, eps: float = 0.0, *, gap: float = 1e-3, n
 
 def load(source: str, *, n: int | None = None, eps: float = 0.0, mnist_dir=None, seed: int = 0,
          normalize: bool = True, n_test: int = 0, d: int = 784) -> Dataset:
-    """A data set by name (``SOURCES``). With ``normalize`` inputs are mapped into [ε, 1]^d."""
+    """A data set by name (``SOURCES``). With ``normalize`` inputs are mapped into [ε, 1]^d.
+
+    ``n`` training samples (None: all of an MNIST source, 100 synthetic ones) and ``n_test``
+    held out (for ``mnist``, 0 keeps the whole t10k split); ``d`` is the synthetic dimension.
+    """
+    eps = V.eps_value(eps)
     norm = eps if normalize else None
     if source == "mnist25":
         return mnist25(n=n, normalize_eps=norm, seed=seed, n_test=n_test)
@@ -194,5 +220,5 @@ def load(source: str, *, n: int | None = None, eps: float = 0.0, mnist_dir=None,
         return mnist_idx(mnist_dir, n=n, n_test=n_test or None, normalize_eps=norm, seed=seed)
     if source in ("synthetic", "parallel"):
         fn = synthetic_box if source == "synthetic" else synthetic_parallel
-        return fn(n or 100, d, eps if normalize else 0.0, n_test=n_test, seed=seed)
+        return fn(100 if n is None else n, d, eps if normalize else 0.0, n_test=n_test, seed=seed)
     raise ValueError(f"data: unknown source {source!r}; choose one of {', '.join(SOURCES)}")

@@ -85,9 +85,11 @@ def _gram(W, a, X, y, eps, chunk=None):
 @x64
 def gram_terms(W, a, X, y, eps, *, chunk: int | None = None) -> GramTerms:
     """The α, β, γ terms of Eq. 6 (each (n, n), float64); they sum to ``gram_matrix``."""
-    W, a, X, y, eps = V.problem(W, a, X, y, eps)
+    W, a, X, y, eps, _ = V.device_problem(W, a, X, y, eps, gram=True)
     chunk = chunk_size(X.shape[0], W.shape[0], X.shape[1], requested=None if chunk is None else V.positive_int("chunk", chunk))
-    return GramTerms(*(np.asarray(t) for t in _gram_terms(W, a, X, y, eps, chunk)))
+    terms = GramTerms(*(np.asarray(t) for t in _gram_terms(W, a, X, y, eps, chunk)))
+    V.finite_result("the Gram matrix", sum(terms), "X")
+    return terms
 
 
 @x64
@@ -97,6 +99,8 @@ def gram_matrix(W, a, X, y, eps, *, chunk: int | None = None) -> np.ndarray:
     Computed in the structured form of Eq. 6 over chunks of ``chunk`` neurons
     (default: about 4M entries per (n, chunk) block), never through the Jacobian.
     """
-    W, a, X, y, eps = V.problem(W, a, X, y, eps)
+    W, a, X, y, eps, _ = V.device_problem(W, a, X, y, eps, gram=True)
     chunk = V.positive_int("chunk", chunk) if chunk is not None else None
-    return np.asarray(_gram(W, a, X, y, eps, chunk))
+    H = np.asarray(_gram(W, a, X, y, eps, chunk))
+    V.finite_result("the Gram matrix", H, "X")
+    return H

@@ -70,8 +70,10 @@ def h_inf_exact(X, y) -> np.ndarray:
 
     H∞_ij = y_i y_j x_iᵀx_j (π − arccos(cos θ_ij)) / (2π), θ_ij the angle between x_i, x_j.
     """
-    X, y, _ = V.data(X, y)
-    return _h_inf_exact(X, y)
+    X, y, _ = V.data(X, y, gram=True)
+    H = _h_inf_exact(X, y)
+    V.finite_result("H∞", H, "X")
+    return H
 
 
 def _h_inf_exact(X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -197,10 +199,12 @@ def h_inf(X, y, eps, *, samples: int = 100_000, seed: int = 0, control_variate: 
     mean is ``h_inf_exact``, is subtracted with a fitted scalar coefficient: exact at
     ε = 0 and a large variance reduction for small ε. Same seed, same numbers.
     """
-    X, y, eps = V.data(X, y, eps)
+    X, y, eps = V.data(X, y, eps, gram=True)
     samples = V.positive_int("samples", samples, minimum=2)
-    seed = V.positive_int("seed", seed, minimum=0)
-    return _h_inf(X, y, eps, samples, seed, control_variate, progress)[0]
+    seed = V.seed(seed)
+    est = _h_inf(X, y, eps, samples, seed, control_variate, progress)[0]
+    V.finite_result("the H∞ estimate", est.mean, "X")
+    return est
 
 
 def lambda_0(X, y, eps, *, samples: int = 100_000, seed: int = 0, control_variate: bool = True,
@@ -221,15 +225,16 @@ def lambda_0(X, y, eps, *, samples: int = 100_000, seed: int = 0, control_variat
     second pass over the same neurons. A warning is issued when λ2 − λ1 < 4 se (``warn=False``
     leaves it to the caller, who has ``.gap`` and ``.stderr``).
     """
-    X, y, eps = V.data(X, y, eps)
+    X, y, eps = V.data(X, y, eps, gram=True)
     samples = V.positive_int("samples", samples, minimum=2)
-    seed = V.positive_int("seed", seed, minimum=0)
+    seed = V.seed(seed)
     return _lambda_0(X, y, eps, samples, seed, control_variate, progress, warn)
 
 
 @x64
 def _lambda_0(X, y, eps, samples, seed, control_variate, progress, warn):
     est, dr = _h_inf(X, y, eps, samples, seed, control_variate, progress)
+    V.finite_result("the H∞ estimate", est.mean, "X")
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
     v = jnp.asarray(scipy.linalg.eigh(est.mean)[1][:, 0])
     sums = np.zeros(5)

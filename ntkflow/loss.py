@@ -24,8 +24,8 @@ def loss_derivative(u):
 
 
 @jax.jit
-def _robust_loss(W, a, X, y, eps):
-    return jnp.sum(logistic(_ibp_lower_margin(W, a, X, y, eps)))
+def _robust_loss(W, a, X, y, eps, l1=None):
+    return jnp.sum(logistic(_ibp_lower_margin(W, a, X, y, eps, l1)))
 
 
 def _grad_from(W, X, z, s, lprime, eps):
@@ -48,8 +48,8 @@ def _robust_loss_and_grad(W, a, X, y, eps, l1=None):
 @x64
 def robust_loss(W, a, X, y, eps):
     """L̄ = Σ_i log(1 + exp(−u̲_i)) of Eq. 2 (a sum over samples, not a mean). Scalar."""
-    W, a, X, y, eps = V.problem(W, a, X, y, eps)
-    return float(_robust_loss(W, a, X, y, eps))
+    W, a, X, y, eps, l1 = V.device_problem(W, a, X, y, eps)
+    return float(_robust_loss(W, a, X, y, eps, l1))
 
 
 @x64
@@ -60,6 +60,10 @@ def robust_loss_grad(W, a, X, y, eps):
     dL̄/dw_r = Σ_i l'(u̲_i) ∂u̲_i/∂w_r. Computed as X Wᵀ and one (m×n)(n×d) product;
     never through the (n, m, d) Jacobian. At ties (a pre-activation exactly 0, or a
     weight exactly 0) this is the subgradient with relu'(0) = 0 and sign(0) = 0.
+
+    Speed (benchmarks/bench_grad.py): W reaches the device without jax's slow copy
+    and its row norms ‖w_r‖₁ come from the validation pass, so the product X Wᵀ runs
+    unfused; the call costs about its two GEMMs.
     """
-    W, a, X, y, eps = V.problem(W, a, X, y, eps)
-    return np.asarray(_robust_loss_and_grad(W, a, X, y, eps)[1])
+    W, a, X, y, eps, l1 = V.device_problem(W, a, X, y, eps)
+    return np.asarray(_robust_loss_and_grad(W, a, X, y, eps, l1)[1])

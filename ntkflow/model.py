@@ -49,27 +49,31 @@ def _margin(W, a, X, y):
 
 
 @jax.jit
-def _ibp_lower_margin(W, a, X, y, eps):
-    return _signed_relu_sum(*_ibp_preact(W, a, X, y, eps)) / jnp.sqrt(W.shape[0])
+def _ibp_lower_margin(W, a, X, y, eps, l1=None):
+    return _signed_relu_sum(*_ibp_preact(W, a, X, y, eps, l1)) / jnp.sqrt(W.shape[0])
 
 
 @jax.jit
-def _active(W, a, X, y, eps):
+def _active(W, a, X, y, eps, l1=None):
     """A_ri = A⁺_ri + A⁻_ri as a boolean (n, m) array, and the signs s_ir."""
-    z, s = _ibp_preact(W, a, X, y, eps)
+    z, s = _ibp_preact(W, a, X, y, eps, l1)
     return z > 0, s
 
 
 # ----------------------------------------------------------------------------- public API
+#: Largest width m or input dimension d ``init_params`` draws (a 32-bit signed size).
+SIZE_MAX = 2**31 - 1
+
+
 def init_params(seed: int, m: int, d: int):
     """Random initialization of Sec. 3.1: w_r ~ N(0, I_d), a_r ~ unif{±1}.
 
     Returns ``(W, a)`` as float64 arrays of shapes (m, d) and (m,).
     The same ``seed`` gives the same numbers.
     """
-    seed = V.positive_int("seed", seed, minimum=0)
-    m = V.positive_int("m", m)
-    d = V.positive_int("d", d)
+    seed = V.seed(seed)
+    m = V.positive_int("m", m, maximum=SIZE_MAX)
+    d = V.positive_int("d", d, maximum=SIZE_MAX)
     return tuple(np.asarray(v) for v in _init_params(seed, m, d))
 
 
@@ -89,7 +93,7 @@ def sample_neurons(kw, ka, m: int, d: int):
 @x64
 def margin(W, a, X, y):
     """u_i = y_i f(W, a, x_i) with f of Eq. 1: f = m^-1/2 Σ_r a_r relu(w_rᵀx). Shape (n,)."""
-    W, a, X, y, _ = V.problem(W, a, X, y)
+    W, a, X, y, _, _ = V.device_problem(W, a, X, y)
     return np.asarray(_margin(W, a, X, y))
 
 
@@ -104,8 +108,8 @@ def ibp_lower_margin(W, a, X, y, eps):
     interval bound. The paper's own derivative ∂u̲_i/∂w_r (Sec. 3.4) and Eq. 6 need
     this minus sign; with the printed plus sign u̲ would not lower-bound the margin.
     """
-    W, a, X, y, eps = V.problem(W, a, X, y, eps)
-    return np.asarray(_ibp_lower_margin(W, a, X, y, eps))
+    W, a, X, y, eps, l1 = V.device_problem(W, a, X, y, eps)
+    return np.asarray(_ibp_lower_margin(W, a, X, y, eps, l1))
 
 
 @x64
@@ -114,8 +118,8 @@ def indicators(W, a, X, y, eps):
 
     A⁺_ri = 1(y_i a_r = 1, w_rᵀx_i − ε‖w_r‖₁ > 0),  A⁻_ri = 1(y_i a_r = −1, w_rᵀx_i + ε‖w_r‖₁ > 0).
     """
-    W, a, X, y, eps = V.problem(W, a, X, y, eps)
-    act, s = _active(W, a, X, y, eps)
+    W, a, X, y, eps, l1 = V.device_problem(W, a, X, y, eps)
+    act, s = _active(W, a, X, y, eps, l1)
     return np.asarray(act & (s > 0)), np.asarray(act & (s < 0))
 
 

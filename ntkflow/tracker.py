@@ -180,13 +180,27 @@ class Trajectory:
 
     @classmethod
     def load(cls, path) -> "Trajectory":
+        """Read what ``save`` wrote. A missing, truncated or malformed file is a one-line
+        ``ValueError`` naming it."""
         path = Path(path).with_suffix(".npz")
-        meta = read_json(path.with_suffix(".json"))
+        jpath = path.with_suffix(".json")
+        meta = read_json(jpath)
+        if not isinstance(meta, dict) or meta.get("format") != "ntkflow.trajectory/1":
+            raise ValueError(f"{jpath}: not an ntkflow trajectory")
+        names, info = meta.get("series"), meta.get("meta")
+        if not isinstance(names, list) or not all(isinstance(k, str) for k in names) or not isinstance(info, dict):
+            raise ValueError(f"{jpath}: malformed trajectory metadata ('series' must be a list of names, "
+                             f"'meta' a dict)")
+        try:
+            err = float(meta.get("error_estimate", float("nan")))
+        except (TypeError, ValueError):
+            raise ValueError(f"{jpath}: error_estimate is not a number") from None
         arr = read_npz(path)
-        if meta.get("format") != "ntkflow.trajectory/1" or "ts" not in arr or "W" not in arr:
-            raise ValueError(f"{path}: not an ntkflow trajectory")
-        series = {k: arr[f"series_{k}"] for k in meta["series"] if f"series_{k}" in arr}
-        if len(series) != len(meta["series"]) or any(len(v) != len(arr["ts"]) for v in series.values()):
-            raise ValueError(f"{path}: trajectory series are missing or of the wrong length")
-        return cls(ts=arr["ts"], series=series, W=arr["W"], a=arr["a"], meta=meta["meta"],
-                   error_estimate=float(meta["error_estimate"]), W_saved=arr.get("W_saved"))
+        missing = [k for k in ("ts", "W", "a", *(f"series_{k}" for k in names)) if k not in arr]
+        if missing:
+            raise ValueError(f"{path}: not a complete ntkflow trajectory (missing {', '.join(missing)})")
+        series = {k: arr[f"series_{k}"] for k in names}
+        if any(v.shape != arr["ts"].shape for v in series.values()):
+            raise ValueError(f"{path}: trajectory series are of the wrong length")
+        return cls(ts=arr["ts"], series=series, W=arr["W"], a=arr["a"], meta=info,
+                   error_estimate=err, W_saved=arr.get("W_saved"))
