@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from .._io import read_json, write_json, write_text
+from .._io import ensure_writable_dir, read_json, write_json, write_text
 from .cells import Cell, FINAL_KEYS, cell_key, cells_of
 from .config import canonical
 
@@ -142,14 +142,11 @@ class Store:
             f.close()  # closing the file releases the lock
 
     def _mkdir(self) -> None:
-        if self.out.exists() and not self.out.is_dir():
-            raise ValueError(f"out: {self.out} exists and is not a directory")
+        ensure_writable_dir(self.out, "out")
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ValueError(f"out: cannot create {self.out} ({e.strerror})") from None
-        if not os.access(self.out, os.W_OK | os.X_OK):
-            raise ValueError(f"out: {self.out} is not writable")
 
     def clean_tmp(self) -> int:
         """Remove temp files a killed write left behind (call under the lock)."""
