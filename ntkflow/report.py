@@ -18,7 +18,9 @@ Every row also carries ``observed``: the status its conclusion has on its own, p
 ignored (``None`` for assumptions and conditions, which have no conclusion). Premises are
 the stated hypotheses plus those of the lemmas a proof invokes (Lemma 2 and Corollary 1
 need Lemma 1's ε condition; Lemma 5 needs Lemmas 1, 2 and 4); ``extra["premises"]`` lists
-them. Trajectory rows are decided point by point in t, over the recorded times t > 0.
+them. Lemma 6's is its stated λmin(H(s)) ≥ λ0/2 on [0, t], measured; Theorem 1 secures it
+only up to Eq. 9's time, which the row reports. Trajectory rows are decided point by point
+in t, over the recorded times t > 0.
 
 Every λ0-dependent decision is taken at both ends of the λ0 interval; since each
 quantity is monotone in λ0, agreement means the least favourable end agrees, and
