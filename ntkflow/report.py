@@ -364,6 +364,9 @@ class _Ctx:
 
 
 def _ratio(a, b):
+    """a/b, ``inf`` for b = 0 and ``None`` when both are infinite (no factor to report)."""
+    if math.isinf(a) and math.isinf(b):
+        return None
     return a / b if b != 0 else math.inf
 
 
@@ -421,7 +424,7 @@ def _row_epsilon_bound(c: _Ctx) -> Row:
     return Row("epsilon_bound", c.eps, eb, st, "Theorem 1; Eq. 14′ (derived)",
                looseness=_ratio(max(c.eps, EPS_PRACTICAL), eb),
                note=(f"derived ε bound (n⁴, c′ = c/5.005, ÷X = {f.x_scale:.3g}); printed (n³) = {ep:.3g}, "
-                     f"printed/derived = {_ratio(ep, eb):.3g}. Looseness = max(ε, 1/255) / bound"),
+                     f"printed/derived = {_fmt(_ratio(ep, eb))}. Looseness = max(ε, 1/255) / bound"),
                extra={"printed": ep, "derived": eb, "factor_printed_over_derived": _ratio(ep, eb)})
 
 
@@ -431,7 +434,7 @@ def _row_width_bound(c: _Ctx) -> Row:
     st = _condition(_tri(f.ends, lambda u: c.m >= f.width(u, c.delta, c.eps)))
     return Row("width_bound", c.m, wb, st, "Theorem 1; Eq. 14′ and Lemma 4′ (derived)", looseness=_ratio(wb, c.m),
                note=(f"derived width = max(Eq. 14′, Lemma 4′ width {l4:.3g}); printed = {wp:.3g}, "
-                     f"derived/printed = {_ratio(wb, wp):.3g}; inf means no width suffices at this ε"),
+                     f"derived/printed = {_fmt(_ratio(wb, wp))}; inf means no width suffices at this ε"),
                extra={"printed": wp, "derived": wb, "lemma4_width": l4, "factor_derived_over_printed": _ratio(wb, wp)})
 
 
@@ -443,7 +446,7 @@ def _row_theorem_1_time(c: _Ctx) -> Row:
     return Row("theorem_1_time", need, lim, st, "Eq. 11: Eq. 10′ < Eq. 9′ (derived)", looseness=_ratio(need, lim),
                note=(f"time to reach L̄ < log 2 (Eq. 10′, valid Lemma 6′) vs the time the weights stay within R "
                      f"(Eq. 9′, ÷X); printed Eq. 10 = {need_p:.3g}, Eq. 9 = {lim_p:.3g}; factors Eq. 10′/Eq. 10 = "
-                     f"{_ratio(need, need_p):.3g}, Eq. 9/Eq. 9′ = {_ratio(lim_p, lim):.3g}"),
+                     f"{_fmt(_ratio(need, need_p))}, Eq. 9/Eq. 9′ = {_fmt(_ratio(lim_p, lim))}"),
                extra={"t_need_printed": need_p, "t_limit_printed": lim_p, "loss0": L0,
                       "factor_need": _ratio(need, need_p), "factor_limit": _ratio(lim_p, lim)})
 
@@ -525,7 +528,7 @@ def _row_lemma_1(c: _Ctx) -> Row:
                looseness=_ratio(b1, f1), observed=observed,
                note=(f"indicator-flip frequency vs R̃/2 at R(t) = measured max ‖Δw_r(t)‖, point by point (shown: the "
                      f"tightest point, R = {R1:.3g}); ε condition there ε ≤ {derived:.3g} (derived; printed "
-                     f"{printed:.3g}, printed/derived = {_ratio(printed, derived):.3g}), met at {napp} of {ntot} "
+                     f"{printed:.3g}, printed/derived = {_fmt(_ratio(printed, derived))}), met at {napp} of {ntot} "
                      f"recorded (run, t); {_horizon_note(c)}"),
                extra={"R": R1, "applicable_points": napp, "points": ntot, "eps_condition_derived": derived,
                       "eps_condition_printed": printed})
@@ -640,8 +643,10 @@ def _row_lemma_6_rate(c: _Ctx) -> Row:
               for var in per}
     t9 = s.t_limit(v, c.delta, c.m, "printed")
     ce = T.lemma6_counterexample(s.n, v) if v > 0 else None
-    refuted = (f"; with H = (λ0/2)I and n = {s.n}, L̄ = {ce.loss_at_t_needed:.3g} > κ at Eq. 10's time "
-               "(theory.lemma6_counterexample)") if ce else ""
+    refuted = (f"; the flow with H = (λ0/2)I and this n exceeds the appendix envelope from t = "
+               f"{ce.t_violated / ce.t_needed:.5g}× Eq. 10's time, where L̄ = {ce.loss_at_t_needed:.3g} "
+               f"{'>' if ce.loss_at_t_needed > T.KAPPA else '≤'} κ (> κ for n ≥ 103; "
+               "theory.lemma6_counterexample)") if ce else ""
     return Row("lemma_6_rate", rate, v / 4, status, "Lemma 6 envelopes (main, A.5; premise λmin(H) ≥ λ0/2)",
                looseness=_ratio(rate, v / 4), observed=observed,
                note=(f"log L̄(t) vs log envelope(t) at every recorded t, L̄ lowered by n·X·certificate: main "

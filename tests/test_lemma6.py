@@ -38,6 +38,13 @@ def test_counterexample_matches_the_issue_and_an_ode_solver():
     assert ce3.t_needed == pytest.approx(ce.t_needed / 3)
     assert ce3.loss_at_t_needed == pytest.approx(ce.loss_at_t_needed, rel=1e-9)
     assert "0.717" in str(ce)
+    # Eq. 10's conclusion fails from n = 103 on; the envelope itself fails for every n, just after Eq. 10's time
+    assert T.lemma6_counterexample(103).loss_at_t_needed > T.KAPPA > T.lemma6_counterexample(102).loss_at_t_needed
+    for n in (2, 50):
+        small = T.lemma6_counterexample(n)
+        assert small.t_needed < small.t_violated < 1.5 * small.t_needed
+        late = 1.01 * small.t_violated
+        assert math.log(T.constant_gram_loss(late, n, 0.5)) > T.log_loss_bound(late, small.loss0, 1.0, "appendix")
 
 
 def test_constant_gram_flow_with_h_equal_lambda0_decays_like_one_over_t():
