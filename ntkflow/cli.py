@@ -112,7 +112,7 @@ def _cmd_check(args) -> int:
             ensure_writable_file(path, flag)
     ds = _load_data(args)
     rep = check(ds.X, ds.y, args.eps, args.width, delta=args.delta, samples=args.samples, seed=args.seed,
-                t1=args.t1, flow_n=args.flow_n, progress=not args.quiet)
+                t1=args.t1, flow_n=args.flow_n, seeds=args.seeds, max_steps=args.max_steps, progress=not args.quiet)
     print(rep)
     if args.json:
         write_json(args.json, rep.to_dict())
@@ -141,8 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--width", type=int, default=5000, help="network width m")
     c.add_argument("--delta", type=float, default=0.1, help="confidence δ of the high-probability bounds")
     c.add_argument("--samples", type=int, default=20_000, help="Monte Carlo neurons for λ0")
-    c.add_argument("--t1", type=float, default=None, help="gradient-flow horizon (default 4/λ0, capped)")
+    c.add_argument("--t1", type=float, default=None, help="gradient-flow horizon (default Eq. 10′'s time, capped)")
     c.add_argument("--flow-n", type=int, default=50, help="samples in the gradient-flow subset")
+    c.add_argument("--seeds", type=int, default=3,
+                   help="initializations for the probabilistic rows (one gradient flow each)")
+    c.add_argument("--max-steps", type=int, default=200, help="RK4 steps that cap the default flow horizon")
     c.add_argument("--json", default=None, help="write the report as JSON here")
     c.add_argument("--markdown", default=None, help="write the report as Markdown here")
     c.add_argument("--quiet", action="store_true")
