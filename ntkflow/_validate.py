@@ -2,6 +2,8 @@
 
 Every public function validates here, once, before calling jitted internals.
 The messages name the argument and the problem; they never leak a JAX traceback.
+Finite inputs whose products would overflow float64 are refused here too, by a bound
+(``preactivation_scale``, ``gram_scale``), naming the input that is too large.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
+
+from ._jax import row_norms, to_device
 
 __all__ = [
     "array",
@@ -155,9 +160,8 @@ def _log10(v: float) -> float:
 
 def weights(W: np.ndarray, l1: np.ndarray) -> None:
     """W is finite, checked through its row norms ``l1`` = ‖w_r‖₁: one pass over W serves both."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.all(np.isfinite(l1)):
-            return
+    if np.all(np.isfinite(l1)):
+        return
     _finite("W", W)  # a NaN or inf entry, named as ``array`` names it
     r = int(np.flatnonzero(~np.isfinite(l1))[0])
     _fail(f"W: too large: ‖w_r‖₁ of row {r} overflows float64 (entries up to {np.max(np.abs(W[r])):.3g})")
@@ -234,13 +238,11 @@ def device_problem(W: Any, a: Any, X: Any, y: Any, eps: Any = 0.0, *, gram: bool
     as the check that W is finite, and go to the internals, so that XLA never fuses
     that row reduction into the product X Wᵀ (3× slower on CPU, see loss.py).
     """
-    from ._jax import row_norms, to_device
-
     W, a, X, y, eps = _problem_arrays(W, a, X, y, eps)
-    Wd = to_device(W)
+    Wd = to_device(W)  # may alias the caller's W: read here, never returned to the caller
     l1 = row_norms(Wd)
     _values(W, np.asarray(l1), X, eps, gram)
-    return (Wd, *(to_device(v) for v in (a, X, y)), eps, l1)
+    return (Wd, *(jnp.asarray(v) for v in (a, X, y)), eps, l1)
 
 
 def data(X: Any, y: Any, eps: Any = 0.0, *, gram: bool = False):
