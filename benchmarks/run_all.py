@@ -2,6 +2,7 @@
 
 import sys
 
+import bench_grad
 import bench_gram
 import bench_hinf
 import bench_memory
@@ -9,5 +10,5 @@ import bench_train
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
-    for mod in (bench_gram, bench_train, bench_hinf, bench_memory):
+    for mod in (bench_gram, bench_train, bench_grad, bench_hinf, bench_memory):
         mod.main(quick)
