@@ -35,12 +35,13 @@ def main(quick: bool = False):
     W = jnp.asarray(rng.standard_normal((m, d)), jnp.float32)
     a = jnp.asarray(rng.choice([-1.0, 1.0], m), jnp.float32)
     G = jnp.asarray(rng.standard_normal((n, m)), jnp.float32)
-    opt = optax.sgd(1e-4)
+    opt = optax.sgd(1.0)  # unit rate: _epoch scales by a traced lr
     state = opt.init(W)
+    lr = jnp.asarray(1e-4, jnp.float32)
     idx = jnp.arange(n * k).reshape(k, n)
     eps_steps = jnp.full((k,), 0.04, jnp.float32)
-    epoch = lambda: _epoch(W, state, a, Xall, yall, idx, eps_steps, 1.0, opt)  # noqa: E731
-    lone = lambda: _epoch(W, state, a, X, y, idx[:1], eps_steps[:1], 1.0, opt)  # noqa: E731
+    epoch = lambda: _epoch(W, state, a, Xall, yall, idx, eps_steps, 1.0, lr, opt)  # noqa: E731
+    lone = lambda: _epoch(W, state, a, X, y, idx[:1], eps_steps[:1], 1.0, lr, opt)  # noqa: E731
 
     @jax.jit
     def gemms(W, G):

@@ -1,40 +1,41 @@
 #!/usr/bin/env bash
-# GPU benchmarks (issue 7): the CPU benchmarks plus the paper-scale workload on one GPU.
-# Full-MNIST-shaped data (n = 11,800, d = 784), 70 epochs of SGD with batch 128, at
-# m = 80,000 and m = 10⁶, float32 with full-precision products (Precision.HIGHEST; no TF32),
-# then the same at TF32 to show whether certified errors change.
-# Usage: bash benchmarks/gpu.sh   (needs a CUDA jax; writes gpu_results.txt here)
-set -euo pipefail
-cd "$(dirname "$0")"
-python - <<'PY' | tee gpu_results.txt
-import time, jax, jax.numpy as jnp, numpy as np, optax
-import ntkflow._jax as J
-from ntkflow.train import _epoch
-from ntkflow.model import _ibp_lower_margin
-from _common import machine
-print("#", machine())
-n, d, B, epochs = 11_800, 784, 128, 70
-rng = np.random.default_rng(0)
-X = jnp.asarray(rng.uniform(size=(n, d)), jnp.float32)
-y = jnp.asarray(rng.choice([-1.0, 1.0], n), jnp.float32)
-steps = n // B
-for m in (80_000, 1_000_000):
-    for prec in ("highest", "tf32"):
-        J.HIGHEST = jax.lax.Precision.HIGHEST if prec == "highest" else jax.lax.Precision.DEFAULT
-        jax.clear_caches()
-        W = jax.random.normal(jax.random.PRNGKey(0), (m, d), jnp.float32)
-        a = jnp.where(jax.random.bernoulli(jax.random.PRNGKey(1), 0.5, (m,)), 1.0, -1.0).astype(jnp.float32)
-        opt = optax.sgd(6.8e-5); st = opt.init(W)
-        eps = jnp.full((steps,), 0.04, jnp.float32)
-        idx = jnp.asarray(rng.permutation(n)[: steps * B].reshape(steps, B))
-        W1, _ = _epoch(W, st, a, X, y, idx, eps, n / B, opt); jax.block_until_ready(W1)  # compile
-        t = time.perf_counter()
-        for _ in range(epochs):
-            W, st = _epoch(W, st, a, X, y, idx, eps, n / B, opt)
-        jax.block_until_ready(W)
-        dt = time.perf_counter() - t
-        cert = float(jnp.mean(_ibp_lower_margin(W, a, X, y, 0.04) <= 0))
-        print(f"m={m} precision={prec}: {epochs} epochs in {dt:.1f}s ({dt / epochs * 1e3:.0f} ms/epoch); "
-              f"certified error {cert:.4f}")
-PY
-python run_all.py | tee -a gpu_results.txt
+# The one GPU run of a task (prepared here, run once on the device, results into $OUT):
+#  1. paper-scale IBP training times, HIGHEST vs TF32 (benchmarks/gpu_paper_scale.py);
+#  2. the Figure 1 protocol sweeps behind FINDINGS.md (experiments/fig1_protocol_gpu.toml,
+#     fig1_fixed_lr.toml, fig1_warmup.toml), run side by side, each under a time limit
+#     (sweeps resume, so a cut leaves finished cells); the results directories come back
+#     as $OUT/results.tgz;
+#  3. the deep-net benchmarks when the bound engine is present (benchmarks/gpu_deep.py).
+# Usage on the device: bash benchmarks/gpu.sh   (SMALL=1 for a CPU-sized dry run)
+# Needs a CUDA jax and mlxtend (carried as a wheel in .whl/ when missing).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/ntkflow_gpu_out}
+mkdir -p "$OUT" results
+export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 PYTHONPATH="$PWD:${PYTHONPATH:-}"
+PY=${PY:-python3}
+T_SWEEP=${T_SWEEP:-290}
+if [ -n "${SMALL:-}" ]; then
+  QUICK=--quick; SET=(--set grid.width=[20,40] --set grid.seed=[0] --set train.epochs=3); T_SWEEP=120
+else
+  QUICK=; SET=()
+fi
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null | tee "$OUT/gpu.txt"
+timeout -k 5 170 $PY benchmarks/gpu_paper_scale.py $QUICK 2>&1 | tee "$OUT/paper_scale.txt"
+if [ -f benchmarks/gpu_deep.py ]; then
+  timeout -k 5 80 $PY benchmarks/gpu_deep.py $QUICK 2>&1 | tee "$OUT/deep.txt"
+fi
+start=$(date +%s)
+timeout -k 5 "$T_SWEEP" $PY -m ntkflow.cli sweep experiments/fig1_protocol_gpu.toml --out results/protocol_gpu \
+  --workers 6 --quiet "${SET[@]}" > "$OUT/sweep_protocol.txt" 2>&1 &
+timeout -k 5 "$T_SWEEP" $PY -m ntkflow.cli sweep experiments/fig1_fixed_lr.toml --out results/fixed_lr \
+  --workers 2 --quiet "${SET[@]}" > "$OUT/sweep_fixed.txt" 2>&1 &
+timeout -k 5 "$T_SWEEP" $PY -m ntkflow.cli sweep experiments/fig1_warmup.toml --out results/warmup \
+  --workers 2 --quiet "${SET[@]}" > "$OUT/sweep_warmup.txt" 2>&1 &
+wait
+echo "sweeps: $(( $(date +%s) - start )) s" | tee -a "$OUT/gpu.txt"
+for d in protocol_gpu fixed_lr warmup; do
+  echo "$d: $(ls results/$d/cells 2>/dev/null | wc -l) finished cells" | tee -a "$OUT/gpu.txt"
+done
+tail -n 3 "$OUT"/sweep_*.txt
+tar czf "$OUT/results.tgz" results/protocol_gpu results/fixed_lr results/warmup

@@ -21,3 +21,7 @@ __all__ = [
     "check_assumption_1", "check_assumption_2", "normalize_to_box",
     "gradient_flow", "train", "EpsSchedule", "Trajectory", "check", "Report", "theory", "data",
 ]
+
+# The net / bound engine (issue 13): nets, bounds, attacks and the margin Gram as extension points.
+from . import attacks, bounds, kernels, nets  # noqa: E402
+__all__ += ["nets", "bounds", "attacks", "kernels"]

@@ -112,7 +112,7 @@ def _cmd_check(args) -> int:
             ensure_writable_file(path, flag)
     ds = _load_data(args)
     rep = check(ds.X, ds.y, args.eps, args.width, delta=args.delta, samples=args.samples, seed=args.seed,
-                t1=args.t1, flow_n=args.flow_n, progress=not args.quiet)
+                t1=args.t1, flow_n=args.flow_n, seeds=args.seeds, max_steps=args.max_steps, progress=not args.quiet)
     print(rep)
     if args.json:
         write_json(args.json, rep.to_dict())
@@ -141,8 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--width", type=int, default=5000, help="network width m")
     c.add_argument("--delta", type=float, default=0.1, help="confidence δ of the high-probability bounds")
     c.add_argument("--samples", type=int, default=20_000, help="Monte Carlo neurons for λ0")
-    c.add_argument("--t1", type=float, default=None, help="gradient-flow horizon (default 4/λ0, capped)")
+    c.add_argument("--t1", type=float, default=None, help="gradient-flow horizon (default Eq. 10′'s time, capped)")
     c.add_argument("--flow-n", type=int, default=50, help="samples in the gradient-flow subset")
+    c.add_argument("--seeds", type=int, default=3,
+                   help="initializations for the probabilistic rows (one gradient flow each)")
+    c.add_argument("--max-steps", type=int, default=200, help="RK4 steps that cap the default flow horizon")
     c.add_argument("--json", default=None, help="write the report as JSON here")
     c.add_argument("--markdown", default=None, help="write the report as Markdown here")
     c.add_argument("--quiet", action="store_true")
@@ -166,12 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--executor", default="local", choices=["local", "dask"])
     sw.add_argument("--workers", type=int, default=None, help="processes (local) or LocalCluster workers")
     sw.add_argument("--scheduler", default=None, help="dask scheduler ADDRESS, or 'local' for a LocalCluster")
-    sw.add_argument("--force", action="store_true", help="accept a changed config under an existing --out")
+    sw.add_argument("--force", action="store_true",
+                    help="accept a changed config under an existing --out (finished cells are kept)")
+    sw.add_argument("--accept-env", action="store_true",
+                    help="let cells computed with another ntkflow/JAX version or backend sit beside the stored ones")
     sw.add_argument("--quiet", action="store_true")
     sw.set_defaults(fn=_cmd_sweep)
     fg = sub.add_parser("figures", help="write every figure a results directory supports (PNG and PDF)")
     fg.add_argument("dir")
     fg.set_defaults(fn=_cmd_figures)
+    fd = sub.add_parser("findings", help="the findings page (Markdown) from stored sweep results")
+    fd.add_argument("dirs", nargs="+", metavar="LABEL=DIR", help="sweep directories, each with a label")
+    fd.add_argument("--out", default=None, help="write the page here (default: print it)")
+    fd.add_argument("--preface", default=None, help="a Markdown file inserted after the title (a written summary)")
+    fd.set_defaults(fn=_cmd_findings)
     d = sub.add_parser("demo", help="the main job: a reduced Figure 1 on the embedded MNIST 2-vs-5 data")
     d.add_argument("--config", default="experiments/demo.toml")
     d.add_argument("--out", default="demo_out")
@@ -188,7 +199,7 @@ def _cmd_sweep(args) -> int:
     ensure_writable_dir(args.out, "--out")
     cfg = load_config(args.config, args.set)
     path = run_sweep(cfg, args.out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
-                     force=args.force, quiet=args.quiet)
+                     force=args.force, accept_env=args.accept_env, quiet=args.quiet)
     print(f"results: {path}")
     return 0
 
@@ -201,53 +212,70 @@ def _cmd_figures(args) -> int:
     return 0
 
 
+def _cmd_findings(args) -> int:
+    from pathlib import Path
+
+    from ._io import write_text
+    from .findings import findings
+
+    dirs = {}
+    for spec in args.dirs:
+        label, sep, path = spec.partition("=")
+        if not sep or not label or not path:
+            raise ValueError(f"dirs: expected LABEL=DIR, got {spec!r}")
+        dirs[label] = path
+    preface = None
+    if args.preface:
+        try:
+            preface = Path(args.preface).read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"preface: cannot read {args.preface} ({type(e).__name__})") from None
+    cmd = "ntkflow findings " + " ".join(args.dirs) + "".join(
+        f" --{k} {v}" for k, v in (("preface", args.preface), ("out", args.out)) if v)
+    page = findings(dirs, command=cmd, preface=preface)
+    if args.out:
+        write_text(args.out, page + "\n")
+        print(f"findings: {args.out}")
+    else:
+        print(page)
+    return 0
+
+
 def summary(directory) -> str:
-    """Fig. 1 numbers from a results directory, as a short text table."""
+    """Fig. 1 numbers from a results directory, as a short text table: IBP-trained nets'
+    certified and clean training errors, standard training's clean error, the chosen
+    learning rates and how many runs converged."""
     from .plots import _agg
     from .sweep.store import read_table
 
-    rows = read_table(f"{directory}/results.csv")
-    lines = ["final training error (mean ± s.e. over seeds; IBP: certified error):",
-             f"{'width':>7}  {'standard':>14}" + "".join(
-                 f"  {'IBP ε=' + format(e, 'g'):>14}" for e in sorted({r['eps'] for r in rows if r['method'] == 'ibp'}))]
-    std = _agg([r for r in rows if r["method"] == "standard"], "final_train_error", ("width",))
+    rows = [r for r in read_table(f"{directory}/results.csv") if not r.get("diverged", False)]
     eps_all = sorted({r["eps"] for r in rows if r["method"] == "ibp"})
+    std = _agg([r for r in rows if r["method"] == "standard"], "final_train_error", ("width",))
 
     def cell(v):
         return "—" if not v else (f"{v[0]:.3f} ± {v[1]:.3f}" if v[2] > 1 else f"{v[0]:.3f} (1 seed)")
 
-    for key, title in (("final_certified_error", None), ("final_train_error", "IBP-trained nets, clean training error:")):
+    lines = ["final training error (mean ± s.e. over seeds):",
+             f"{'width':>7}  {'standard':>14}" + "".join(f"  {'IBP ε=' + format(e, 'g'):>14}" for e in eps_all)]
+    for key, title in (("final_certified_error", "IBP-trained nets, certified (IBP) error; standard: clean error"),
+                       ("final_train_error", "IBP-trained nets, clean error")):
         ibp = _agg([r for r in rows if r["method"] == "ibp"], key, ("width", "eps"))
-        if title:
-            lines.append(title)
+        lines.append(title + ":")
         for w in sorted({r["width"] for r in rows}):
-            lines.append(f"{int(w):>7}  {(cell(std.get((w,))) if not title else ''):>14}"
+            lines.append(f"{int(w):>7}  {(cell(std.get((w,))) if key == 'final_certified_error' else ''):>14}"
                          + "".join(f"  {cell(ibp.get((w, e))):>14}" for e in eps_all))
-    lines += ["", "the paper's claims (Sec. 5), checked on this table:"] + claims(rows)
+    if any("lr" in r for r in rows):
+        lines.append("chosen learning rates (per width, all seeds and ε) and runs stopped by the plateau rule:")
+        for method in ("standard", "ibp"):
+            for w in sorted({r["width"] for r in rows if r["method"] == method}):
+                sub = [r for r in rows if r["method"] == method and r["width"] == w]
+                lrs = sorted({r["lr"] for r in sub})
+                lines.append(f"  {method:>8} m={int(w):>6}: lr {', '.join(f'{v:g}' for v in lrs)}; converged "
+                             f"{sum(r.get('converged', False) for r in sub)}/{len(sub)}")
+    from .findings import Protocol, claim_lines
+
+    lines += ["", "the paper's claims (Sec. 5), checked on this table:"] + claim_lines(Protocol("demo", directory))
     return "\n".join(lines)
-
-
-def claims(rows) -> list[str]:
-    """Fig. 1's three qualitative claims, each answered from the results table."""
-    from .plots import _agg
-
-    std = _agg([r for r in rows if r["method"] == "standard"], "final_train_error", ("width",))
-    ibp = _agg([r for r in rows if r["method"] == "ibp"], "final_certified_error", ("width", "eps"))
-    out = []
-    above = [(w, e) for (w, e), v in ibp.items() if (w,) in std and v[0] > std[(w,)][0]]
-    pairs = [(w, e) for (w, e) in ibp if (w,) in std]
-    if pairs:
-        out.append(f"- IBP error above standard error at the same width: {len(above)}/{len(pairs)} (width, ε) pairs")
-    at04 = {w: v for (w, e), v in ibp.items() if e == 0.04}
-    if at04:
-        w = max(at04)
-        out.append(f"- ε = 0.04 at the largest width ({int(w)}): certified error {at04[w][0]:.3f} "
-                   f"({'does not reach 0' if at04[w][0] > 0 else 'reaches 0'})")
-    if ibp:
-        e_max = max(e for _, e in ibp)
-        vals = [v[0] for (w, e), v in ibp.items() if e == e_max]
-        out.append(f"- largest ε = {e_max:g}: certified error {np.mean(vals):.3f} (the paper reports ≈ 0.5, random guess)")
-    return out
 
 
 def _cmd_demo(args) -> int:

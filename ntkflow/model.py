@@ -122,3 +122,7 @@ def indicators(W, a, X, y, eps):
     act, s = _active(W, a, X, y, eps, l1)
     return np.asarray(act & (s > 0)), np.asarray(act & (s < 0))
 
+
+
+# Public names of the internals above, for the bound engine's two-layer fast path (ntkflow.bounds).
+ibp_lower_margin_raw = _ibp_lower_margin

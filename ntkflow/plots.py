@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 from ._io import read_json  # noqa: E402
 from .tracker import Trajectory  # noqa: E402
 
-__all__ = ["fig_flow", "fig1a", "fig1b", "fig_scaling", "fig_lambda0", "figures", "save"]
+__all__ = ["fig_flow", "fig1a", "fig1b", "fig_lr_grid", "fig_scaling", "fig_lambda0", "figures", "save"]
 
 
 def save(fig, path: Path) -> list[Path]:
@@ -46,19 +46,27 @@ def _curves_from_trajectories(directory):
 
 
 def _curves_from_sweep(directory):
-    """Same as ``_curves_from_trajectories`` from a sweep's cell records (seed 0 of each cell)."""
-    from .sweep.store import read_table
+    """Same as ``_curves_from_trajectories`` from a sweep's validated cell records (the
+    smallest seed of each (ε, m)), plus the records themselves; invalid records are
+    reported and skipped."""
+    from .sweep.store import Store, read_table
 
     curves, lam = {}, {}
-    recs = sorted((read_json(p) for p in (Path(directory) / "cells").glob("*.json")), key=lambda r: r["cell"]["seed"])
-    for rec in recs:  # the smallest seed of each (ε, m) cell
+    d = Path(directory)
+    cfg = read_json(d / "config.json") if (d / "config.json").exists() else None
+    if not isinstance(cfg, dict) or "grid" not in cfg:
+        raise ValueError(f"{d}: no readable config.json (not a sweep directory?)")
+    recs = sorted((rec for _, rec in Store(d).records(cfg)), key=lambda r: r["cell"]["seed"])
+    for rec in recs:
         c, s = rec["cell"], rec["series"]
+        if not all(k in s for k in ("loss", "lambda_min", "max_weight_change", "flip_fraction")):
+            continue
         curves.setdefault(c["eps"], {}).setdefault(c["width"], tuple(
             np.asarray(v, float) for v in (rec["ts"], s["loss"], s["lambda_min"], s["max_weight_change"],
                                            s["flip_fraction"])))
-    if (Path(directory) / "lambda0.csv").exists():
-        lam = {r["eps"]: r["lambda_0"] for r in read_table(Path(directory) / "lambda0.csv")}
-    return curves, lam
+    if (d / "lambda0.csv").exists():
+        lam = {r["eps"]: r["lambda_0"] for r in read_table(d / "lambda0.csv")}
+    return curves, lam, recs
 
 
 def _lambda_panels(curves, lam, title, out, envelopes: bool = False) -> list[Path]:
@@ -123,13 +131,13 @@ def _agg(rows, key, by):
     return out
 
 
-def _mean_curve(ax, rows, key, by, label, marker="o", min_points=1):
+def _mean_curve(ax, rows, key, by, label, marker="o", min_points=1, **style):
     """Plot the mean ± standard error of ``key`` over seeds against column ``by``."""
     a = _agg(rows, key, (by,))
     xs = sorted(a)
     if xs and len(xs) >= min_points:
         ax.errorbar([k[0] for k in xs], [a[k][0] for k in xs], [a[k][1] for k in xs], marker=marker, capsize=3,
-                    label=label)
+                    label=label, **style)
 
 
 def _error_axes(ax, xlabel, ylabel, title):
@@ -143,27 +151,81 @@ def _error_axes(ax, xlabel, ylabel, title):
 
 
 def fig1a(rows, out) -> list[Path]:
-    """Final training error vs width: standard (train error) and IBP per ε (certified error),
-    mean ± standard error over seeds (paper Fig. 1a)."""
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    _mean_curve(ax, [r for r in rows if r["method"] == "standard"], "final_train_error", "width",
-                "standard training")
+    """Final error vs width, mean ± standard error over seeds (paper Fig. 1a), training set
+    (left) and held-out test set (right): standard training (clean error) and, per ε,
+    IBP training's certified error (solid) and clean error (dashed). Diverged cells are
+    left out of the means (the table counts them)."""
+    rows = [r for r in rows if not r.get("diverged", False)]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
     ibp = [r for r in rows if r["method"] == "ibp"]
-    for eps in sorted({r["eps"] for r in ibp}):
-        _mean_curve(ax, [r for r in ibp if r["eps"] == eps], "final_certified_error", "width",
-                    f"IBP, ε = {eps:g} (certified)", marker="s", min_points=2)
-    _error_axes(ax, "width m", "final training error", "Fig. 1a: training error vs width (mean ± s.e. over seeds)")
+    n_w = {e: len({r["width"] for r in ibp if r["eps"] == e}) for e in {r["eps"] for r in ibp}}
+    ibp = [r for r in ibp if n_w[r["eps"]] >= min(3, max(n_w.values()))]  # ε values swept over width (Fig. 1b has the rest)
+    for ax, split, title in ((axes[0], "train", "training set"), (axes[1], "test", "held-out test set")):
+        clean, cert = ("final_train_error", "final_certified_error") if split == "train" else (
+            "final_test_error", "final_test_certified_error")
+        if split == "test" and not any(np.isfinite(r.get(clean, np.nan)) for r in rows):
+            ax.text(0.5, 0.5, "no held-out split (data.n_test = 0)", ha="center", transform=ax.transAxes)
+        _mean_curve(ax, [r for r in rows if r["method"] == "standard"], clean, "width", "standard training")
+        for eps in sorted({r["eps"] for r in ibp}):
+            sub = [r for r in ibp if r["eps"] == eps]
+            _mean_curve(ax, sub, cert, "width", f"IBP, ε = {eps:g} (certified)", marker="s", min_points=2)
+            color = ax.containers[-1].lines[0].get_color() if ax.containers else None
+            _mean_curve(ax, sub, clean, "width", f"IBP, ε = {eps:g} (clean)", marker="^", min_points=2,
+                        ls="--", color=color)
+        _error_axes(ax, "width m", f"final {split} error", f"Fig. 1a: {title} (mean ± s.e. over seeds)")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncol=2)
+    return save(fig, out)
+
+
+def fig_lr_grid(records, out) -> list[Path]:
+    """The learning-rate grid behind each cell: final training loss per sample vs lr, one
+    panel per (method, ε), one line per width (mean over seeds; diverged runs missing),
+    the lr each cell chose marked with a star."""
+    groups: dict = {}
+    for rec in records:
+        c = rec["cell"]
+        groups.setdefault((c["method"], c["eps"]), {}).setdefault(c["width"], []).append(rec)
+    if not groups:
+        raise ValueError("no records with a learning-rate grid")
+    keys = sorted(groups)
+    cols = min(4, len(keys))
+    rows_ = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(4.2 * cols, 3.6 * rows_), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    for ax, key in zip(axes.flat, keys):
+        for w, recs in sorted(groups[key].items()):
+            lrs = sorted({g["lr"] for r in recs for g in r["lr_grid"]})
+            mean = [np.nanmean([g["final_loss"] / r["final"]["n_train"] for r in recs for g in r["lr_grid"]
+                                if g["lr"] == lr] or [np.nan]) for lr in lrs]
+            line, = ax.loglog(lrs, mean, marker="o", label=f"m = {w}")
+            for r in recs:
+                g = next((g for g in r["lr_grid"] if g["lr"] == r["final"]["lr"]), None)
+                if g is not None and np.isfinite(g["final_loss"]):
+                    ax.loglog([g["lr"]], [g["final_loss"] / r["final"]["n_train"]], "*", ms=10,
+                              color=line.get_color())
+        ax.set_title(f"{key[0]}, ε = {key[1]:g}" if key[0] == "ibp" else key[0])
+        ax.set_xlabel("learning rate (flow time step)")
+        ax.set_ylabel("final training loss L̄ / n")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.suptitle("Learning-rate grid per cell (★ = chosen by the selection rule)")
+    fig.tight_layout()
     return save(fig, out)
 
 
 def fig1b(rows, out, widths=(2000, 5000)) -> list[Path]:
-    """Final IBP (certified) training error vs ε at the given widths (paper Fig. 1b)."""
+    """Final IBP training error vs ε at the given widths (paper Fig. 1b): certified error
+    (solid) and the same nets' clean error (dashed), mean ± s.e. over seeds."""
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    ibp = [r for r in rows if r["method"] == "ibp"]
+    ibp = [r for r in rows if r["method"] == "ibp" and not r.get("diverged", False)]
     for w in widths:
-        _mean_curve(ax, [r for r in ibp if r["width"] == w], "final_certified_error", "eps", f"m = {w}")
+        sub = [r for r in ibp if r["width"] == w]
+        _mean_curve(ax, sub, "final_certified_error", "eps", f"m = {w} (certified)")
+        color = ax.containers[-1].lines[0].get_color() if ax.containers else None
+        _mean_curve(ax, sub, "final_train_error", "eps", f"m = {w} (clean)", marker="^", ls="--", color=color)
     ax.axhline(0.5, ls=":", c="gray", lw=1, label="random guess")
-    _error_axes(ax, "ε", "final IBP (certified) training error", "Fig. 1b: IBP training error vs ε")
+    _error_axes(ax, "ε", "final IBP-trained training error", "Fig. 1b: IBP training error vs ε")
     return save(fig, out)
 
 
@@ -220,7 +282,9 @@ def figures(directory) -> list[Path]:
     if len({r["eps"] for r in rows if r["method"] == "ibp"}) > 1:
         out += fig1b(rows, d / "fig1b", widths=sorted({int(r["width"]) for r in rows})
                      if not {2000, 5000} & {int(r["width"]) for r in rows} else (2000, 5000))
-    curves, lam = _curves_from_sweep(d)
+    curves, lam, records = _curves_from_sweep(d)
+    if any(len(r.get("lr_grid", [])) > 1 for r in records):
+        out += fig_lr_grid([r for r in records if r.get("lr_grid")], d / "fig_lr_grid")
     has_gram = any(np.isfinite(c[2]).any() for per in curves.values() for c in per.values())
     if has_gram and lam:
         out += _lambda_panels(curves, lam, "Robust loss with Lemma 6 envelopes, λmin(H(t))/λ0", d / "fig_theory",

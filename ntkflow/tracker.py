@@ -22,13 +22,40 @@ from .gram import _gram
 from .loss import logistic, loss_derivative
 from .model import _ibp_preact, _signed_relu_sum
 
-__all__ = ["Trajectory", "tracker", "stack_rows", "SERIES"]
+__all__ = ["Trajectory", "tracker", "stack_rows", "SERIES", "TIE_RULES", "error_rate"]
 
 #: Names of the tracked series (part of the API).
 SERIES = (
     "loss", "train_error", "certified_error", "lambda_min", "gram_change",
     "flip_fraction", "neuron_flip_fraction", "max_weight_change", "identity_residual", "eps",
+    "dead_fraction", "zero_output_fraction",
 )
+
+#: How an error rate counts a tie u = y·f(x) = 0 (e.g. a dead net, f ≡ 0):
+#: "wrong" — an error (certification needs u > 0; ntkflow's default and the only honest
+#: rule for a certified error); "positive" — f = 0 predicts class +1; "half" — a coin flip,
+#: half an error per tie (the expected error of a random guess at a tie).
+TIE_RULES = ("wrong", "positive", "half")
+
+
+def error_rate(u, y, tie: str = "wrong") -> float:
+    """Fraction of samples misclassified, from margins u_i = y_i f(x_i) (or their lower
+    bounds), with ties counted by ``tie`` (``TIE_RULES``). NaN when a margin is not
+    finite: a diverged run's NaN margin is never a correct prediction."""
+    u, y = np.asarray(u, float), np.asarray(y, float)
+    if u.size == 0 or not np.all(np.isfinite(u)):
+        return float("nan")
+    ties = u == 0
+    wrong = (u < 0).astype(float)
+    if tie == "wrong":
+        wrong[ties] = 1.0
+    elif tie == "positive":
+        wrong[ties] = (y[ties] < 0).astype(float)
+    elif tie == "half":
+        wrong[ties] = 0.5
+    else:
+        raise ValueError(f"tie: unknown {tie!r}; choose one of {', '.join(TIE_RULES)}")
+    return float(np.mean(wrong))
 
 
 @partial(jax.jit, static_argnames=("chunk",))
@@ -46,17 +73,20 @@ def _record_stats(W, W0, a, X, y, eps, eps0, chunk):
         plain = z + s * (eps * jnp.sum(jnp.abs(w), axis=1))[None, :]  # X wᵀ, without a second product
         flip = (z > 0) != (_ibp_preact(w0, ar, X, y, eps0)[0] > 0)
         move = jnp.sqrt(jnp.sum((w - w0) ** 2, axis=1))
+        on = plain > 0
         return (carry[0] + _signed_relu_sum(plain, s), carry[1] + _signed_relu_sum(z, s),
                 carry[2] + jnp.sum(flip), carry[3] + jnp.sum(jnp.any(flip, axis=0)),
-                jnp.maximum(carry[4], jnp.max(move)))
+                jnp.maximum(carry[4], jnp.max(move)), carry[5] + jnp.sum(~jnp.any(on, axis=0)),
+                carry[6] + jnp.sum(on, axis=1, dtype=carry[6].dtype))
 
     zero = jnp.zeros((n,), W.dtype)
-    u, u_lo, *rest = scan_chunks(body, (zero, zero, 0, 0, jnp.asarray(0.0, W.dtype)), (W, W0, a), chunk)
+    init = (zero, zero, 0, 0, jnp.asarray(0.0, W.dtype), 0, jnp.zeros((n,), jnp.int32))
+    u, u_lo, flips, nflips, move, dead, active = scan_chunks(body, init, (W, W0, a), chunk)
     scale = jnp.sqrt(W.shape[0])
-    return (u / scale, u_lo / scale, *rest)
+    return u / scale, u_lo / scale, flips, nflips, move, dead, jnp.sum(active == 0)
 
 
-def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None, H0=None):
+def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None, H0=None, tie: str = "wrong"):
     """Builder: ``record(W, eps=None)`` → dict of the tracked scalars at weights W.
 
     Inputs are float64 jax arrays (internal API; inside ``jax.enable_x64``). With
@@ -64,23 +94,30 @@ def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None, H0=None):
     schedule change ε; flips are counted against the indicators at t = 0 with ε of t = 0.
     ``loss_rate(W)``, when given, is the integrator's dL̄/dt at W and adds
     ``identity_residual`` = dL̄/dt + l'(u̲)ᵀ H l'(u̲), which Eq. 5 says is 0.
-    ``H0``: H(0), when the caller already has it.
+    ``H0``: H(0), when the caller already has it. ``tie``: how errors count f(x) = 0
+    (``TIE_RULES``). ``dead_fraction``: neurons inactive (w_rᵀx_i ≤ 0) on every sample;
+    ``zero_output_fraction``: samples on which every neuron is inactive, so f(x) = 0.
     """
     n, d = X.shape
     m = W0.shape[0]
     chunk = chunk_size(n, m, d)
     if gram and H0 is None:
         H0 = np.asarray(_gram(W0, a, X, y, eps))
+    if tie not in TIE_RULES:
+        raise ValueError(f"tie: unknown {tie!r}; choose one of {', '.join(TIE_RULES)}")
+    y_np = np.asarray(y)
 
     def record(W, eps_t=None):
         e = eps if eps_t is None else eps_t
-        u, u_lo, flips, nflips, move = _record_stats(W, W0, a, X, y, e, eps, chunk)
+        u, u_lo, flips, nflips, move, dead, zero_out = _record_stats(W, W0, a, X, y, e, eps, chunk)
         u, u_lo = np.asarray(u), np.asarray(u_lo)
         flips, nflips, move = float(flips), float(nflips), float(move)
         out = {
             "loss": float(jnp.sum(logistic(u_lo))),
-            "train_error": float(np.mean(u <= 0)),
-            "certified_error": float(np.mean(u_lo <= 0)),
+            "train_error": error_rate(u, y_np, tie),
+            "certified_error": error_rate(u_lo, y_np, tie),
+            "dead_fraction": float(dead) / m,
+            "zero_output_fraction": float(zero_out) / n,
             "flip_fraction": flips / (n * m),
             "neuron_flip_fraction": nflips / m,
             "max_weight_change": move,

@@ -8,7 +8,7 @@ to lr = η/n.) Each epoch draws a fresh permutation and drops the last partial b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Callable
 
@@ -21,15 +21,17 @@ from . import _validate as V
 from ._jax import x64
 from .loss import _robust_loss_and_grad
 from ._progress import progress as progress_bar
-from .tracker import Trajectory, stack_rows, tracker
+from .tracker import TIE_RULES, Trajectory, stack_rows, tracker
 
-__all__ = ["train", "EpsSchedule", "OPTIMIZERS"]
+__all__ = ["train", "EpsSchedule", "StopRule", "OPTIMIZERS"]
 
+#: Optimizers at unit learning rate: every one of them is linear in lr, so ``_epoch`` scales
+#: the update by a traced lr and a learning-rate grid shares one compilation.
 OPTIMIZERS = {
-    "sgd": lambda lr, momentum: optax.sgd(lr, momentum=momentum or None),
-    "gd": lambda lr, momentum: optax.sgd(lr, momentum=momentum or None),
-    "momentum": lambda lr, momentum: optax.sgd(lr, momentum=momentum or 0.9),
-    "adam": lambda lr, momentum: optax.adam(lr),
+    "sgd": lambda momentum: optax.sgd(1.0, momentum=momentum or None),
+    "gd": lambda momentum: optax.sgd(1.0, momentum=momentum or None),
+    "momentum": lambda momentum: optax.sgd(1.0, momentum=momentum or 0.9),
+    "adam": lambda momentum: optax.adam(1.0),
 }
 
 
@@ -43,12 +45,65 @@ class EpsSchedule:
     warmup: float = 0.0
     ramp: float = 0.0
 
+    def __post_init__(self):
+        for name in ("warmup", "ramp"):
+            V.positive_float(f"eps_schedule.{name}", getattr(self, name), allow_zero=True)
+
     def __call__(self, epoch: float, target: float) -> float:
         if epoch < self.warmup:
             return 0.0
         if self.ramp <= 0:
             return target
         return target * min(1.0, (epoch - self.warmup) / self.ramp)
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """Stop on a plateau of the training loss: when the epoch's training loss has not fallen
+    below (1 − ``rel_tol``)·(best so far) for ``patience`` epochs, or when the mean loss
+    L̄/n is below ``abs_tol`` (logistic loss on separable data decays only like 1/t, so a
+    relative rule alone would never stop a run that has fit its data).
+
+    The epoch's training loss is the sum of its minibatch losses scaled to n samples
+    (free: the gradient computes it). The rule is armed once ε has reached its target,
+    so a warm-up or ramp, during which the loss rises, is never taken for a plateau.
+    """
+
+    patience: int = 10
+    rel_tol: float = 1e-3
+    abs_tol: float = 1e-4
+
+    def __post_init__(self):
+        V.positive_int("stop.patience", self.patience)
+        V.positive_float("stop.rel_tol", self.rel_tol, allow_zero=True)
+        V.positive_float("stop.abs_tol", self.abs_tol, allow_zero=True)
+
+
+class _Plateau:
+    """The state of a ``StopRule`` along one run."""
+
+    def __init__(self, rule: StopRule, n: int):
+        self.rule, self.n, self.best, self.wait = rule, n, np.inf, 0
+
+    def __call__(self, loss: float) -> bool:
+        if loss / self.n < self.rule.abs_tol:
+            return True
+        if loss < (1.0 - self.rule.rel_tol) * self.best:
+            self.best, self.wait = loss, 0
+        else:
+            self.wait += 1
+        return self.wait >= self.rule.patience
+
+
+def _stop_rule(stop) -> StopRule | None:
+    if stop is None or isinstance(stop, StopRule):
+        return stop
+    if isinstance(stop, dict):
+        try:
+            return StopRule(**stop)
+        except TypeError:
+            raise ValueError(f"stop: unknown keys {sorted(stop)}; use patience, rel_tol, abs_tol") from None
+    raise ValueError("stop: must be None, a StopRule or a dict(patience=, rel_tol=, abs_tol=)")
 
 
 def _schedule_fn(schedule, target) -> Callable[[float], float]:
@@ -68,82 +123,141 @@ def _schedule_fn(schedule, target) -> Callable[[float], float]:
 
 
 @partial(jax.jit, static_argnames=("opt",))
-def _epoch(W, opt_state, a, X, y, idx, eps_steps, scale, opt):
-    """One epoch: idx (steps, B) sample indices, eps_steps (steps,) ε per step."""
+def _epoch(W, opt_state, a, X, y, idx, eps_steps, scale, lr, opt):
+    """One epoch: idx (steps, B) sample indices, eps_steps (steps,) ε per step; ``lr`` traced.
+
+    Returns (W, opt_state, the sum of the minibatch losses) — the last is the epoch's
+    running estimate of L̄ / scale.
+    """
 
     def step(carry, batch):
-        W, s, l1 = carry
+        W, s, l1, total = carry
         rows, e = batch
-        g = _robust_loss_and_grad(W, a, X[rows], y[rows], e, l1)[1] * scale
-        upd, s = opt.update(g, s, W)
-        W = optax.apply_updates(W, upd)
-        return (W, s, jnp.sum(jnp.abs(W), axis=1)), None  # ‖w_r‖₁ rides on the update pass
+        loss, g, _ = _robust_loss_and_grad(W, a, X[rows], y[rows], e, l1)
+        upd, s = opt.update(g * scale, s, W)
+        W = optax.apply_updates(W, jax.tree_util.tree_map(lambda u: lr * u, upd))
+        return (W, s, jnp.sum(jnp.abs(W), axis=1), total + loss), None  # ‖w_r‖₁ rides on the update pass
 
-    (W, opt_state, _), _ = jax.lax.scan(step, (W, opt_state, jnp.sum(jnp.abs(W), axis=1)), (idx, eps_steps))
-    return W, opt_state
+    init = (W, opt_state, jnp.sum(jnp.abs(W), axis=1), jnp.zeros((), W.dtype))
+    (W, opt_state, _, total), _ = jax.lax.scan(step, init, (idx, eps_steps))
+    return W, opt_state, total
 
 
 def train(W0, a, X, y, eps, *, optimizer: str = "sgd", lr: float, epochs: int, batch_size: int | None = None,
-          eps_schedule=None, seed: int = 0, momentum: float | None = None, track_gram: bool = False,
-          keep_W: bool = False, record_every: int = 1, dtype: str = "float64", progress: bool = False) -> Trajectory:
+          eps_schedule=None, seed: int = 0, momentum: float | None = None, stop=None, tie: str = "wrong",
+          track_gram: bool = False, keep_W: bool = False, record_every: int = 1, dtype: str = "float64",
+          progress: bool = False) -> Trajectory:
     """Train the first layer with ``optimizer`` on L̄; return a ``Trajectory`` recorded per epoch.
 
-    ``optimizer``: sgd (``batch_size`` < n) / gd (full batch) / momentum / adam (optax).
-    ``eps`` is the target radius; ``eps_schedule`` (``EpsSchedule``, dict or callable
-    epoch → ε) ramps it. ``ts`` counts epochs (0 = initialization). Standard training
-    is ``eps=0``. ``track_gram`` adds λmin(H) and ‖H − H(0)‖₂ (O(n²m) per record).
-    ``record_every`` records every k-th epoch (and always the last). ``dtype="float32"``
-    trains in float32 (full-precision products, no TF32) for speed; what is recorded —
-    loss, errors, certified error — is always recomputed in float64 from W.
-    The same inputs and seed give identical trajectories on CPU.
+    Args:
+      W0, a, X, y, eps: the problem, shapes (m, d), (m,), (n, d), (n,); ``eps`` is the target radius.
+      optimizer: sgd (``batch_size`` < n) / gd (full batch) / momentum / adam (optax).
+      lr: the learning rate, a time step of the gradient flow of the summed loss L̄.
+      epochs: the epoch budget.
+      eps_schedule: ``EpsSchedule``, dict or callable epoch → ε (default: ε fixed).
+      stop: a ``StopRule`` (or its dict) that ends training on a loss plateau; None runs
+        the whole budget. ``meta["converged"]`` says whether the rule fired.
+      tie: how the recorded errors count a tie f(x) = 0 (``tracker.TIE_RULES``).
+      track_gram: add λmin(H) and ‖H − H(0)‖₂ (O(n²m) per record).
+      record_every: record every k-th epoch (and always the last).
+      dtype: "float32" trains in float32 (full-precision products, no TF32) for speed; what is
+        recorded — loss, errors, certified error — is always recomputed in float64 from W.
+
+    Returns:
+      A ``Trajectory`` over epochs (``ts`` 0 = initialization). Standard training is ``eps=0``.
+      A run whose weights or loss become non-finite stops there with ``meta["diverged"]``
+      and NaN errors. The same inputs and seed give identical trajectories on CPU.
     """
     W0, a, X, y, eps = V.problem(W0, a, X, y, eps)
     n = X.shape[0]
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer: unknown {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    lr = V.positive_float("lr", lr)
-    epochs = V.positive_int("epochs", epochs)
     B = n if (batch_size is None or optimizer == "gd") else V.positive_int("batch_size", batch_size)
     if B > n:
         raise ValueError(f"batch_size: must be in [1, n={n}], got {B}")
-    if momentum is not None and not 0 <= momentum < 1:
-        raise ValueError(f"momentum: must be in [0, 1), got {momentum}")
-    sched = _schedule_fn(eps_schedule, eps)
-    seed = V.positive_int("seed", seed, minimum=0)
-    record_every = V.positive_int("record_every", record_every)
+    if momentum is not None:
+        momentum = V.positive_float("momentum", momentum, allow_zero=True)
+        if not momentum < 1:
+            raise ValueError(f"momentum: must be in [0, 1), got {momentum}")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype: must be 'float32' or 'float64', got {dtype!r}")
-    return _train(W0, a, X, y, eps, optimizer, lr, epochs, B, sched, seed, momentum, track_gram, keep_W,
-                  record_every, dtype, progress)
+    if tie not in TIE_RULES:
+        raise ValueError(f"tie: unknown {tie!r}; choose one of {', '.join(TIE_RULES)}")
+    run = _Run(optimizer=optimizer, lr=_lr(lr, dtype), epochs=V.positive_int("epochs", epochs), B=B,
+               sched=_schedule_fn(eps_schedule, eps), seed=V.positive_int("seed", seed, minimum=0),
+               momentum=momentum, stop=_stop_rule(stop), tie=tie, track_gram=track_gram, keep_W=keep_W,
+               record_every=V.positive_int("record_every", record_every), dtype=dtype, progress=progress)
+    return _train(W0, a, X, y, eps, run)
+
+
+def _lr(lr, dtype: str) -> float:
+    lr = V.positive_float("lr", lr)
+    with np.errstate(over="ignore", under="ignore"):
+        lr32 = np.float32(lr)
+    if dtype == "float32" and not (np.isfinite(lr32) and lr32 > 0):
+        raise ValueError(f"lr: {lr} is not representable in float32 (dtype='float32'); use dtype='float64'")
+    return lr
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The validated settings of one training run."""
+
+    optimizer: str
+    lr: float
+    epochs: int
+    B: int
+    sched: Callable[[float], float]
+    seed: int
+    momentum: float | None
+    stop: StopRule | None
+    tie: str
+    track_gram: bool
+    keep_W: bool
+    record_every: int
+    dtype: str
+    progress: bool
 
 
 @x64
-def _train(W0, a, X, y, eps, optimizer, lr, epochs, B, sched, seed, momentum, track_gram, keep_W, record_every,
-           dtype, progress):
+def _train(W0, a, X, y, eps, run: _Run) -> Trajectory:
     n = X.shape[0]
     W0, a, X, y = (jnp.asarray(v) for v in (W0, a, X, y))
-    opt = OPTIMIZERS[optimizer](lr, momentum)
-    record = tracker(W0, a, X, y, sched(0.0), gram=track_gram)
-    cast = (lambda v: v.astype(jnp.float32)) if dtype == "float32" else (lambda v: v)  # noqa: E731
+    opt = OPTIMIZERS[run.optimizer](run.momentum)
+    record = tracker(W0, a, X, y, run.sched(0.0), gram=run.track_gram, tie=run.tie)
+    cast = (lambda v: v.astype(jnp.float32)) if run.dtype == "float32" else (lambda v: v)  # noqa: E731
     Xc, yc, ac = cast(X), cast(y), cast(a)
-    steps = n // B
-    rng = np.random.default_rng(seed)
+    steps = n // run.B
+    rng = np.random.default_rng(run.seed)
+    plateau = _Plateau(run.stop, n) if run.stop else None
     W = cast(W0)
     state = opt.init(W)
-    rows, saved, ts = [record(W0)], [np.asarray(W0)] if keep_W else [], [0.0]
-    for ep in progress_bar(range(epochs), progress, f"train ({optimizer}, ε={eps})"):
-        idx = np.arange(n) if B == n else rng.permutation(n)
-        idx = idx[: steps * B].reshape(steps, B)
-        eps_steps = np.array([sched(ep + k / steps) for k in range(steps)])
-        W, state = _epoch(W, state, ac, Xc, yc, jnp.asarray(idx), jnp.asarray(eps_steps, W.dtype), n / B, opt)
-        if (ep + 1) % record_every == 0 or ep + 1 == epochs:
+    rows, saved, ts = [record(W0)], [np.asarray(W0)] if run.keep_W else [], [0.0]
+    diverged = converged = False
+    for ep in progress_bar(range(run.epochs), run.progress, f"train ({run.optimizer}, ε={eps})"):
+        idx = np.arange(n) if run.B == n else rng.permutation(n)
+        idx = idx[: steps * run.B].reshape(steps, run.B)
+        eps_steps = np.array([run.sched(ep + k / steps) for k in range(steps)])
+        W, state, total = _epoch(W, state, ac, Xc, yc, jnp.asarray(idx), jnp.asarray(eps_steps, W.dtype),
+                                 n / run.B, jnp.asarray(run.lr, W.dtype), opt)
+        epoch_loss = float(total) * n / (steps * run.B)
+        diverged = not (np.isfinite(epoch_loss) and bool(jnp.all(jnp.isfinite(W))))
+        # armed once a whole epoch ran at the target ε (a warm-up or ramp is no plateau)
+        converged = not diverged and plateau is not None and run.sched(float(ep)) == eps and plateau(epoch_loss)
+        last = diverged or converged or ep + 1 == run.epochs
+        if last or (ep + 1) % run.record_every == 0:
             Wr = W.astype(jnp.float64)
-            rows.append(record(Wr, sched(ep + 1.0)))
+            rows.append(record(Wr, run.sched(ep + 1.0)))
             ts.append(ep + 1.0)
-            if keep_W:
+            if run.keep_W:
                 saved.append(np.asarray(Wr))
-    series = stack_rows(rows)
-    meta = {"kind": "train", "optimizer": optimizer, "lr": lr, "epochs": epochs, "batch_size": B, "eps": eps,
-            "seed": seed, "momentum": momentum, "m": int(W0.shape[0]), "n": n, "d": int(X.shape[1]), "dtype": dtype}
-    return Trajectory(ts=np.array(ts), series=series, W=np.asarray(W, np.float64), a=np.asarray(a),
-                      meta=meta, W_saved=np.stack(saved) if keep_W else None)
+            diverged = diverged or not np.isfinite(rows[-1]["loss"])
+        if last or diverged:  # NaN/inf weights or loss: recorded as diverged, never as a result
+            break
+    meta = {"kind": "train", "optimizer": run.optimizer, "lr": run.lr, "epochs": run.epochs, "batch_size": run.B,
+            "eps": eps, "seed": run.seed, "momentum": run.momentum, "m": int(W0.shape[0]), "n": n,
+            "d": int(X.shape[1]), "dtype": run.dtype, "tie": run.tie, "diverged": bool(diverged),
+            "converged": bool(converged and not diverged), "epochs_run": int(ts[-1]),
+            "stop": None if run.stop is None else asdict(run.stop)}
+    return Trajectory(ts=np.array(ts), series=stack_rows(rows), W=np.asarray(W, np.float64), a=np.asarray(a),
+                      meta=meta, W_saved=np.stack(saved) if run.keep_W else None)

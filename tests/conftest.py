@@ -30,3 +30,20 @@ def jacobian_gram(W, a, X, y, eps, fn):
 @pytest.fixture
 def problem():
     return make_problem()
+
+
+@pytest.fixture
+def x64():
+    """Run a test with 64-bit JAX types (the net/bound engine follows the inputs' precision)."""
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.fixture
+def config(tmp_path):
+    """A tiny sweep config file (synthetic data, two widths, two ε, two seeds)."""
+    from sweep_helpers import TINY
+
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY)
+    return p

@@ -9,18 +9,10 @@ import numpy as np
 import pytest
 
 from ntkflow.cli import main
+from sweep_helpers import sweep_script
 from ntkflow.sweep import cells_of, load_config, read_table, resolve, run_sweep
 from ntkflow.sweep.config import apply_override
-from sweep_helpers import TINY
 
-HERE = Path(__file__).parent
-
-
-@pytest.fixture
-def config(tmp_path):
-    p = tmp_path / "tiny.toml"
-    p.write_text(TINY)
-    return p
 
 
 def table(out):
@@ -101,11 +93,7 @@ def test_resume_after_sigkill_gives_the_same_table(config, tmp_path):
     ref = tmp_path / "ref"
     run_sweep(cfg, ref, quiet=True)
     out = tmp_path / "killed"
-    script = ("import sys; sys.path.insert(0, %r)\n"
-              "from sweep_helpers import dying_cell\n"
-              "from ntkflow.sweep import load_config, run_sweep\n"
-              "run_sweep(load_config(%r), %r, quiet=True, workers=1, cell_fn=dying_cell)\n") % (
-        str(HERE), str(config), str(out))
+    script = sweep_script(config, out, "dying_cell")
     env = {**os.environ, "NTKFLOW_DIE_AT": "ibp-m40-eps0.01-s0"}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True)
     assert proc.returncode == -9  # SIGKILL mid-sweep
@@ -133,9 +121,16 @@ def test_corrupt_results_files_are_named(config, tmp_path):
     with pytest.raises(ValueError, match="results.csv: line 2"):
         read_table(out / "results.csv")
     rec = next((out / "cells").glob("*.json"))
+    good = rec.read_text()
     rec.write_text("{truncated")
-    with pytest.raises(ValueError, match=rec.name):
-        run_sweep(cfg, out, quiet=True)
+    notes = []
+    run_sweep(cfg, out, quiet=True, say=notes.append)  # named, moved aside (not deleted), recomputed
+    assert any(rec.name in n and "moved to" in n for n in notes)
+    assert [p.read_text() for p in (out / "invalid").iterdir()] == ["{truncated"]
+    new, ref = json.loads(rec.read_text()), json.loads(good)
+    for r in (new, ref):
+        r["final"].pop("wall_time")
+    assert new["series"] == ref["series"] and str(new["final"]) == str(ref["final"])  # str: NaN == NaN
 
 
 def test_cli_sweep_and_figures_from_a_tiny_stored_sweep(config, tmp_path, monkeypatch, capsys):
@@ -183,10 +178,11 @@ def test_demo_command_runs_a_config_and_prints_the_claims(config, tmp_path, caps
     assert main(["demo", "--config", str(config), "--out", str(out), "--quiet", "--set", "grid.seed=[0]"]) == 0
     text = capsys.readouterr().out
     assert "figure:" in text and (out / "fig1a.png").exists()
-    assert "IBP error above standard error at the same width:" in text
+    assert "IBP certified error above standard error by > 2 s.e. in" in text
     rows = read_table(out / "results.csv")
     n_pairs = sum(1 for r in rows if r["method"] == "ibp")
     assert f"/{n_pairs} (width, ε) pairs" in text
+    assert "IBP-trained nets, clean error:" in text and "chosen learning rates" in text
     # a changed demo config reuses the cells that are still valid instead of refusing
     before = {p.name for p in (out / "cells").glob("*.json")}
     assert main(["demo", "--config", str(config), "--out", str(out), "--quiet", "--set", "grid.seed=[0,1]"]) == 0

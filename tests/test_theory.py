@@ -43,6 +43,9 @@ def test_derived_lemma1_condition_satisfies_eq22_with_union_bound_tail():
 
 def test_lemma4_width_and_initial_loss():
     assert T.lemma4_width(10, 0.5, 0.1) == pytest.approx(400 * math.log(100))
+    assert T.lemma4_width(10, 0.5, 0.1, B=3.0, variant="derived") == pytest.approx(9 * 400 * math.log(100))
+    with pytest.raises(ValueError, match="B"):
+        T.lemma4_width(10, 0.5, 0.1, variant="derived")
     assert T.initial_loss_bound(10, 100, 5, 0.1, 0.5) == pytest.approx(10 * 10 * 5 * 0.1 / 0.5 + 20)
 
 
@@ -65,31 +68,56 @@ def test_weight_change_bound_variants():
 def test_time_limit_and_time_needed():
     c = SQ2PI * 2.0 / 384
     assert T.time_limit(0.1, 3.0, 100, 4, 2, 2.0) == pytest.approx(c * 0.1 * 3 * 10 / (8 * 8))
+    # Eq. 9′ divides by X = max_i(‖x_i‖₂ + ε√d)
+    assert T.time_limit(0.1, 3.0, 100, 4, 2, 2.0, x_scale=2.5, variant="derived") == pytest.approx(
+        c * 0.1 * 3 * 10 / (8 * 8) / 2.5)
     assert T.time_needed(2.0, 0.5) == pytest.approx(8 * (math.log(2.0 / math.log(2)) + 2.0))
+    # Eq. 10′: 2(L̄(0) + n/κ)/((1 − 1/e)²λ0) ≈ 5.005/λ0 · (L̄(0) + n/κ)
+    assert T.time_needed(2.0, 0.5, n=10, variant="derived") == pytest.approx(
+        2 * (2.0 + 10 / math.log(2)) / ((1 - math.exp(-1)) ** 2 * 0.5))
+    assert 2 / T.LEMMA6_CONSTANT == pytest.approx(5.005, abs=5e-4)
     # Eq. 10 is exactly where the appendix envelope reaches κ
     t = T.time_needed(3.0, 0.7)
     assert T.loss_bound(t, 3.0, 0.7, "appendix") == pytest.approx(T.KAPPA)
+    with pytest.raises(ValueError, match="x_scale"):
+        T.time_limit(0.1, 3.0, 100, 4, 2, 2.0, variant="derived")
+    with pytest.raises(ValueError, match="^n: "):
+        T.time_needed(1.0, 1.0, variant="derived")
+    with pytest.raises(ValueError, match="variant"):
+        T.time_needed(1.0, 1.0, variant="main")
 
 
 def test_epsilon_bound_printed_and_derived():
-    n, d, delta, lam, xi = 3, 2, 0.5, 4.0, 1.0
+    n, d, delta, lam, xi, X = 3, 2, 0.5, 4.0, 1.0, 1.7
     R = SQ2PI * xi / 384 * delta * lam / (d**1.5 * n**2)
     printed = min(delta**2 * lam**2 / (d**2.5 * n**3), math.sqrt(2 * d) * R / math.log(math.sqrt(2 * math.pi * d / R) * xi))
-    derived = min(SQ2PI * xi / 384 / 8 * delta**2 * lam**2 / (d**2.5 * n**4),
+    # c′ = (1 − 1/e)² c / 2 = c/5.005 (Eq. 12′), ÷X (Eq. 9′)
+    cp = (1 - math.exp(-1)) ** 2 * SQ2PI * xi / 384 / 2
+    derived = min(cp * delta**2 * lam**2 / (d**2.5 * n**4 * X),
                   R / math.sqrt(2 * d * math.log(math.sqrt(2 * math.pi * d) * xi / R)))
     assert T.epsilon_bound(n, d, delta, lam, xi, "printed") == pytest.approx(printed)
-    assert T.epsilon_bound(n, d, delta, lam, xi, "derived") == pytest.approx(derived)
+    assert T.epsilon_bound(n, d, delta, lam, xi, "derived", x_scale=X) == pytest.approx(derived)
+    with pytest.raises(ValueError, match="x_scale"):
+        T.epsilon_bound(n, d, delta, lam, xi, "derived")
 
 
 def test_width_bound_printed_derived_and_eps_zero_corollary():
-    n, d, delta, lam, xi = 3, 2, 0.5, 4.0, 1.0
+    n, d, delta, lam, xi, X = 3, 2, 0.5, 4.0, 1.0, 1.3
     assert T.width_bound(n, d, delta, lam, 0.0, variant="printed") == pytest.approx(
         (d**1.5 * n**4 * delta * lam / (delta**2 * lam**2)) ** 2)
-    cp = SQ2PI * xi / 384 / 8
-    den = cp * delta * lam**2 / (d**1.5 * n**3) - n * d * 1e-9 / delta
-    assert T.width_bound(n, d, delta, lam, 1e-9, xi) == pytest.approx(((n / delta + 1) / den) ** 2)
-    # at ε = 0 the derived width scales as n⁸d³/(λ0⁴δ⁴) (corollary in Sec. 4.3), up to (1 + δ/n)²/c′²
-    w = T.width_bound(n, d, delta, lam, 0.0, xi)
-    assert w == pytest.approx((1 + delta / n) ** 2 * n**8 * d**3 / (lam**4 * delta**4) / cp**2)
-    assert T.width_bound(n, d, delta, lam, 0.5, xi) == math.inf  # ε too large: no width suffices
+    cp = (1 - math.exp(-1)) ** 2 * SQ2PI * xi / 384 / 2
+    den = cp * delta * lam**2 / (d**1.5 * n**3 * X) - n * d * 1e-9 / delta
+    eq14 = ((n / delta + n / math.log(2)) / den) ** 2
+    lemma4 = X**4 * n**2 / lam**2 * math.log(n / delta)
+    assert eq14 > lemma4
+    assert T.width_bound(n, d, delta, lam, 1e-9, xi, x_scale=X) == pytest.approx(eq14)
+    # at ε = 0 Eq. 14′ scales as n⁸d³/(λ0⁴δ⁴) (corollary in Sec. 4.3), up to X²(1 + δ/κ)²/c′²
+    w = T.width_bound(n, d, delta, lam, 0.0, xi, x_scale=X)
+    assert w == pytest.approx(X**2 * (1 + delta / math.log(2)) ** 2 * n**8 * d**3 / (lam**4 * delta**4) / cp**2)
+    # where Lemma 4′ needs more (large X, large λ0), the derived width is Lemma 4′'s
+    assert T.width_bound(2, 1, 0.5, 1e4, 0.0, 1.0, x_scale=50.0) == pytest.approx(
+        T.lemma4_width(2, 1e4, 0.5, B=2500.0, variant="derived"))
+    assert T.width_bound(n, d, delta, lam, 0.5, xi, x_scale=X) == math.inf  # ε too large: no width suffices
     assert T.width_bound(n, d, delta, lam, 0.5, variant="printed") == math.inf
+    with pytest.raises(ValueError, match="x_scale"):
+        T.width_bound(n, d, delta, lam, 0.0, xi)

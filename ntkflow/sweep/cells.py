@@ -11,7 +11,15 @@ import numpy as np
 
 from .config import canonical
 
-__all__ = ["Cell", "cells_of", "cell_key", "run_cell", "lambda0_task"]
+__all__ = ["Cell", "cells_of", "cell_key", "run_cell", "lambda0_task", "FINAL_KEYS"]
+
+#: Keys of a record's "final" table (the results.csv columns a cell produces).
+FINAL_KEYS = ("final_train_error", "final_certified_error", "final_loss", "lambda_min_final", "max_weight_change",
+              "flip_fraction_final", "final_test_error", "final_test_certified_error", "error_estimate",
+              "diverged", "n_train", "normalized", "wall_time", "lr", "converged", "epochs_run",
+              "dead_fraction_final", "zero_output_fraction_final", "n_lr_diverged",
+              "final_train_error_tie_positive", "final_certified_error_tie_positive",
+              "final_train_error_tie_half", "final_certified_error_tie_half")
 
 
 @dataclass(frozen=True, order=True)
@@ -63,37 +71,76 @@ def dataset_for(cfg: dict, eps: float):
     return _dataset(canonical(cfg["data"]), eps if cfg["data"]["normalize"] else 0.0)
 
 
-def _errors(W, a, X, y, eps):
+def _errors(W, a, X, y, eps, tie: str = "wrong"):
+    """Clean and IBP-certified error on (X, y); NaN without data or with non-finite margins
+    (a non-finite margin is never counted as a correct prediction)."""
     from ..model import ibp_lower_margin, margin
+    from ..tracker import error_rate
 
-    if len(y) == 0:
+    if len(y) == 0 or not np.all(np.isfinite(W)):
         return float("nan"), float("nan")
-    return float(np.mean(margin(W, a, X, y) <= 0)), float(np.mean(ibp_lower_margin(W, a, X, y, eps) <= 0))
+    u, u_lo = margin(W, a, X, y), ibp_lower_margin(W, a, X, y, eps)
+    if not (np.all(np.isfinite(u)) and np.all(np.isfinite(u_lo))):
+        return float("nan"), float("nan")
+    return error_rate(u, y, tie), error_rate(u_lo, y, tie)
+
+
+def _train_cell(cfg: dict, cell: Cell, ds, W0, a, lr: float, progress: bool):
+    from ..flow import gradient_flow
+    from ..train import EpsSchedule, train
+
+    tr_cfg, track = cfg["train"], cfg["track"]
+    if tr_cfg["flow"]:
+        return gradient_flow(W0, a, ds.X, ds.y, cell.eps, tr_cfg["t1"], solver=tr_cfg["solver"],
+                             save_at=np.linspace(0, tr_cfg["t1"], track["saves"]), certify=tr_cfg["certify"],
+                             dt=tr_cfg["dt"] or None, track_gram=track["gram"], progress=progress)
+    sched = EpsSchedule(tr_cfg["eps_warmup"], tr_cfg["eps_ramp"]) if cell.method == "ibp" else None
+    return train(W0, a, ds.X, ds.y, cell.eps, optimizer=tr_cfg["optimizer"], lr=lr,
+                 epochs=tr_cfg["epochs"], batch_size=tr_cfg["batch_size"] or None, eps_schedule=sched,
+                 seed=cell.seed, momentum=tr_cfg["momentum"] or None, stop=tr_cfg["stop"] or None,
+                 tie=track["tie"], track_gram=track["gram"], record_every=track["every"], dtype=tr_cfg["dtype"],
+                 progress=progress)
+
+
+def _grid_runs(cfg: dict, cell: Cell, ds, W0, a, progress: bool):
+    """Train the cell at every lr of its grid; return (chosen trajectory, chosen lr, summaries).
+
+    The choice reads the training summaries only (``protocol.select_run``)."""
+    from .protocol import lr_grid, select_run, train_summary
+
+    grid = [float("nan")] if cfg["train"]["flow"] else lr_grid(cfg["train"]["lr"])
+    runs, summaries = [], []
+    for lr in grid:
+        tr = _train_cell(cfg, cell, ds, W0, a, lr, progress)
+        runs.append(tr)
+        summaries.append(train_summary(tr, lr, cell.method))
+    k = select_run(summaries, cfg["train"]["select"])
+    return runs[k], grid[k], summaries
 
 
 def run_cell(cfg: dict, cell: Cell, progress: bool = False) -> dict:
-    """Train one cell; return its record (final numbers and tracked series, JSON-ready)."""
-    from ..flow import gradient_flow
+    """Train one cell (at each lr of its grid, keeping the run the selection rule prefers);
+    return its record: final numbers, the chosen run's tracked series and every grid run's
+    training summary (JSON-ready).
+
+    A run whose weights, margins or loss became non-finite is recorded with
+    ``diverged = True`` and NaN errors, never as a result. Test errors are computed for the
+    chosen run only, after the choice.
+    """
     from ..model import init_params
-    from ..train import EpsSchedule, train
+    from .store import environment
 
     t0 = time.perf_counter()
     ds = dataset_for(cfg, cell.eps)
-    tr_cfg, track = cfg["train"], cfg["track"]
     W0, a = init_params(cell.seed, cell.width, ds.X.shape[1])
-    if tr_cfg["flow"]:
-        tr = gradient_flow(W0, a, ds.X, ds.y, cell.eps, tr_cfg["t1"], solver=tr_cfg["solver"],
-                           save_at=np.linspace(0, tr_cfg["t1"], track["saves"]), certify=tr_cfg["certify"],
-                           dt=tr_cfg["dt"] or None,
-                           track_gram=track["gram"], progress=progress)
-    else:
-        sched = EpsSchedule(tr_cfg["eps_warmup"], tr_cfg["eps_ramp"]) if cell.method == "ibp" else None
-        tr = train(W0, a, ds.X, ds.y, cell.eps, optimizer=tr_cfg["optimizer"], lr=tr_cfg["lr"],
-                   epochs=tr_cfg["epochs"], batch_size=tr_cfg["batch_size"] or None, eps_schedule=sched,
-                   seed=cell.seed, momentum=tr_cfg["momentum"] or None, track_gram=track["gram"],
-                   record_every=track["every"], dtype=tr_cfg["dtype"], progress=progress)
-    test_err, test_cert = _errors(tr.W, a, ds.X_test, ds.y_test, cell.eps)
+    tr, lr, grid = _grid_runs(cfg, cell, ds, W0, a, progress)
+    tie = cfg["track"]["tie"]
+    test_err, test_cert = _errors(tr.W, a, ds.X_test, ds.y_test, cell.eps, tie)
+    ties = {f"final_{k}_tie_{rule}": v for rule in ("positive", "half")
+            for k, v in zip(("train_error", "certified_error"), _errors(tr.W, a, ds.X, ds.y, cell.eps, rule))}
     s = tr.series
+    diverged = bool(tr.meta.get("diverged", False)) or not (
+        np.all(np.isfinite(tr.W)) and np.isfinite(s["loss"][-1]))
     final = {
         "final_train_error": float(s["train_error"][-1]),
         "final_certified_error": float(s["certified_error"][-1]),
@@ -104,11 +151,23 @@ def run_cell(cfg: dict, cell: Cell, progress: bool = False) -> dict:
         "final_test_error": test_err,
         "final_test_certified_error": test_cert,
         "error_estimate": float(tr.error_estimate),
+        "diverged": diverged,
         "n_train": int(len(ds.y)),
         "normalized": bool(cfg["data"]["normalize"]),
         "wall_time": time.perf_counter() - t0,
+        "lr": lr,
+        "converged": bool(tr.meta.get("converged", False)),
+        "epochs_run": int(tr.meta.get("epochs_run", 0)),
+        "dead_fraction_final": float(s["dead_fraction"][-1]),
+        "zero_output_fraction_final": float(s["zero_output_fraction"][-1]),
+        "n_lr_diverged": sum(g["diverged"] for g in grid),
+        **ties,
     }
-    return {"cell": asdict(cell), "final": final, "ts": tr.ts.tolist(),
+    if diverged:
+        final.update({k: float("nan") for k in ("final_train_error", "final_certified_error", "final_loss",
+                                                 "final_test_error", "final_test_certified_error", *ties)})
+    return {"cell": asdict(cell), "key": cell_key(cfg, cell), "env": environment(), "final": final,
+            "lr_grid": grid, "ts": tr.ts.tolist(),
             "series": {k: np.asarray(v, float).tolist() for k, v in s.items()}}
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import tomllib
 from pathlib import Path
 
-__all__ = ["DEFAULTS", "load_config", "resolve", "apply_override", "canonical"]
+__all__ = ["DEFAULTS", "load_config", "resolve", "apply_override", "canonical", "check_runnable"]
 
 #: Every key with its default; the type of the default is the type required.
 DEFAULTS: dict = {
@@ -20,14 +21,15 @@ DEFAULTS: dict = {
     "grid": {"method": ["ibp"], "width": [1000], "eps": [0.0], "seed": [0]},
     "train": {"optimizer": "sgd", "lr": 1e-4, "epochs": 10, "batch_size": 0, "momentum": 0.0, "dtype": "float32",
               "eps_warmup": 0.0, "eps_ramp": 0.0, "flow": False, "t1": 1.0, "solver": "rk4", "dt": 0.0,
-              "certify": False},
-    "track": {"every": 1, "gram": False, "saves": 41, "lambda_0": False, "lambda_0_samples": 20_000},
+              "certify": False, "select": "final_train_loss", "stop": {}},
+    "track": {"every": 1, "gram": False, "saves": 41, "lambda_0": False, "lambda_0_samples": 20_000, "tie": "wrong"},
 }
 METHODS = ("standard", "ibp")
 
 
 def _type_name(v) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list"}[type(v)]
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}[type(v)]
 
 
 def _check_value(path: str, default, value):
@@ -91,18 +93,88 @@ def resolve(raw: dict) -> dict:
         for k, v in val.items():
             if k not in spec:
                 raise ValueError(f"config: unknown key {sec}.{k} (known: {', '.join(spec)})")
+            if (sec, k) == ("train", "lr") and isinstance(v, list):  # a learning-rate grid
+                sec_out[k] = [_check_value(f"train.lr[{i}]", 0.0, e) for i, e in enumerate(v)] or \
+                    _check_value("train.lr", [], v)
+                continue
             sec_out[k] = _check_value(f"{sec}.{k}", spec[k], v)
         out[sec] = sec_out
     for sec in raw:
         if sec not in DEFAULTS:
             raise ValueError(f"config: unknown section [{sec}] (known: {', '.join(DEFAULTS)})")
-    t = out["train"]
-    if t["lr"] <= 0 or t["epochs"] < 1 or t["t1"] < 0 or t["batch_size"] < 0 or t["dt"] < 0:
+    _check_train(out["train"])
+    _check_data(out["data"])
+    from ..tracker import TIE_RULES
+
+    if out["track"]["tie"] not in TIE_RULES:
+        raise ValueError(f"config: track.tie is {out['track']['tie']!r}; choose one of {', '.join(TIE_RULES)}")
+    if out["track"]["every"] < 1 or out["track"]["saves"] < 2 or out["track"]["lambda_0_samples"] < 1:
+        raise ValueError("config: track.every must be >= 1, track.saves >= 2 and track.lambda_0_samples >= 1")
+    return out
+
+
+def _check_train(t: dict) -> None:
+    """Every train value a cell will use, checked before any directory is written."""
+    from ..flow import SOLVERS
+    from ..train import OPTIMIZERS
+
+    from ..train import StopRule
+    from .protocol import SELECT_RULES
+
+    lrs = t["lr"] if isinstance(t["lr"], list) else [t["lr"]]
+    if len(set(lrs)) != len(lrs) or not all(math.isfinite(v) and v > 0 for v in lrs):
+        raise ValueError(f"config: train.lr must be > 0 and finite (a number or a list of distinct numbers), "
+                         f"got {t['lr']}")
+    for k in ("t1", "dt", "momentum", "eps_warmup", "eps_ramp"):
+        if not math.isfinite(t[k]):
+            raise ValueError(f"config: train.{k} must be finite, got {t[k]}")
+    if t["select"] not in SELECT_RULES:
+        raise ValueError(f"config: train.select is {t['select']!r}; choose one of {', '.join(SELECT_RULES)}")
+    try:
+        StopRule(**t["stop"])
+    except TypeError:
+        raise ValueError(f"config: train.stop has unknown keys {sorted(t['stop'])}; use patience, rel_tol, "
+                         "abs_tol") from None
+    except ValueError as e:
+        raise ValueError(f"config: train.{e}") from None
+    if min(lrs) <= 0 or t["epochs"] < 1 or t["t1"] < 0 or t["batch_size"] < 0 or t["dt"] < 0:
         raise ValueError("config: train.lr must be > 0, train.epochs >= 1, train.t1 >= 0, train.batch_size >= 0, "
                          "train.dt >= 0 (0: the solver's default)")
-    if out["track"]["every"] < 1 or out["track"]["saves"] < 2:
-        raise ValueError("config: track.every must be >= 1 and track.saves >= 2")
-    return out
+    if not 0 <= t["momentum"] < 1 or t["eps_warmup"] < 0 or t["eps_ramp"] < 0:
+        raise ValueError("config: train.momentum must be in [0, 1), train.eps_warmup and train.eps_ramp >= 0")
+    choices = (("optimizer", OPTIMIZERS), ("solver", SOLVERS), ("dtype", ("float32", "float64")))
+    for k, allowed in choices:
+        if t[k] not in allowed:
+            raise ValueError(f"config: train.{k} is {t[k]!r}; choose one of {', '.join(allowed)}")
+    if t["dtype"] == "float32" and max(lrs) > 3.4028234e38:  # float32 max
+        raise ValueError(f"config: train.lr = {max(lrs)} overflows float32 (train.dtype)")
+
+
+def _check_data(d: dict) -> None:
+    from ..data import SOURCES
+
+    if d["source"] not in SOURCES:
+        raise ValueError(f"config: data.source is {d['source']!r}; choose one of {', '.join(SOURCES)}")
+    if d["n_train"] < 0 or d["n_test"] < 0 or d["d"] < 1 or d["seed"] < 0:
+        raise ValueError("config: data.n_train and data.n_test must be >= 0 (0: the default), data.d >= 1, "
+                         "data.seed >= 0")
+    if d["source"] == "mnist" and not Path(d["mnist_dir"]).is_dir():
+        raise ValueError(f"config: data.mnist_dir {d['mnist_dir']!r} is not a directory (source 'mnist' needs "
+                         "the MNIST IDX files)")
+
+
+def check_runnable(cfg: dict) -> None:
+    """What only the data can tell: the data set loads and the batch fits it.
+
+    Run before a sweep writes anything, so that a config that would fail at its first
+    cell never locks a results directory.
+    """
+    from .cells import dataset_for
+
+    ds = dataset_for(cfg, 0.0)
+    n, B = len(ds.y), cfg["train"]["batch_size"]
+    if B > n and cfg["train"]["optimizer"] != "gd":
+        raise ValueError(f"config: train.batch_size = {B} exceeds the {n} training samples")
 
 
 def apply_override(raw: dict, spec: str) -> dict:
@@ -130,10 +202,17 @@ def apply_override(raw: dict, spec: str) -> dict:
 
 def load_config(path, overrides=()) -> dict:
     """Read, override and resolve a sweep config."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"config: {path} is a directory, not a TOML file")
     try:
-        raw = tomllib.loads(Path(path).read_text())
+        raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ValueError(f"config: {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"config: {path} is not a text (UTF-8) file") from None
+    except OSError as e:
+        raise ValueError(f"config: cannot read {path} ({e.strerror})") from None
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"config: {path} is not valid TOML ({e})") from None
     for o in overrides:

@@ -1,6 +1,10 @@
 """Run a sweep's pending cells on an executor: ``local`` (this machine's processes) or
 ``dask`` (a distributed cluster, or a LocalCluster). The same cell function runs on
 both; the driver writes every record, so workers need no shared file system.
+
+The driver holds the directory's lock for the whole run, validates every stored record
+before trusting it (an invalid one is moved aside and its cell recomputed), and checks
+that new records come from the same environment (versions, backend) as the stored ones.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from .cells import cells_of, lambda0_task, run_cell
-from .store import Store, lambda0_eps
+from .config import check_runnable
+from .store import Store, environment, lambda0_eps
 
 __all__ = ["run_sweep", "EXECUTORS"]
 
@@ -24,37 +29,45 @@ def default_workers() -> int:
 
 
 def _tasks(cfg, store, cell_fn):
-    """(path, callable, args) of everything not yet finished."""
+    """(path, callable, args) of everything not yet finished (invalid records are moved aside)."""
     out = []
     for cell in cells_of(cfg):
-        p = store.record_path(cfg, cell)
-        if not store.done(p):
-            out.append((p, cell_fn, (cfg, cell)))
+        if store.record(cfg, cell, repair=True) is None:
+            out.append((store.record_path(cfg, cell), cell_fn, (cfg, cell)))
     if cfg["track"]["lambda_0"]:
         for e in lambda0_eps(cfg):
-            p = store.lambda0_path(cfg, e)
-            if not store.done(p):
-                out.append((p, lambda0_task, (cfg, e)))
+            if store.lambda0_record(cfg, e, repair=True) is None:
+                out.append((store.lambda0_path(cfg, e), lambda0_task, (cfg, e)))
     return out
 
 
 def run_sweep(cfg: dict, out, *, executor: str = "local", workers: int | None = None, scheduler: str | None = None,
-              force: bool = False, quiet: bool = False, cell_fn=run_cell):
+              force: bool = False, accept_env: bool = False, quiet: bool = False, cell_fn=run_cell, say=None):
     """Run every unfinished cell of ``cfg`` into ``out``; return the results.csv path.
 
     Rerunning skips finished cells. ``cell_fn(cfg, cell) -> record`` is the cell function
-    (replaceable in tests).
+    (replaceable in tests). ``force`` accepts a config that differs from the stored one
+    (finished cells are kept); ``accept_env`` lets records of another ntkflow/JAX version
+    or backend sit beside the stored ones. ``say(line)`` receives the store's notes.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor: unknown {executor!r}; choose one of {', '.join(EXECUTORS)}")
     if executor == "dask" and not scheduler:
         raise ValueError("scheduler: the dask executor needs --scheduler ADDRESS (or 'local' for a LocalCluster)")
-    store = Store(out)
-    store.prepare(cfg, force=force)
-    if force:
-        store.clean_stale(cfg)
-    tasks = _tasks(cfg, store, cell_fn)
-    workers = workers or default_workers()
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers: must be an integer >= 1, got {workers!r}")
+    check_runnable(cfg)  # everything a cell needs is checked before the directory is touched
+    store = Store(out, say=say)
+    with store.lock():
+        store.prepare(cfg, force=force)
+        if executor == "local":  # a dask cluster's environment is known only from its records
+            store.check_env(cfg, environment(), accept_env)
+        tasks = _tasks(cfg, store, cell_fn)
+        _execute(cfg, store, tasks, executor, workers or default_workers(), scheduler, accept_env, quiet)
+        return store.write_tables(cfg)
+
+
+def _execute(cfg, store, tasks, executor, workers, scheduler, accept_env, quiet):
     bar = None
     if not quiet:
         from tqdm.auto import tqdm
@@ -62,6 +75,8 @@ def run_sweep(cfg: dict, out, *, executor: str = "local", workers: int | None = 
         bar = tqdm(total=len(tasks), desc=f"sweep ({executor})", unit="cell")
 
     def finished(path, record):
+        if "env" in record:
+            store.check_env(cfg, record["env"], accept_env)
         store.write(path, record)
         store.write_tables(cfg)
         if bar is not None:
@@ -83,22 +98,41 @@ def run_sweep(cfg: dict, out, *, executor: str = "local", workers: int | None = 
     finally:
         if bar is not None:
             bar.close()
-    return store.write_tables(cfg)
+
+
+def _dask_error(e: BaseException, scheduler: str) -> ValueError:
+    """One line for what a cluster can do to a sweep (finished cells are already on disk)."""
+    what = {"KilledWorker": "a worker died running a cell (KilledWorker)",
+            "CommClosedError": "the connection to the scheduler closed",
+            "CancelledError": "the cluster cancelled the tasks (scheduler lost?)"}.get(
+        type(e).__name__, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": "))
+    return ValueError(f"dask ({scheduler}): {what}; finished cells are kept, rerun the same command to resume")
 
 
 def _run_dask(tasks, scheduler, workers, finished):
     from distributed import Client, LocalCluster, as_completed as dask_completed
 
-    if scheduler == "local":
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-    else:
-        cluster, client = None, Client(scheduler)
+    cluster = None
+    try:
+        if scheduler == "local":
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(cluster)
+        else:
+            client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError) as e:
+        raise ValueError(f"scheduler: cannot reach dask scheduler {scheduler!r} "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'timed out'})") from None
     try:
         futs = {client.submit(fn, *args, pure=False): path for path, fn, args in tasks}
         for f in dask_completed(list(futs)):
             finished(futs[f], f.result())
+    except ValueError:
+        raise
+    except Exception as e:  # noqa: BLE001 — KilledWorker, CommClosedError, CancelledError, lost scheduler
+        raise _dask_error(e, scheduler) from None
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        try:
+            client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()

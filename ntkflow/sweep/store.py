@@ -1,54 +1,193 @@
 """A sweep's results directory.
 
+    DIR/.lock                an exclusive lock held while a sweep runs (a second sweep is refused)
     DIR/config.json          the resolved config (a different config is refused unless --force)
     DIR/cells/<id>-<key>.json one record per finished cell, written atomically
     DIR/lambda0/eps<ε>-<key>.json  λ0 with CI per ε (when track.lambda_0)
+    DIR/invalid/             records that failed validation, moved aside (never deleted)
     DIR/results.csv          tidy table of finished cells, rebuilt atomically from the records
     DIR/lambda0.csv          λ0 table
 
 A record exists only once complete (temp file + rename), so a sweep killed at any
 moment loses at most its running cells; the table is derived from the records, so
-it never holds a duplicate or half-written row.
+it never holds a duplicate or half-written row. Records are validated when read: the
+cell and key they name must be the cell whose file they sit in, and their final values
+numeric; an invalid record is reported by path and moved aside, and its cell recomputed.
+Every record carries the environment that computed it (ntkflow and JAX versions, JAX
+backend); a sweep refuses to mix environments unless told to (``accept_env``).
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import io
-import shutil
+import math
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
-from .._io import read_json, write_json, write_text
-from .cells import Cell, cell_key, cells_of
+from .._io import ensure_writable_dir, read_json, write_json, write_text
+from .cells import Cell, FINAL_KEYS, cell_key, cells_of
 from .config import canonical
 
-__all__ = ["Store", "read_table", "COLUMNS"]
+__all__ = ["Store", "read_table", "COLUMNS", "environment", "validate_record"]
 
 COLUMNS = ("method", "width", "eps", "seed", "final_train_error", "final_certified_error", "final_loss",
            "lambda_min_final", "max_weight_change", "flip_fraction_final", "final_test_error",
-           "final_test_certified_error", "error_estimate", "n_train", "normalized", "wall_time", "cell_id")
+           "final_test_certified_error", "error_estimate", "diverged", "lr", "converged", "epochs_run",
+           "n_lr_diverged", "dead_fraction_final", "zero_output_fraction_final", "final_train_error_tie_positive",
+           "final_certified_error_tie_positive", "final_train_error_tie_half", "final_certified_error_tie_half",
+           "n_train", "normalized",
+           "wall_time", "backend", "jax_version", "ntkflow_version", "cell_id")
 L0_COLUMNS = ("eps", "lambda_0", "ci_low", "ci_high", "samples", "n_train")
+#: Columns read back as strings and as booleans; every other column is a number.
+TEXT_COLUMNS = frozenset({"method", "cell_id", "backend", "jax_version", "ntkflow_version", "select"})
+BOOL_COLUMNS = frozenset({"normalized", "diverged", "converged"})
+#: Final values that must be finite unless the run diverged.
+MUST_BE_FINITE = ("final_train_error", "final_certified_error", "final_loss")
+
+
+def environment() -> dict:
+    """What computed a record: ntkflow and JAX versions and the JAX backend (cpu/gpu/tpu)."""
+    import jax
+
+    from .. import __version__
+
+    return {"ntkflow": __version__, "jax": jax.__version__, "backend": jax.default_backend()}
+
+
+def _env_text(env: dict) -> str:
+    return f"ntkflow {env.get('ntkflow')}, jax {env.get('jax')} on {env.get('backend')}"
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def validate_record(rec, cfg: dict, cell: Cell) -> str | None:
+    """Why ``rec`` is not a valid record of ``cell`` under ``cfg``; None when it is."""
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    if rec.get("cell") != asdict(cell):
+        return f"names cell {rec.get('cell')!r}, not {cell.id}"
+    if rec.get("key") != cell_key(cfg, cell):
+        return "its key does not match the config (computed under another config)"
+    final = rec.get("final")
+    if not isinstance(final, dict):
+        return "has no 'final' table"
+    missing = [k for k in FINAL_KEYS if k not in final]
+    if missing:
+        return f"final values missing: {', '.join(missing)}"
+    flags = ("diverged", "normalized", "converged")
+    bad = [k for k in FINAL_KEYS if k not in flags and not _is_number(final[k])]
+    bad += [k for k in flags if not isinstance(final[k], bool)]
+    if bad:
+        return f"final values not numeric (or flags not booleans): {', '.join(bad)}"
+    if not final["diverged"] and not all(math.isfinite(final[k]) for k in MUST_BE_FINITE):
+        return "non-finite final error or loss in a run not marked diverged"
+    env = rec.get("env")
+    if not isinstance(env, dict) or not all(isinstance(env.get(k), str) for k in ("ntkflow", "jax", "backend")):
+        return "no environment (ntkflow/jax versions, backend)"
+    ts, series = rec.get("ts"), rec.get("series")
+    if not isinstance(ts, list) or not isinstance(series, dict) or not all(
+            isinstance(v, list) and len(v) == len(ts) for v in series.values()):
+        return "series missing or of the wrong length"
+    return None
+
+
+def _validate_lambda0(rec, eps: float) -> str | None:
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    if not all(_is_number(rec.get(k)) for k in L0_COLUMNS):
+        return f"needs numeric {', '.join(L0_COLUMNS)}"
+    if rec["eps"] != eps:
+        return f"is for ε = {rec['eps']}, not {eps}"
+    return None
 
 
 class Store:
-    def __init__(self, out):
+    """One results directory. ``say(line)`` reports what the store did (moved records,
+    kept cells); by default it prints to stderr."""
+
+    def __init__(self, out, say=None):
         self.out = Path(out)
+        self.say = say or (lambda msg: print(f"ntkflow: {msg}", file=sys.stderr))
+
+    # ------------------------------------------------------------------ lock and set-up
+    @contextmanager
+    def lock(self):
+        """Hold DIR/.lock exclusively; a second sweep on the same directory is refused."""
+        self._mkdir()
+        path = self.out / ".lock"
+        f = open(path, "a+")
+        try:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                who = f.read().strip() or "another process"
+                raise ValueError(f"out: {self.out} is in use by another sweep ({who}); wait for it to finish or "
+                                 "use another --out") from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()}")
+            f.flush()
+            yield self
+        finally:
+            f.close()  # closing the file releases the lock
+
+    def _mkdir(self) -> None:
+        ensure_writable_dir(self.out, "out")
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"out: cannot create {self.out} ({e.strerror})") from None
+
+    def clean_tmp(self) -> int:
+        """Remove temp files a killed write left behind (call under the lock)."""
+        n = 0
+        for sub in (self.out, self.out / "cells", self.out / "lambda0"):
+            for p in sub.glob(".*.tmp") if sub.is_dir() else ():
+                p.unlink(missing_ok=True)
+                n += 1
+        return n
 
     def prepare(self, cfg: dict, force: bool = False) -> None:
-        """Create DIR; refuse a config that differs from the stored one unless ``force``."""
+        """Create DIR and write the config; refuse a config that differs from the stored one
+        while finished cells of the stored one exist, unless ``force`` (call under the lock).
+
+        Finished cells are never deleted: with ``force``, those the new grid does not produce
+        stay in cells/ and out of results.csv, and the store says how many.
+        """
+        self._mkdir()
+        if self.clean_tmp():
+            self.say(f"removed temp files left by an interrupted write in {self.out}")
         path = self.out / "config.json"
         if path.exists():
-            old = read_json(path)
-            if canonical(old) != canonical(cfg):
+            try:
+                old = read_json(path)
+                finished = sum(1 for _ in self.records(old, repair=None)) if isinstance(old, dict) and "grid" in old else 0
+            except (ValueError, KeyError, TypeError):
+                old, finished = None, 0
+            if old is not None and canonical(old) != canonical(cfg) and finished:
                 if not force:
-                    raise ValueError(f"{self.out} holds results of a different config; use another --out, "
-                                     "or --force to switch (finished cells still valid under the new config "
-                                     "are kept)")
+                    raise ValueError(f"out: {self.out} holds {finished} finished cells of a different config; use "
+                                     "another --out, or --force to switch (finished cells are kept)")
                 write_json(self.out / "config.previous.json", old)
-        self.out.mkdir(parents=True, exist_ok=True)
+                kept = {self.record_path(old, c).name for c in cells_of(old)} - {
+                    self.record_path(cfg, c).name for c in cells_of(cfg)}
+                n_out = sum((self.out / "cells" / k).exists() for k in kept)
+                if n_out:
+                    self.say(f"config changed: {n_out} finished cells outside the new grid are kept in "
+                             f"{self.out / 'cells'} (not in results.csv)")
         write_json(path, cfg)
 
+    # ------------------------------------------------------------------ records
     def record_path(self, cfg: dict, cell: Cell) -> Path:
         return self.out / "cells" / f"{cell.id}-{cell_key(cfg, cell)}.json"
 
@@ -56,41 +195,79 @@ class Store:
         key = hashlib.sha1(canonical([cfg["data"], cfg["track"]["lambda_0_samples"], eps]).encode()).hexdigest()[:10]
         return self.out / "lambda0" / f"eps{eps:g}-{key}.json"
 
-    def load(self, path: Path) -> dict:
-        rec = read_json(path)
-        if not isinstance(rec, dict):
-            raise ValueError(f"{path}: corrupt record")
-        return rec
-
-    def done(self, path: Path) -> bool:
+    def _read(self, path: Path, check, repair):
+        """The record at ``path`` if valid; else None — reported and moved aside when ``repair``,
+        reported when False, silent when None."""
         if not path.exists():
-            return False
-        self.load(path)  # a corrupt record is an error naming the file, not a silent rerun
-        return True
+            return None
+        try:
+            rec = read_json(path)
+            why = check(rec)
+        except ValueError:
+            rec, why = None, "not readable JSON (truncated or corrupt)"
+        if why is None:
+            return rec
+        if repair is None:
+            return None
+        if repair:
+            dest = self.out / "invalid" / f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}"
+            dest.parent.mkdir(exist_ok=True)
+            os.replace(path, dest)
+            self.say(f"invalid record {path} ({why}): moved to {dest}; the cell will be recomputed")
+        else:
+            self.say(f"invalid record {path} ({why}): ignored")
+        return None
+
+    def record(self, cfg: dict, cell: Cell, repair: bool = False):
+        """The valid record of ``cell`` or None."""
+        return self._read(self.record_path(cfg, cell), lambda r: validate_record(r, cfg, cell), repair)
+
+    def lambda0_record(self, cfg: dict, eps: float, repair: bool = False):
+        return self._read(self.lambda0_path(cfg, eps), lambda r: _validate_lambda0(r, eps), repair)
+
+    def records(self, cfg: dict, repair: bool = False):
+        """(cell, record) for every finished cell of ``cfg``, validated."""
+        for cell in cells_of(cfg):
+            rec = self.record(cfg, cell, repair)
+            if rec is not None:
+                yield cell, rec
+
+    def check_env(self, cfg: dict, env: dict, accept: bool) -> None:
+        """Refuse to add results from ``env`` to a directory whose records came from another
+        environment (unless ``accept``)."""
+        if accept:
+            return
+        seen = {canonical(r["env"]): r["env"] for _, r in self.records(cfg, repair=None)}
+        other = [e for k, e in seen.items() if k != canonical(env)]
+        if other:
+            raise ValueError(f"out: {self.out} holds cells computed with {_env_text(other[0])}; this run is "
+                             f"{_env_text(env)}. Use --accept-env to mix them, or another --out")
 
     def write(self, path: Path, record: dict) -> None:
         write_json(path, record)
 
     def write_tables(self, cfg: dict) -> Path:
-        rows = []
-        for cell in cells_of(cfg):
-            p = self.record_path(cfg, cell)
-            if p.exists():
-                rec = self.load(p)
-                rows.append({**rec["cell"], **rec["final"], "cell_id": cell.id})
-        _write_csv(self.out / "results.csv", COLUMNS, rows)
+        rows = [{**rec["cell"], **rec["final"], **_env_columns(rec["env"]), "cell_id": cell.id}
+                for cell, rec in self.records(cfg)]
+        _write_csv(self.out / "results.csv", COLUMNS + _extra_columns(rows), rows)
         if cfg["track"]["lambda_0"]:
-            l0 = [self.load(p) for p in (self.lambda0_path(cfg, e) for e in lambda0_eps(cfg)) if p.exists()]
+            l0 = [r for r in (self.lambda0_record(cfg, e) for e in lambda0_eps(cfg)) if r is not None]
             _write_csv(self.out / "lambda0.csv", L0_COLUMNS, l0)
         return self.out / "results.csv"
 
-    def clean_stale(self, cfg: dict) -> None:
-        """With --force: drop records that the new config does not produce."""
-        keep = {self.record_path(cfg, c).name for c in cells_of(cfg)}
-        for p in (self.out / "cells").glob("*.json"):
-            if p.name not in keep:
-                p.unlink()
-        shutil.rmtree(self.out / "tmp", ignore_errors=True)
+
+def _env_columns(env: dict) -> dict:
+    return {"backend": env["backend"], "jax_version": env["jax"], "ntkflow_version": env["ntkflow"]}
+
+
+def _extra_columns(rows) -> tuple:
+    """Final values beyond COLUMNS (e.g. a protocol's lr and convergence columns), in record order."""
+    extra: dict = {}
+    for r in rows:
+        for k in r:
+            if k not in COLUMNS:
+                extra[k] = None
+    return tuple(extra)
 
 
 def lambda0_eps(cfg: dict) -> list[float]:
@@ -112,8 +289,8 @@ def read_table(path) -> list[dict]:
     path = Path(path)
     try:
         text = path.read_text()
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read ({e.strerror})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read ({getattr(e, 'strerror', None) or type(e).__name__})") from None
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or not {"eps"} <= set(reader.fieldnames):
         raise ValueError(f"{path}: not an ntkflow results table (missing header)")
@@ -123,9 +300,11 @@ def read_table(path) -> list[dict]:
             raise ValueError(f"{path}: line {k} has the wrong number of fields")
         out = {}
         for c, v in r.items():
-            if c in ("method", "cell_id"):
+            if c in TEXT_COLUMNS:
                 out[c] = v
-            elif c == "normalized":
+            elif c in BOOL_COLUMNS:
+                if v not in ("True", "False"):
+                    raise ValueError(f"{path}: line {k}, column {c}: {v!r} is not True/False")
                 out[c] = v == "True"
             else:
                 try:

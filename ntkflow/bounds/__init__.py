@@ -1,0 +1,13 @@
+"""Bounds as an extension point: certified lower bounds of the margins f_y − f_j over the ℓ∞ ball.
+
+``margin_bounds(net, params, X, y, eps, method)`` for the methods in ``METHODS`` (IBP,
+CROWN-IBP, CROWN, CAP, zero-slope, and lee2021's IBP-intermediate variants, with the β mix);
+``exact_margin`` solves the exact robust margin of a small net as a MILP.
+"""
+
+from .engine import METHODS, Method, clean_margins, margin_bounds
+from .exact import ExactMargin, exact_margin
+from .linear import preactivation_bounds, relu_relaxation
+
+__all__ = ["margin_bounds", "clean_margins", "exact_margin", "ExactMargin", "METHODS", "Method",
+           "preactivation_bounds", "relu_relaxation"]

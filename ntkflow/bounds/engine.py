@@ -1,0 +1,130 @@
+"""``margin_bounds``: certified lower bounds of the margins f_y − f_j over the ℓ∞ ball, by method.
+
+A method is (ReLU lower-slope rule, source of the pre-activation bounds); see
+``ntkflow.bounds.linear`` for the rules and the lee2021 vocabulary clash.
+
+| method            | output layer                 | hidden pre-activation bounds |
+|-------------------|------------------------------|------------------------------|
+| "ibp"             | interval (last layer elided) | IBP                          |
+| "crown_ibp"       | backward, adaptive slope     | IBP        (Zhang et al. 2020) |
+| "crown"           | backward, adaptive slope     | backward, adaptive           |
+| "cap"             | backward, a̲ = ā              | backward, a̲ = ā (Wong & Kolter) |
+| "crown_zero"      | backward, a̲ = 0 on unstable  | backward, a̲ = 0              |
+| "cap_ibp"         | backward, a̲ = ā              | IBP        (lee2021 "CAP-IBP", Fig. 3) |
+| "crown_ibp_zero"  | backward, a̲ = 0 on unstable  | IBP        (lee2021 (p, q) = (0, 0)) |
+
+``beta`` mixes (1 − β)·IBP + β·method (lee2021 Eq. 3, CROWN-IBP's β). Every bound is
+differentiable in params (the slopes' dependence on l, u included, as in CROWN-IBP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from .. import _netinput as NI
+from .. import model as two_layer_model
+from ..nets.zoo import two_layer_weights
+from .ibp import ibp_intervals, ibp_margin_one
+from .linear import backward_cost, linear_margin_one
+
+__all__ = ["Method", "METHODS", "margin_bounds", "sample_bounds", "bounds_batched", "check_method",
+           "batch_size", "clean_margins"]
+
+
+@dataclass(frozen=True)
+class Method:
+    slope: str | None  # None: pure IBP
+    intermediate: str  # "ibp" or "backward"
+
+
+METHODS = {
+    "ibp": Method(None, "ibp"),
+    "crown_ibp": Method("adaptive", "ibp"),
+    "crown": Method("adaptive", "backward"),
+    "cap": Method("cap", "backward"),
+    "crown_zero": Method("zero", "backward"),
+    "cap_ibp": Method("cap", "ibp"),
+    "crown_ibp_zero": Method("zero", "ibp"),
+}
+
+MEMORY_BUDGET = 1 << 25  # entries of the per-batch A matrices of a backward pass (~128 MB in float32)
+
+
+def check_method(method: str) -> Method:
+    if method not in METHODS:
+        raise ValueError(f"method: unknown bound method {method!r}; choose one of {', '.join(METHODS)}")
+    return METHODS[method]
+
+
+def sample_bounds(net, params, C, lo, hi, method: str, beta=None):
+    """Lower bounds of C·f over [lo, hi] for ONE sample, (S,). Internal: valid input."""
+    m = METHODS[method]
+    if m.slope is None:
+        return ibp_margin_one(net, params, C, lo, hi)
+    if m.intermediate == "ibp":
+        ivals = ibp_intervals(net, params, lo, hi)
+        bounds = {i: ivals[i] for i, layer in enumerate(net.layers) if layer.kind == "relu"}
+        lin = linear_margin_one(net, params, C, lo, hi, "ibp", m.slope, bounds=bounds)
+        ibp = ibp_margin_one(net, params, C, lo, hi, intervals=ivals) if beta is not None else None
+    else:
+        lin = linear_margin_one(net, params, C, lo, hi, m.intermediate, m.slope)
+        ibp = ibp_margin_one(net, params, C, lo, hi) if beta is not None else None
+    return lin if beta is None else (1 - beta) * ibp + beta * lin
+
+
+def batch_size(net, input_shape, method: str, rows: int, n: int) -> int:
+    """Samples per vmapped batch so the backward pass's A matrices stay within MEMORY_BUDGET."""
+    m = METHODS[method]
+    if m.slope is None:
+        return n
+    return int(max(1, min(n, MEMORY_BUDGET // max(1, backward_cost(net, input_shape, m.intermediate, rows)))))
+
+
+@partial(jax.jit, static_argnames=("method", "batch"))
+def bounds_batched(net, params, C, lo, hi, method: str, beta, batch: int):
+    """``sample_bounds`` over the leading axis of (C, lo, hi), ``batch`` samples at a time."""
+    fn = lambda args: sample_bounds(net, params, *args, method, beta)  # noqa: E731
+    if batch >= C.shape[0]:
+        return jax.vmap(fn)((C, lo, hi))
+    return jax.lax.map(fn, (C, lo, hi), batch_size=batch)
+
+
+def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, beta=None):
+    """Lower bounds of the margins f_y(x') − f_j(x') over ‖x' − x‖∞ ≤ ε (∩ the box ``clip``).
+
+    Args:
+        net, params: an ``ntkflow.nets.Net`` and its params.
+        X: (n, *input_shape) inputs. y: (n,) integer classes, or ±1 for a single-output net.
+        eps: the radius ε. method: a key of ``METHODS``. clip: optional (low, high) input box.
+        beta: optional mix (1 − β)·IBP + β·method, β ∈ [0, 1].
+    Returns:
+        (n, K − 1) bounds, columns j ≠ y in increasing order; (n,) bounds of y·f for a
+        single-output net. A JAX array, differentiable in params; float64 when x64 is on and
+        the inputs are float64. For the paper's two-layer net with "ibp" (no clip)
+        this is ``ntkflow.ibp_lower_margin`` (dispatched to its closed form).
+
+    Vocabulary: lee2021 calls IBP itself the "zero-slope" relaxation; here "crown_zero" is
+    the CROWN upper line with lower slope 0 on unstable neurons (lee2021's (p, q) = (0, 0)).
+    """
+    check_method(method)
+    pb = NI.problem(net, params, X, y, eps, clip)
+    beta = NI.unit_float("beta", beta)
+    if net.tag == "two_layer" and method == "ibp" and clip is None:
+        W, a = two_layer_weights(net, params)
+        return two_layer_model.ibp_lower_margin_raw(W, a, pb.X, pb.y.astype(pb.X.dtype), pb.eps)
+    S = pb.C.shape[1]
+    out = bounds_batched(net, params, pb.C, pb.lo, pb.hi, method, beta,
+                         batch_size(net, pb.X.shape[1:], method, S, pb.X.shape[0]))
+    return out[:, 0] if net.num_outputs == 1 else out
+
+
+def clean_margins(net, params, X, y):
+    """The margins f_y − f_j at the points themselves (same layout as ``margin_bounds``)."""
+    pb = NI.problem(net, params, X, y, 0.0)
+    out = jnp.einsum("nsk,nk->ns", pb.C, net.apply(params, pb.X).reshape(pb.X.shape[0], -1),
+                     precision=jax.lax.Precision.HIGHEST)
+    return out[:, 0] if net.num_outputs == 1 else out

@@ -1,0 +1,59 @@
+"""The two primitives every bound rule is made of, for one sample.
+
+- ``affine_back``: a linear function A·z of an affine layer's output, rewritten as a
+  function of its input: (A∘L, A·b). Computed as the vjp of the layer's linear map, so it
+  is the transpose of any affine layer (a Dense product, a transposed convolution) and
+  stays differentiable in the weights.
+- ``box_lower``: min over the box [lo, hi] of A·x + c = A·mid − |A|·rad + c.
+
+All products run at ``Precision.HIGHEST`` (the layers and ``ntkflow._jax.mm`` ask for it).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from .._jax import mm
+from ..nets.layers import weight_abs
+
+__all__ = ["affine_back", "box_lower", "interval_affine", "interval_step"]
+
+
+def affine_back(layer, p, A, in_shape: tuple):
+    """A (S, *out_shape) → (A∘L (S, *in_shape), A·b (S,)) for an affine layer L(x) = scale·Wx + b."""
+    W = layer.weight(p)
+    _, vjp = jax.vjp(lambda x: layer.linear(W, x), jnp.zeros(in_shape, A.dtype))
+    At = jax.vmap(lambda a: vjp(a)[0])(A)
+    b = layer.bias_full(p, None)
+    if b is None:
+        return At, jnp.zeros(A.shape[0], A.dtype)
+    full = jnp.broadcast_to(b, A.shape[1:]).reshape(-1)
+    return At, mm(A.reshape(A.shape[0], -1), full)
+
+
+def box_lower(A, const, lo, hi):
+    """min_{lo ≤ x ≤ hi} Σ A_s·x + const_s for every row s, (S,)."""
+    mid, rad = ((hi + lo) / 2).reshape(-1), ((hi - lo) / 2).reshape(-1)
+    A2 = A.reshape(A.shape[0], -1)
+    return mm(A2, mid) - mm(jnp.abs(A2), rad) + const
+
+
+def interval_affine(layer, p, l, u):
+    """IBP through an affine layer in centre–radius form: W·mid + b ± |W|·rad."""
+    W = layer.weight(p)
+    mid = layer.linear(W, (u + l) / 2)
+    rad = layer.linear(weight_abs(W), (u - l) / 2)
+    b = layer.bias_full(p, None)
+    if b is not None:
+        mid = mid + b
+    return mid - rad, mid + rad
+
+
+def interval_step(layer, p, l, u):
+    """IBP through any layer (ReLU and Flatten are monotone / a reshape)."""
+    if layer.kind == "affine":
+        return interval_affine(layer, p, l, u)
+    if layer.kind == "relu":
+        return jax.nn.relu(l), jax.nn.relu(u)
+    return l.reshape(-1), u.reshape(-1)

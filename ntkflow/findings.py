@@ -1,0 +1,209 @@
+"""The findings page: the paper's Figure 1 claims answered from stored sweep results.
+
+``findings({"tuned": DIR, "fixed-lr": DIR2, ...})`` reads each sweep directory's config and
+results table (never retrains) and writes Markdown: the protocol of each directory, each of
+Wang et al.'s three Fig. 1 claims with our measurement (mean ± standard error over seeds)
+and a verdict per protocol, the trend of the certified error with width at ε = 0.001, and
+where IBP training kills the net (every neuron inactive on every sample, f ≡ 0).
+
+A difference counts as real when it exceeds twice its standard error (seeds independent);
+otherwise the verdict says "within noise". Diverged cells are counted, never averaged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ._io import read_json
+from .sweep.store import read_table
+
+__all__ = ["findings", "Protocol", "claim_lines"]
+
+CLAIMS = (
+    "IBP training error is above standard training error at every width",
+    "at ε = 0.04 the IBP error does not reach 0 as the width grows",
+    "at larger ε IBP training ends near random guessing (error ≈ 50%)",
+)
+
+
+class Protocol:
+    """One sweep directory: its label, resolved config and results rows."""
+
+    def __init__(self, label: str, directory):
+        self.label, self.dir = label, Path(directory)
+        cfg = read_json(self.dir / "config.json") if (self.dir / "config.json").exists() else None
+        if not isinstance(cfg, dict) or "train" not in cfg:
+            raise ValueError(f"{label}: {self.dir} has no readable config.json (not a sweep directory)")
+        self.cfg = cfg
+        self.rows = read_table(self.dir / "results.csv")
+        if not self.rows:
+            raise ValueError(f"{label}: {self.dir / 'results.csv'} has no finished cells")
+        self.ok = [r for r in self.rows if not r.get("diverged", False)]
+
+    def stat(self, key, method, width=None, eps=None):
+        """(mean, s.e., number of seeds) of ``key`` over the non-diverged seeds of a cell group."""
+        v = [r[key] for r in self.ok if r["method"] == method and (width is None or r["width"] == width)
+             and (eps is None or r["eps"] == eps)]
+        v = np.asarray(v, float)
+        if v.size == 0:
+            return (np.nan, np.nan, 0)
+        return (float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else np.nan, int(v.size))
+
+    def widths(self, method="ibp", eps=None):
+        return sorted({int(r["width"]) for r in self.ok if r["method"] == method and (eps is None or r["eps"] == eps)})
+
+    def eps_values(self):
+        return sorted({r["eps"] for r in self.ok if r["method"] == "ibp"})
+
+
+def _pm(s) -> str:
+    mean, se, k = s
+    if k == 0 or not np.isfinite(mean):
+        return "—"
+    return f"{mean:.3f} ± {se:.3f}" if np.isfinite(se) else f"{mean:.3f} (1 seed)"
+
+
+def _diff(a, b) -> tuple[float, float]:
+    """a − b and its standard error (independent seeds; a missing s.e. counts as 0)."""
+    return a[0] - b[0], float(np.hypot(np.nan_to_num(a[1]), np.nan_to_num(b[1])))
+
+
+def _protocol_section(p: Protocol) -> list[str]:
+    t, d = p.cfg["train"], p.cfg["data"]
+    lr = t["lr"] if isinstance(t["lr"], list) else [t["lr"]]
+    stop = t.get("stop") or {}
+    env = sorted({(r.get("backend", "?"), r.get("jax_version", "?")) for r in p.rows})
+    conv = [r.get("converged", False) for r in p.ok]
+    return [
+        f"### `{p.label}` — `{p.dir}`",
+        f"- data: {d['source']}, n_train = {d['n_train'] or 'all'}, n_test = {d['n_test']}, "
+        f"normalize = {d['normalize']}; {t['optimizer']}, batch {t['batch_size'] or 'full'}, dtype {t['dtype']}",
+        f"- learning rate: {'grid ' + str(lr) + ', chosen per cell by `' + t.get('select', 'final_train_loss') + '`' if len(lr) > 1 else lr[0]}"
+        f" (training quantities only)",
+        f"- epochs: budget {t['epochs']}, " + (f"stop on a plateau ({', '.join(f'{k} = {v}' for k, v in stop.items())})"
+                                                if stop else "no stopping rule (the whole budget)")
+        + (f"; ε warm-up {t['eps_warmup']} + ramp {t['eps_ramp']} epochs" if t.get("eps_warmup") or t.get("eps_ramp")
+           else ""),
+        f"- tie rule for errors: `{p.cfg['track'].get('tie', 'wrong')}` (a tie f(x) = 0 counts as an error); "
+        f"cells: {len(p.rows)} ({len(p.rows) - len(p.ok)} diverged), converged by the rule: "
+        f"{sum(conv)}/{len(conv)}; computed on {', '.join(f'{b} (jax {j})' for b, j in env)}",
+        "",
+    ]
+
+
+def _table(p: Protocol) -> list[str]:
+    eps = p.eps_values()
+    head = "| width | standard (clean) | " + " | ".join(f"IBP ε={e:g} certified / clean" for e in eps) + " |"
+    out = [head, "|" + "---|" * (2 + len(eps))]
+    for w in sorted({int(r["width"]) for r in p.ok}):
+        cells = [_pm(p.stat("final_train_error", "standard", w))]
+        for e in eps:
+            c, k = p.stat("final_certified_error", "ibp", w, e), p.stat("final_train_error", "ibp", w, e)
+            cells.append("—" if c[2] == 0 else f"{_pm(c)} / {_pm(k)}")
+        out.append(f"| {w:,} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def _claim1(p: Protocol) -> str:
+    pairs = [(w, e) for e in p.eps_values() for w in p.widths("ibp", e) if w in p.widths("standard")]
+    if not pairs:
+        return "no (width, ε) pair with both methods"
+    above = sum(1 for w, e in pairs if (lambda d: d[0] > 2 * d[1])(
+        _diff(p.stat("final_certified_error", "ibp", w, e), p.stat("final_train_error", "standard", w))))
+    return f"IBP certified error above standard error by > 2 s.e. in {above}/{len(pairs)} (width, ε) pairs"
+
+
+def _claim2(p: Protocol) -> str:
+    ws = p.widths("ibp", 0.04)
+    if not ws:
+        return "no cell at ε = 0.04"
+    big, small = p.stat("final_certified_error", "ibp", ws[-1], 0.04), p.stat("final_certified_error", "ibp", ws[0], 0.04)
+    clean = p.stat("final_train_error", "ibp", ws[-1], 0.04)
+    verdict = "does not reach 0" if big[0] - 2 * np.nan_to_num(big[1]) > 0 else "reaches 0 within 2 s.e."
+    return (f"certified error {_pm(small)} at m = {ws[0]:,} → {_pm(big)} at m = {ws[-1]:,} ({verdict}); "
+            f"clean error of the same nets at m = {ws[-1]:,}: {_pm(clean)}")
+
+
+def _claim3(p: Protocol) -> str:
+    eps = p.eps_values()
+    if not eps:
+        return "no IBP cell"
+    e = eps[-1]
+    parts = []
+    for w in p.widths("ibp", e):
+        cert, clean = p.stat("final_certified_error", "ibp", w, e), p.stat("final_train_error", "ibp", w, e)
+        half = p.stat("final_train_error_tie_half", "ibp", w, e)
+        zero = p.stat("zero_output_fraction_final", "ibp", w, e)
+        parts.append(f"m = {w:,}: certified {_pm(cert)}, clean {_pm(clean)} (ties as coin flips: {_pm(half)}), "
+                     f"f(x) = 0 on {_pm(zero)} of the samples")
+    near = [w for w in p.widths("ibp", e) if abs(p.stat("final_certified_error", "ibp", w, e)[0] - 0.5) < 0.1]
+    verdict = (f"near 50% at m = {', '.join(f'{w:,}' for w in near)}" if near
+               else "not near 50% at any width (certified error)")
+    return f"largest ε = {e:g}: " + "; ".join(parts) + f" — {verdict}"
+
+
+def _trend(p: Protocol, eps=0.001) -> str:
+    ws = p.widths("ibp", eps)
+    if len(ws) < 2:
+        return f"fewer than two widths at ε = {eps:g}"
+    lo, hi = p.stat("final_certified_error", "ibp", ws[0], eps), p.stat("final_certified_error", "ibp", ws[-1], eps)
+    d = _diff(hi, lo)
+    word = "rises" if d[0] > 2 * d[1] else ("falls" if d[0] < -2 * d[1] else "is flat within noise")
+    lrs = {w: sorted({r["lr"] for r in p.ok if r["method"] == "ibp" and r["eps"] == eps and r["width"] == w})
+           for w in ws}
+    tlo, thi = (p.stat("final_test_certified_error", "ibp", w, eps) for w in (ws[0], ws[-1]))
+    td = _diff(thi, tlo)
+    tword = "rises" if td[0] > 2 * td[1] else ("falls" if td[0] < -2 * td[1] else "is flat within noise")
+    held = (f"; on the held-out split it {tword}: {_pm(tlo)} → {_pm(thi)} (difference {td[0]:+.3f} ± {td[1]:.3f})"
+            if tlo[2] and np.isfinite(tlo[0]) else "")
+    return (f"certified training error {word} with width: {_pm(lo)} at m = {ws[0]:,} → {_pm(hi)} at m = {ws[-1]:,} "
+            f"(difference {d[0]:+.3f} ± {d[1]:.3f}){held}; chosen lr per width: "
+            + ", ".join(f"{w:,}: {'/'.join(f'{v:g}' for v in lrs[w])}" for w in ws))
+
+
+def _dead(p: Protocol) -> list[str]:
+    out = []
+    for e in p.eps_values():
+        for w in p.widths("ibp", e):
+            z = p.stat("zero_output_fraction_final", "ibp", w, e)
+            if z[0] > 0.5:
+                dn = p.stat("dead_fraction_final", "ibp", w, e)
+                out.append(f"ε = {e:g}, m = {w:,}: f(x) = 0 on {_pm(z)} of the samples, {_pm(dn)} of the neurons dead")
+    return out or ["no (ε, m) cell where IBP training zeroed the output on most samples"]
+
+
+def claim_lines(p: Protocol) -> list[str]:
+    """The three claims and the ε = 0.001 trend, one line each, for one protocol."""
+    return [f"- claim {i} ({c}): {fn(p)}" for i, (c, fn) in enumerate(zip(CLAIMS, (_claim1, _claim2, _claim3)), 1)] \
+        + [f"- trend at ε = 0.001: {_trend(p)}"]
+
+
+def findings(dirs: dict, command: str | None = None, preface: str | None = None) -> str:
+    """The findings page (Markdown) for the labelled sweep directories ``dirs``; ``preface``
+    (Markdown, e.g. a written summary of what the numbers below mean) goes after the title."""
+    if not dirs:
+        raise ValueError("findings: give at least one LABEL=DIR")
+    ps = [Protocol(k, v) for k, v in dirs.items()]
+    lines = ["# Findings: Figure 1 of Wang et al. (2022) under stated protocols", "",
+             "Generated from stored sweep results by "
+             f"`{command or 'ntkflow findings ' + ' '.join(f'{p.label}={p.dir}' for p in ps)}`. "
+             "Numbers are mean ± standard error over seeds; a difference is called real when it exceeds 2 s.e.; "
+             "diverged cells are counted in the protocol lines and left out of every mean.", ""]
+    if preface:
+        lines += [preface.strip(), ""]
+    lines += ["## Protocols", ""]
+    for p in ps:
+        lines += _protocol_section(p)
+    lines += ["## The paper's three Fig. 1 claims", ""]
+    for i, (claim, fn) in enumerate(zip(CLAIMS, (_claim1, _claim2, _claim3)), start=1):
+        lines += [f"**Claim {i}: {claim}.**", ""] + [f"- `{p.label}`: {fn(p)}" for p in ps] + [""]
+    lines += ["## Trend with width at ε = 0.001", ""] + [f"- `{p.label}`: {_trend(p)}" for p in ps] + [""]
+    lines += ["## Dead nets (f ≡ 0) after IBP training", ""]
+    for p in ps:
+        lines += [f"- `{p.label}`: " + "; ".join(_dead(p))]
+    lines += ["", "## Tables (final training errors)", ""]
+    for p in ps:
+        lines += [f"### `{p.label}`", ""] + _table(p)
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""PyTorch interchange without torch: an ``nn.Sequential`` as an ``.npz`` file.
+
+The file holds every ``state_dict`` entry under its PyTorch name in PyTorch layout
+(Linear weight (out, in), Conv2d weight OIHW, biases), plus
+
+- ``__arch__``: a JSON string, a list with one dict per ``nn.Sequential`` child in order:
+  ``{"name", "type": "Linear"|"Conv2d"|"ReLU"|"Flatten", <constructor fields as PyTorch
+  names them>}`` (in_features, out_features, bias; in_channels, out_channels, kernel_size,
+  stride, padding, dilation, groups, padding_mode; start_dim, end_dim);
+- ``__meta__`` (optional): a JSON string, a dict that may carry ``input_shape`` (per sample).
+
+The README shows the ten lines of torch that write such a file. Read with
+``allow_pickle=False``; anything this engine cannot represent exactly (another layer
+type, groups ≠ 1, non-zero padding modes, string padding, a Flatten that is not
+``Flatten(1, -1)``, entries that no layer owns) is a one-line ValueError.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from .base import Net
+from .layers import LAYER_TYPES, Conv2d, Dense, Flatten, ReLU
+
+__all__ = ["load_torch", "save_torch"]
+
+
+def _fail(path, msg):
+    raise ValueError(f"{path}: {msg}")
+
+
+def _read(path):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        _fail(path, f"cannot read as an npz file ({type(e).__name__}: {e})")
+
+
+def _json(path, arrays, key, default):
+    if key not in arrays:
+        if default is None:
+            _fail(path, f"has no {key} entry (the JSON architecture list)")
+        return default
+    try:
+        return json.loads(str(arrays.pop(key)))
+    except json.JSONDecodeError as e:
+        _fail(path, f"{key} is not valid JSON ({e})")
+
+
+def _layer(path, spec: dict):
+    name, kind = spec.get("name"), spec.get("type")
+    if kind not in LAYER_TYPES:
+        _fail(path, f"layer {name!r} has unsupported type {kind!r} (supported: {', '.join(LAYER_TYPES)})")
+    try:
+        if kind == "Linear":
+            return Dense(int(spec["out_features"]), int(spec["in_features"]), bias=bool(spec.get("bias", True)))
+        if kind == "Conv2d":
+            for f, ok in (("groups", 1), ("padding_mode", "zeros")):
+                if spec.get(f, ok) != ok:
+                    _fail(path, f"layer {name!r}: Conv2d with {f}={spec[f]!r} is not supported (only {ok!r})")
+            if isinstance(spec.get("padding", 0), str):
+                _fail(path, f"layer {name!r}: string padding {spec['padding']!r} is not supported (use integers)")
+            return Conv2d(int(spec["out_channels"]), spec["kernel_size"], spec.get("stride", 1),
+                          spec.get("padding", 0), spec.get("dilation", 1), int(spec["in_channels"]),
+                          bias=bool(spec.get("bias", True)))
+        if kind == "Flatten":
+            if (spec.get("start_dim", 1), spec.get("end_dim", -1)) != (1, -1):
+                _fail(path, f"layer {name!r}: only Flatten(start_dim=1, end_dim=-1) is supported")
+            return Flatten()
+        return ReLU()
+    except KeyError as e:
+        _fail(path, f"layer {name!r} ({kind}) lacks the field {e.args[0]!r}")
+
+
+def load_torch(path):
+    """``(net, params)`` from an npz written by the README snippet (or ``save_torch``).
+
+    Arrays keep their stored dtype, cast by JAX's rules (float32 unless x64 is enabled).
+    """
+    arrays = _read(path)
+    arch = _json(path, arrays, "__arch__", None)
+    meta = _json(path, arrays, "__meta__", {})
+    if not isinstance(arch, list) or not all(isinstance(s, dict) for s in arch):
+        _fail(path, "__arch__ must be a JSON list of one dict per layer")
+    layers = tuple(_layer(path, s) for s in arch)
+    names = tuple(str(s.get("name", i)) for i, s in enumerate(arch))
+    params = []
+    for name, layer in zip(names, layers):
+        keys = ("weight", "bias") if getattr(layer, "bias", False) else ("weight",) if layer.kind == "affine" else ()
+        missing = [f"{name}.{k}" for k in keys if f"{name}.{k}" not in arrays]
+        if missing:
+            _fail(path, f"missing state_dict entries {missing}")
+        params.append({k: jnp.asarray(arrays.pop(f"{name}.{k}")) for k in keys})
+    if arrays:
+        _fail(path, f"has state_dict entries no supported layer owns: {sorted(arrays)[:5]}")
+    shape = meta.get("input_shape")
+    try:
+        net = Net(layers, input_shape=tuple(shape) if shape else None, names=names)
+        if net.input_shape is not None:
+            net.check_params(tuple(params), net.input_shape)
+    except ValueError as e:
+        _fail(path, str(e))
+    return net, tuple(params)
+
+
+def _arch_entry(name, layer, p):
+    if isinstance(layer, Dense):
+        out, inp = np.shape(layer.weight(p))
+        return {"name": name, "type": "Linear", "in_features": int(inp), "out_features": int(out),
+                "bias": bool(layer.bias)}
+    if isinstance(layer, Conv2d):
+        o, i = np.shape(layer.weight(p))[:2]
+        return {"name": name, "type": "Conv2d", "in_channels": int(i), "out_channels": int(o),
+                "kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
+                "padding": list(layer.padding), "dilation": list(layer.dilation), "groups": 1,
+                "padding_mode": "zeros", "bias": bool(layer.bias)}
+    if isinstance(layer, Flatten):
+        return {"name": name, "type": "Flatten", "start_dim": 1, "end_dim": -1}
+    return {"name": name, "type": "ReLU", "inplace": False}
+
+
+def save_torch(path, net: Net, params, *, input_shape=None) -> None:
+    """Write ``net`` and ``params`` in the format ``load_torch`` reads.
+
+    A layer's ``scale`` is folded into its saved weight and frozen weights are saved as
+    ordinary weights (PyTorch has neither); the function the file computes is unchanged.
+    """
+    arrays, arch = {}, []
+    for name, layer, p in zip(net.names, net.layers, params):
+        arch.append(_arch_entry(name, layer, p))
+        if layer.kind == "affine":
+            W = layer.weight(p)
+            arrays[f"{name}.weight"] = np.asarray(W) * layer.scale_of(W)
+            if layer.bias:
+                arrays[f"{name}.bias"] = np.asarray(p["bias"])
+    shape = input_shape if input_shape is not None else net.input_shape
+    meta = {"input_shape": list(shape)} if shape is not None else {}
+    with open(Path(path), "wb") as f:
+        np.savez(f, __arch__=json.dumps(arch), __meta__=json.dumps(meta), **arrays)

@@ -1,0 +1,60 @@
+"""The experimental protocol of a cell: a learning-rate grid, a selection rule that reads
+training quantities only, and the summary of each grid run kept in the cell's record.
+
+A cell trains once per learning rate of ``train.lr`` (a number or a list) and keeps the
+run that ``train.select`` prefers. The rules see only the training summary of each run
+(``train_summary``): they are never given test data, so the choice cannot leak it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["SELECT_RULES", "train_summary", "select_run", "lr_grid"]
+
+#: name → (the training quantity compared, lower is better).
+SELECT_RULES = {
+    "final_train_loss": "final_loss",           # the robust loss L̄ the run minimized, at its end
+    "final_train_error": "final_objective_error",  # the method's own training error (IBP: certified)
+}
+
+
+def lr_grid(lr) -> list[float]:
+    """``train.lr`` as a sorted list of learning rates."""
+    return sorted(float(v) for v in (lr if isinstance(lr, list) else [lr]))
+
+
+def train_summary(traj, lr: float, method: str) -> dict:
+    """What a selection rule may look at: final training loss and errors, divergence and
+    convergence of one run. No test quantity is in it."""
+    s = traj.series
+    finite = not traj.meta.get("diverged", False) and math.isfinite(float(s["loss"][-1]))
+    nan = float("nan")
+    clean, cert = float(s["train_error"][-1]), float(s["certified_error"][-1])
+    return {
+        "lr": float(lr),
+        "diverged": not finite,
+        "converged": bool(traj.meta.get("converged", False)),
+        "epochs_run": int(traj.meta.get("epochs_run", len(traj.ts) - 1)),
+        "final_loss": float(s["loss"][-1]) if finite else nan,
+        "final_train_error": clean if finite else nan,
+        "final_certified_error": cert if finite else nan,
+        "final_objective_error": (cert if method == "ibp" else clean) if finite else nan,
+        "dead_fraction": float(s["dead_fraction"][-1]),
+        "zero_output_fraction": float(s["zero_output_fraction"][-1]),
+    }
+
+
+def select_run(summaries: list[dict], rule: str) -> int:
+    """Index of the run ``rule`` keeps: the lowest value of its training quantity among the
+    runs that did not diverge; ties go to the smaller lr (the more conservative step).
+    When every run diverged, the smallest lr (index of the minimum lr)."""
+    if rule not in SELECT_RULES:
+        raise ValueError(f"select: unknown rule {rule!r}; choose one of {', '.join(SELECT_RULES)}")
+    key = SELECT_RULES[rule]
+    ok = [i for i, s in enumerate(summaries) if not s["diverged"] and np.isfinite(s[key])]
+    if not ok:
+        return min(range(len(summaries)), key=lambda i: summaries[i]["lr"])
+    return min(ok, key=lambda i: (summaries[i][key], summaries[i]["lr"]))

@@ -1,0 +1,113 @@
+"""Independent float64 numpy references for the net engine tests (no JAX, no ntkflow).
+
+- ``torch_forward``: PyTorch ``nn.Sequential`` semantics for Linear / Conv2d (NCHW input,
+  OIHW weight, zero padding, stride, dilation) / ReLU / Flatten (C-major), by explicit loops.
+- ``interval_forward`` / ``ibp_margin``: interval arithmetic in the W⁺/W⁻ form
+  (l' = W⁺l + W⁻u + b), with the margin spec folded into the last layer.
+- ``write_torch_npz``: the README's torch snippet, with numpy arrays standing in for the
+  modules (same file layout: state_dict names, ``__arch__`` and ``__meta__`` JSON).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
+
+
+def conv2d(x, W, b, stride, padding, dilation=1):
+    """One image x (C, H, W), weight (O, C, kh, kw): PyTorch's cross-correlation, by loops."""
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    C, H, Wd = x.shape
+    O, _, kh, kw = W.shape
+    xp = np.zeros((C, H + 2 * ph, Wd + 2 * pw))
+    xp[:, ph:ph + H, pw:pw + Wd] = x
+    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    Wo = (Wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((O, Ho, Wo))
+    for o in range(O):
+        for i in range(Ho):
+            for j in range(Wo):
+                patch = xp[:, i * sh: i * sh + dh * (kh - 1) + 1: dh, j * sw: j * sw + dw * (kw - 1) + 1: dw]
+                out[o, i, j] = np.sum(patch * W[o]) + (b[o] if b is not None else 0.0)
+    return out
+
+
+def _affine(spec, arrays, x):
+    W = np.asarray(arrays[spec["name"] + ".weight"], np.float64)
+    b = arrays.get(spec["name"] + ".bias")
+    b = None if b is None else np.asarray(b, np.float64)
+    if spec["type"] == "Linear":
+        return W @ x + (b if b is not None else 0.0)
+    return conv2d(x, W, b, spec.get("stride", 1), spec.get("padding", 0), spec.get("dilation", 1))
+
+
+def torch_forward(arch, arrays, X):
+    """Logits (n, K) of the Sequential described by ``arch`` (list of dicts) and ``arrays``."""
+    out = []
+    for x in np.asarray(X, np.float64):
+        for spec in arch:
+            if spec["type"] in ("Linear", "Conv2d"):
+                x = _affine(spec, arrays, x)
+            elif spec["type"] == "ReLU":
+                x = np.maximum(x, 0)
+            elif spec["type"] == "Flatten":
+                x = x.reshape(-1)  # C-major: channel slowest, then rows, then columns
+        out.append(x)
+    return np.array(out)
+
+
+def _interval_affine(spec, arrays, l, u):
+    W = np.asarray(arrays[spec["name"] + ".weight"], np.float64)
+    b = arrays.get(spec["name"] + ".bias")
+    Wp, Wn = np.maximum(W, 0), np.minimum(W, 0)
+    if spec["type"] == "Linear":
+        return Wp @ l + Wn @ u + (b if b is not None else 0), Wp @ u + Wn @ l + (b if b is not None else 0)
+    st, pd, dl = spec.get("stride", 1), spec.get("padding", 0), spec.get("dilation", 1)
+    return (conv2d(l, Wp, b, st, pd, dl) + conv2d(u, Wn, None, st, pd, dl),
+            conv2d(u, Wp, b, st, pd, dl) + conv2d(l, Wn, None, st, pd, dl))
+
+
+def interval_forward(arch, arrays, lo, hi):
+    """Intervals (l, u) of the input of the last layer of the Sequential, one sample."""
+    l, u = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    for spec in arch[:-1]:
+        if spec["type"] in ("Linear", "Conv2d"):
+            l, u = _interval_affine(spec, arrays, l, u)
+        elif spec["type"] == "ReLU":
+            l, u = np.maximum(l, 0), np.maximum(u, 0)
+        else:
+            l, u = l.reshape(-1), u.reshape(-1)
+    return l, u
+
+
+def ibp_margin(arch, arrays, lo, hi, C):
+    """IBP lower bound of C·f over [lo, hi] with C folded into the last Linear layer, (S,)."""
+    l, u = interval_forward(arch, arrays, lo, hi)
+    last = arch[-1]["name"]
+    M = C @ np.asarray(arrays[last + ".weight"], np.float64)
+    b = arrays.get(last + ".bias")
+    const = C @ b if b is not None else 0.0
+    return np.maximum(M, 0) @ l + np.minimum(M, 0) @ u + const
+
+
+def spec_rows(y, K):
+    """e_y − e_j for j ≠ y in increasing order, (K − 1, K)."""
+    return np.array([np.eye(K)[y] - np.eye(K)[j] for j in range(K) if j != y])
+
+
+def write_torch_npz(path, modules, arrays, input_shape):
+    """The README snippet with numpy: ``modules`` = [(name, type, fields)] as PyTorch would list
+    them (tuples for kernel_size etc.), ``arrays`` = the state_dict."""
+    arch = []
+    for name, kind, fields in modules:
+        entry = {"name": name, "type": kind}
+        entry.update({k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()})
+        arch.append(entry)
+    np.savez(path, __arch__=json.dumps(arch), __meta__=json.dumps({"input_shape": list(input_shape)}),
+             **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
+    return arch
