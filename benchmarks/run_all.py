@@ -3,6 +3,7 @@
 import sys
 
 import bench_bounds
+import bench_grad
 import bench_gram
 import bench_hinf
 import bench_memory
@@ -10,5 +11,5 @@ import bench_train
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
-    for mod in (bench_gram, bench_train, bench_hinf, bench_memory, bench_bounds):
+    for mod in (bench_gram, bench_train, bench_grad, bench_hinf, bench_memory, bench_bounds):
         mod.main(quick)

@@ -51,33 +51,42 @@ def _rhs(W, a, X, y, eps, l1=None):
     return -_robust_loss_and_grad(W, a, X, y, eps, l1)[1]
 
 
-def _at(W):
+def _with_norms(W):
     """(W, ‖w_r‖₁): the norms are reduced in the elementwise pass that made W."""
     return W, jnp.sum(jnp.abs(W), axis=1)
 
 
-def _step(W, l1, a, X, y, eps, h, method):
-    """One Euler or RK4 step from (W, ‖w_r‖₁) to the same pair at t + h.
+def _bare(W):
+    """(W, None): the right-hand side reduces ‖w_r‖₁ itself (the generic path)."""
+    return W, None
 
-    The row norms of each stage point are computed where the point is formed, never from
-    a loop parameter: XLA on CPU would fuse that reduction into the product X Wᵀ and run
-    it ~3× slower (model._ibp_preact). Same arithmetic as the plain RK4 formulas.
+
+def _step(p, a, X, y, eps, h, method, at=_with_norms):
+    """One Euler or RK4 step of Eq. 4 from p = at(W) to at(W(t + h)).
+
+    With ``at = _with_norms`` the row norms of each stage point are computed where the
+    point is formed, never from a loop parameter: XLA on CPU can fuse that reduction
+    into the product X Wᵀ and run it ~3× slower (model._ibp_preact). Same arithmetic
+    as the plain formulas (``at = _bare``), to rounding.
     """
-    f = lambda p: _rhs(p[0], a, X, y, eps, p[1])  # noqa: E731
+    f = lambda q: _rhs(q[0], a, X, y, eps, q[1])  # noqa: E731
+    W = p[0]
     if method == "euler":
-        return _at(W + h * f((W, l1)))
-    k1 = f((W, l1))
-    k2 = f(_at(W + h / 2 * k1))
-    k3 = f(_at(W + h / 2 * k2))
-    k4 = f(_at(W + h * k3))
-    return _at(W + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4))
+        return at(W + h * f(p))
+    k1 = f(p)
+    k2 = f(at(W + h / 2 * k1))
+    k3 = f(at(W + h / 2 * k2))
+    k4 = f(at(W + h * k3))
+    return at(W + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4))
 
 
-@partial(jax.jit, static_argnames=("method",))
-def _fixed_segment(W, a, X, y, eps, h, k, method):
-    """k steps of size h (k is traced: one compilation for every segment)."""
-    body = lambda _, p: _step(*p, a, X, y, eps, h, method)  # noqa: E731
-    return jax.lax.fori_loop(0, k, body, (W, row_norms(W)))[0]
+@partial(jax.jit, static_argnames=("method", "carry_norms"))
+def _fixed_segment(W, a, X, y, eps, h, k, method, carry_norms=True):
+    """k steps of size h (k is traced: one compilation for every segment). ``carry_norms``
+    carries ‖w_r‖₁ through the loop (the fast path); False is the generic loop."""
+    p = (W, row_norms(W)) if carry_norms else _bare(W)
+    body = lambda _, q: _step(q, a, X, y, eps, h, method, _with_norms if carry_norms else _bare)  # noqa: E731
+    return jax.lax.fori_loop(0, k, body, p)[0]
 
 
 @partial(jax.jit, static_argnames=("method", "max_steps"))
@@ -95,8 +104,8 @@ def _adaptive_segment(W, a, X, y, eps, t0, t1, dt0, rtol, atol, method, max_step
 @partial(jax.jit, static_argnames=("method",))
 def _loss_rate(W, a, X, y, eps, h, method):
     """dL̄/dt along the integrator: central difference over one step forward and back."""
-    fwd = _robust_loss(_step(W, row_norms(W), a, X, y, eps, h, method)[0], a, X, y, eps)
-    bwd = _robust_loss(_step(W, row_norms(W), a, X, y, eps, -h, method)[0], a, X, y, eps)
+    fwd = _robust_loss(_step((W, row_norms(W)), a, X, y, eps, h, method)[0], a, X, y, eps)
+    bwd = _robust_loss(_step((W, row_norms(W)), a, X, y, eps, -h, method)[0], a, X, y, eps)
     return (fwd - bwd) / (2 * h)
 
 

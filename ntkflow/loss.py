@@ -61,9 +61,10 @@ def robust_loss_grad(W, a, X, y, eps):
     never through the (n, m, d) Jacobian. At ties (a pre-activation exactly 0, or a
     weight exactly 0) this is the subgradient with relu'(0) = 0 and sign(0) = 0.
 
-    Speed (benchmarks/bench_grad.py): W reaches the device without jax's slow copy
-    and its row norms ‖w_r‖₁ come from the validation pass, so the product X Wᵀ runs
-    unfused; the call costs about its two GEMMs.
+    Speed (benchmarks/bench_grad.py): the row norms ‖w_r‖₁ come from the validation
+    pass, so the product X Wᵀ runs unfused, and the call costs about its two GEMMs when W
+    is in jax (64-byte aligned) memory. A numpy W is first copied once into aligned
+    memory (``_jax.to_device``): for repeated calls on a large W, pass a jax array.
     """
     W, a, X, y, eps, l1 = V.device_problem(W, a, X, y, eps)
     return np.asarray(_robust_loss_and_grad(W, a, X, y, eps, l1)[1])

@@ -82,9 +82,11 @@ def test_flow_segment_equals_generic_steps(method):
     with jax.enable_x64(True):
         args = [jnp.asarray(v) for v in (W, a, X, y)]
         new = np.asarray(_fixed_segment(*args, 0.05, 1e-2, 25, method))
+        generic = np.asarray(_fixed_segment(*args, 0.05, 1e-2, 25, method, carry_norms=False))
         old = np.asarray(jax.jit(_old_segment, static_argnames=("method",))(*args, 0.05, 1e-2, 25, method=method))
     assert np.linalg.norm(new - W) > 1e-3  # the weights moved
     np.testing.assert_allclose(new, old, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(generic, old, rtol=0, atol=1e-12)
 
 
 def test_gradient_flow_unchanged_by_fast_path():
