@@ -1,0 +1,63 @@
+"""The objective protocol: a training method as an ``init``/``step`` pair over a net's params.
+
+An objective is a frozen dataclass (hashable: it is a static argument of the jitted
+training step) with
+
+    init(params) -> state                      # a pytree; () for stateless methods
+    step(net, params, state, X, y, ctx) -> Step(loss, grads, state, aux)
+
+``X, y`` is one minibatch, ``ctx`` a ``Context`` of traced scalars (the radius ε of this
+step, the CROWN-IBP mix β, the regularizer weight λ, the step's PRNG key). ``loss`` is
+the SUM over the batch of the per-sample loss (Eq. 2's L̄ is a sum, so ``lr`` keeps its
+meaning as a time step of the gradient flow for every method; the trainer scales the
+minibatch gradient by n/B). ``aux`` is a dict of scalars with the fixed keys
+``aux_keys`` — per-step diagnostics the trainer records (AdvIBP's case, cosines).
+
+The per-sample loss of every method is one formula, ``margin_loss``: the cross-entropy of
+the worst-case logits built from (lower bounds of) the margins m_j = f_y − f_j,
+log(1 + Σ_j exp(−m_j)) — for a single-output net (one margin y·f) the logistic loss
+log(1 + exp(−u)) of the paper. For exact margins it is the clean cross-entropy; for
+certified lower margins it upper-bounds the worst-case loss in the ball (Wong & Kolter
+2018, Gowal et al. 2018; fan2021 Eq. 4's right-hand side).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["Context", "Step", "margin_loss", "as_columns"]
+
+
+class Context(NamedTuple):
+    """Traced per-step settings. ``eps``: radius of this step (a schedule's value);
+    ``beta``: mix (1 − β)·IBP + β·method for ``crown_ibp``; ``lam``: weight of the optional
+    regularizers; ``key``: the step's PRNG key (attacks' random starts); ``frac``: training
+    progress in [0, 1] (epochs done / budget; FOSC's linear decay)."""
+
+    eps: jax.Array
+    beta: jax.Array
+    lam: jax.Array
+    key: jax.Array
+    frac: jax.Array
+
+
+class Step(NamedTuple):
+    loss: jax.Array
+    grads: object
+    state: object
+    aux: dict
+
+
+def as_columns(u):
+    """Margins as (n, S): a single-output net's (n,) margins become one column."""
+    return u[:, None] if u.ndim == 1 else u
+
+
+def margin_loss(u):
+    """Per-sample log(1 + Σ_j exp(−u_j)) for margins u (n, S) or (n,); (n,). Finite for every u."""
+    u = as_columns(u)
+    zero = jnp.zeros(u.shape[:1] + (1,), u.dtype)
+    return jax.nn.logsumexp(jnp.concatenate([zero, -u], axis=1), axis=1)
