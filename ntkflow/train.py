@@ -20,10 +20,11 @@ import optax
 from . import _validate as V
 from ._jax import x64
 from .loss import _robust_loss_and_grad
+from .objectives.schedules import SCHEDULES, schedule as make_schedule
 from ._progress import progress as progress_bar
 from .tracker import TIE_RULES, Trajectory, stack_rows, tracker
 
-__all__ = ["train", "EpsSchedule", "StopRule", "OPTIMIZERS"]
+__all__ = ["train", "EpsSchedule", "StopRule", "OPTIMIZERS", "Plateau", "stop_rule", "check_lr", "schedule_fn", "check_optimizer"]
 
 #: Optimizers at unit learning rate: every one of them is linear in lr, so ``_epoch`` scales
 #: the update by a traced lr and a learning-rate grid shares one compilation.
@@ -79,7 +80,7 @@ class StopRule:
         V.positive_float("stop.abs_tol", self.abs_tol, allow_zero=True)
 
 
-class _Plateau:
+class Plateau:
     """The state of a ``StopRule`` along one run."""
 
     def __init__(self, rule: StopRule, n: int):
@@ -95,7 +96,7 @@ class _Plateau:
         return self.wait >= self.rule.patience
 
 
-def _stop_rule(stop) -> StopRule | None:
+def stop_rule(stop) -> StopRule | None:
     if stop is None or isinstance(stop, StopRule):
         return stop
     if isinstance(stop, dict):
@@ -106,11 +107,14 @@ def _stop_rule(stop) -> StopRule | None:
     raise ValueError("stop: must be None, a StopRule or a dict(patience=, rel_tol=, abs_tol=)")
 
 
-def _schedule_fn(schedule, target) -> Callable[[float], float]:
+def schedule_fn(schedule, target) -> Callable[[float], float]:
     if schedule is None:
         return lambda e: target
-    if isinstance(schedule, EpsSchedule):
+    if isinstance(schedule, (EpsSchedule, *SCHEDULES.values())):
         return lambda e: schedule(e, target)
+    if isinstance(schedule, dict) and "kind" in schedule:
+        sch2 = make_schedule(schedule)
+        return lambda e: sch2(e, target)
     if isinstance(schedule, dict):
         try:
             sch = EpsSchedule(**schedule)
@@ -146,7 +150,7 @@ def _epoch(W, opt_state, a, X, y, idx, eps_steps, scale, lr, opt):
 def train(W0, a, X, y, eps, *, optimizer: str = "sgd", lr: float, epochs: int, batch_size: int | None = None,
           eps_schedule=None, seed: int = 0, momentum: float | None = None, stop=None, tie: str = "wrong",
           track_gram: bool = False, keep_W: bool = False, record_every: int = 1, dtype: str = "float64",
-          progress: bool = False) -> Trajectory:
+          progress: bool = False, objective="ibp", options: dict | None = None) -> Trajectory:
     """Train the first layer with ``optimizer`` on L̄; return a ``Trajectory`` recorded per epoch.
 
     Args:
@@ -163,13 +167,45 @@ def train(W0, a, X, y, eps, *, optimizer: str = "sgd", lr: float, epochs: int, b
       dtype: "float32" trains in float32 (full-precision products, no TF32) for speed; what is
         recorded — loss, errors, certified error — is always recomputed in float64 from W.
 
+      objective, options: the training method (``ntkflow.objectives``). "ibp", and
+        "standard" at ε = 0, run this module's closed-form loop (the paper's Sec. 3.4
+        gradient); every other method runs ``ntkflow.fit`` on ``nets.two_layer(W0, a)``
+        (which then takes ``eps_schedule``, ``stop``... alike; ``keep_W`` is not supported there).
+
     Returns:
       A ``Trajectory`` over epochs (``ts`` 0 = initialization). Standard training is ``eps=0``.
       A run whose weights or loss become non-finite stops there with ``meta["diverged"]``
       and NaN errors. The same inputs and seed give identical trajectories on CPU.
     """
     W0, a, X, y, eps = V.problem(W0, a, X, y, eps)
+    if not (objective == "ibp" or (objective == "standard" and eps == 0)):
+        if keep_W:
+            raise ValueError(f"keep_W: not supported with objective={objective!r} (ntkflow.fit)")
+        return _fit_two_layer(W0, a, X, y, eps, objective=objective, options=options, optimizer=optimizer, lr=lr,
+                              epochs=epochs, batch_size=batch_size, eps_schedule=eps_schedule, seed=seed,
+                              momentum=momentum, stop=stop, tie=tie, track_gram=track_gram, record_every=record_every,
+                              dtype=dtype, progress=progress)
     n = X.shape[0]
+    B, momentum = check_optimizer(optimizer, batch_size, n, momentum, dtype, tie)
+    run = _Run(optimizer=optimizer, lr=check_lr(lr, dtype), epochs=V.positive_int("epochs", epochs), B=B,
+               sched=schedule_fn(eps_schedule, eps), seed=V.positive_int("seed", seed, minimum=0),
+               momentum=momentum, stop=stop_rule(stop), tie=tie, track_gram=track_gram, keep_W=keep_W,
+               record_every=V.positive_int("record_every", record_every), dtype=dtype, progress=progress)
+    return _train(W0, a, X, y, eps, run)
+
+
+@x64
+def _fit_two_layer(W0, a, X, y, eps, **kw) -> Trajectory:
+    """``ntkflow.fit`` on the paper's net (built inside x64, so W stays float64)."""
+    from .fit import fit
+    from .nets import two_layer
+
+    net, p0 = two_layer(W0, a)
+    return fit(net, p0, X, y, eps, **kw)
+
+
+def check_optimizer(optimizer: str, batch_size, n: int, momentum, dtype: str, tie: str):
+    """Validate the optimizer settings shared by ``train`` and ``ntkflow.fit``; (B, momentum)."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer: unknown {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     B = n if (batch_size is None or optimizer == "gd") else V.positive_int("batch_size", batch_size)
@@ -183,14 +219,10 @@ def train(W0, a, X, y, eps, *, optimizer: str = "sgd", lr: float, epochs: int, b
         raise ValueError(f"dtype: must be 'float32' or 'float64', got {dtype!r}")
     if tie not in TIE_RULES:
         raise ValueError(f"tie: unknown {tie!r}; choose one of {', '.join(TIE_RULES)}")
-    run = _Run(optimizer=optimizer, lr=_lr(lr, dtype), epochs=V.positive_int("epochs", epochs), B=B,
-               sched=_schedule_fn(eps_schedule, eps), seed=V.positive_int("seed", seed, minimum=0),
-               momentum=momentum, stop=_stop_rule(stop), tie=tie, track_gram=track_gram, keep_W=keep_W,
-               record_every=V.positive_int("record_every", record_every), dtype=dtype, progress=progress)
-    return _train(W0, a, X, y, eps, run)
+    return B, momentum
 
 
-def _lr(lr, dtype: str) -> float:
+def check_lr(lr, dtype: str) -> float:
     lr = V.positive_float("lr", lr)
     with np.errstate(over="ignore", under="ignore"):
         lr32 = np.float32(lr)
@@ -229,7 +261,7 @@ def _train(W0, a, X, y, eps, run: _Run) -> Trajectory:
     Xc, yc, ac = cast(X), cast(y), cast(a)
     steps = n // run.B
     rng = np.random.default_rng(run.seed)
-    plateau = _Plateau(run.stop, n) if run.stop else None
+    plateau = Plateau(run.stop, n) if run.stop else None
     W = cast(W0)
     state = opt.init(W)
     rows, saved, ts = [record(W0)], [np.asarray(W0)] if run.keep_W else [], [0.0]
