@@ -25,27 +25,15 @@ import numpy as np
 import optax
 
 from . import _validate as V
-from ._jax import x64
+from ._jax import tree_distance, x64
 from ._progress import progress as progress_bar
 from .metrics import AttackSettings, recorder
 from .objectives import BetaFromEps, Context, objective as make_objective, own_bound, schedule
 from .objectives.advibp import CASES
 from .objectives.methods import Adversarial, attack_points
-from .tracker import Trajectory
+from .tracker import Trajectory, stack_rows
 
 __all__ = ["fit", "FitSettings", "tree_distance"]
-
-
-def tree_distance(g_prev, g):
-    """(‖g − g_prev‖₂, 1 − cos(g, g_prev)) over pytrees; the cosine distance is NaN when a
-    gradient is zero (the first step has no predecessor)."""
-    leaves = list(zip(jax.tree_util.tree_leaves(g_prev), jax.tree_util.tree_leaves(g)))
-    diff = sum(jnp.sum((b - a) ** 2) for a, b in leaves)
-    dot = sum(jnp.vdot(a, b) for a, b in leaves)
-    na = sum(jnp.sum(a ** 2) for a, _ in leaves)
-    nb = sum(jnp.sum(b ** 2) for _, b in leaves)
-    den = jnp.sqrt(na * nb)
-    return jnp.sqrt(diff), jnp.where(den > 0, 1 - dot / jnp.where(den > 0, den, 1.0), jnp.nan)
 
 
 @partial(jax.jit, static_argnames=("objective", "opt"))
@@ -248,8 +236,7 @@ def _fit(net, params0, X, y, eps, obj, sched, beta, stop, run: FitSettings, name
 def _trajectory(net, params, rows, ts, obj, run, eps, diverged, converged, X) -> Trajectory:
     from .nets import two_layer_weights
 
-    keys = sorted({k for r in rows for k in r})
-    series = {k: np.array([r.get(k, np.nan) for r in rows], float) for k in keys}
+    series = stack_rows(rows)
     params = jax.tree_util.tree_map(lambda v: np.asarray(v, np.float64), params)
     W = a = None
     if net.tag == "two_layer":

@@ -140,8 +140,11 @@ def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None, H0=None, tie
 
 
 def stack_rows(rows: list[dict]) -> dict:
-    """``record`` outputs over save times → {name: array over save times} for every SERIES."""
-    return {k: np.array([r[k] for r in rows]) for k in SERIES}
+    """``record`` outputs over save times → {name: array over save times}: every key any row
+    has (NaN where a row lacks it, e.g. per-step measures at t = 0)."""
+    keys = [k for k in SERIES if any(k in r for r in rows)]
+    keys += sorted({k for r in rows for k in r} - set(keys))
+    return {k: np.array([r.get(k, np.nan) for r in rows], float) for k in keys}
 
 
 @dataclass

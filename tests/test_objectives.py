@@ -215,3 +215,15 @@ def test_pgd_training_beats_standard_under_pgd_and_ibp_under_ibp(trained):
     # measured (seed 0): PGD error 0.075 (pgd) vs 0.13 (standard); IBP error 0.38 (ibp) vs 1.0
     assert s["pgd"]["pgd_error"][-1] <= s["standard"]["pgd_error"][-1] - 0.03
     assert s["ibp"]["certified_error_ibp"][-1] <= s["standard"]["certified_error_ibp"][-1] - 0.3
+
+
+def test_fast_path_records_the_same_gradient_smoothness(x64):
+    W, A, X, Y = make_problem(seed=6, n=10, m=20, d=3, lo=0.1)
+    kw = dict(lr=0.05, epochs=3, batch_size=5, seed=1)
+    fast = nf.train(W, A, X, Y, 0.02, **kw)
+    net, p0 = two_layer(W, A)
+    gen = fit(net, p0, X, Y, 0.02, objective="ibp", **kw)
+    for k in ("grad_l2_change", "grad_cos_distance"):
+        assert np.isnan(fast.series[k][0])  # no step before t = 0
+        np.testing.assert_allclose(fast.series[k][1:], gen.series[k][1:], rtol=1e-9, err_msg=k)
+        assert np.all(np.isfinite(fast.series[k][1:]))

@@ -23,7 +23,7 @@ Departures from the print, each deliberate:
 - The projection uses moment estimates, not the step's gradients, so g_final is only
   approximately orthogonal to the deprioritized gradient: the step records
   ⟨g_final, g_IBP⟩ (``aux["dot_final_ibp"]``; the step −lr·g_final increases L̄_IBP to
-  first order iff it is negative) and cos(g_adv, g_IBP).
+  first order iff it is negative; ``aux["ibp_increase"]`` flags it) and cos(g_adv, g_IBP).
 - Losses are sums over the batch (ntkflow's convention, Eq. 2); the regularizer is on the
   batch-mean IBP loss L̄_mean as in fan2021, put on the sum scale: B·L̄_mean², whose
   gradient is 2·L̄_mean·g_IBP. The κ are invariant to this scaling.
@@ -101,7 +101,8 @@ class AdvIBP:
     kappa_adv: float = 1.0
     kappa_ibp: float = 1.0
     clip: tuple | None = None
-    aux_keys: tuple = ("case", "cos_adv_ibp", "dot_final_ibp", "fosc", "c_t", "kappa_adv", "kappa_ibp")
+    aux_keys: tuple = ("case", "cos_adv_ibp", "dot_final_ibp", "ibp_increase", "fosc", "c_t", "kappa_adv",
+                       "kappa_ibp")
 
     def __post_init__(self):
         for f in ("t_nat", "t_adv", "ramp", "c_max"):
@@ -178,7 +179,9 @@ class AdvIBP:
                           self.beta2 * state.v1 + (1 - self.beta2) * n_adv,
                           self.beta2 * state.v2 + (1 - self.beta2) * n_ibp, state.t + 1)
         cos = _vdot(g_adv, g_ibp) / jnp.maximum(n_adv * n_ibp, jnp.finfo(n_adv.dtype).tiny)
-        aux = {"case": jnp.asarray(case, jnp.float32), "cos_adv_ibp": cos, "dot_final_ibp": _vdot(g, g_ibp),
+        dot_final = _vdot(g, g_ibp)
+        aux = {"case": jnp.asarray(case, jnp.float32), "cos_adv_ibp": cos, "dot_final_ibp": dot_final,
+               "ibp_increase": (dot_final < 0).astype(jnp.float32),
                "fosc": fv, "c_t": c_t, "kappa_adv": jnp.asarray(ka, n_adv.dtype),
                "kappa_ibp": jnp.asarray(ki, n_adv.dtype)}
         return Step(loss, g, new, aux)
