@@ -28,7 +28,7 @@ _RUN_KEYS = ("final_train_error", "final_certified_error", "final_loss", "lambda
 FINAL_KEYS = _RUN_KEYS + tuple(k for k in final_columns() if k not in _RUN_KEYS)
 #: Config keys added after the first results format: left out of a cell's key while at their
 #: default, so results computed before they existed keep their keys (nothing recomputed).
-LATER_KEYS = {"data": ("cifar_dir", "classes"),
+LATER_KEYS = {"data": ("cifar_dir", "classes"), "model": ("net", "init"),
               "train": ("eps_schedule", "t_nat", "t_adv", "beta_start", "beta_end", "lam0", "regularize", "tau"),
               "track": ("attack_every",)}
 #: Methods whose training uses [attack] / [advibp].
@@ -65,7 +65,8 @@ def cell_key(cfg: dict, cell: Cell) -> str:
     """Hash of everything a cell's result depends on (not the rest of the grid)."""
     relevant = {sec: {k: v for k, v in cfg[sec].items()
                       if not (k in LATER_KEYS.get(sec, ()) and v == DEFAULTS[sec][k])}
-                for sec in ("data", "train", "track")}
+                for sec in ("data", "train", "track", "model") if sec in cfg}
+    relevant = {sec: v for sec, v in relevant.items() if v or sec != "model"}
     relevant["track"] = {k: v for k, v in relevant["track"].items() if not k.startswith("lambda_0")}
     attack = cfg.get("attack", DEFAULTS["attack"])
     evals = {k: v for k, v in attack.items() if k.startswith("eval_") and v != DEFAULTS["attack"][k]}
@@ -94,35 +95,69 @@ def dataset_for(cfg: dict, eps: float):
     return _dataset(canonical(cfg["data"]), eps if cfg["data"]["normalize"] else 0.0)
 
 
-def _errors(W, a, X, y, eps, tie: str = "wrong"):
-    """Clean and IBP-certified error on (X, y); NaN without data or with non-finite margins
-    (a non-finite margin is never counted as a correct prediction)."""
-    from ..model import ibp_lower_margin, margin
-    from ..tracker import error_rate
+def model_for(cfg: dict, cell: Cell, ds):
+    """(net, params0, X): the cell's net at its width, initialized with its seed, and the
+    training inputs in the net's layout. The paper's two-layer net takes the paper's
+    initialization (w_r ~ N(0, I), a_r = ±1: ``model.init_params``); every other net
+    ``net.init(seed, init=model.init or "torch")``."""
+    from ..model import init_params
+    from ..nets import two_layer
+    from ..nets.spec import net_from_spec
 
-    if len(y) == 0 or not np.all(np.isfinite(W)):
-        return float("nan"), float("nan")
-    u, u_lo = margin(W, a, X, y), ibp_lower_margin(W, a, X, y, eps)
-    if not (np.all(np.isfinite(u)) and np.all(np.isfinite(u_lo))):
-        return float("nan"), float("nan")
-    return error_rate(u, y, tie), error_rate(u_lo, y, tie)
+    spec = cfg.get("model", DEFAULTS["model"])
+    if spec["net"] == "two_layer":
+        W0, a = init_params(cell.seed, cell.width, ds.X.shape[1])
+        with jax.enable_x64(True):
+            net, p0 = two_layer(W0, a)
+        return net, p0, ds.X
+    X = inputs_for(spec["net"], ds.X)
+    y = np.asarray(ds.y)
+    classes = 1 if np.all(np.isin(y, (-1, 1))) else int(y.max()) + 1
+    net = net_from_spec(spec["net"], width=cell.width, input_shape=X.shape[1:], classes=classes)
+    dtype = np.float64 if cfg["train"]["dtype"] == "float64" else np.float32
+    with jax.enable_x64(True):
+        p0 = net.init(cell.seed, init=spec["init"] or "torch", dtype=dtype)
+    return net, p0, X
 
 
-def _train_cell(cfg: dict, cell: Cell, ds, W0, a, lr: float, progress: bool):
+def inputs_for(net_spec: str, X):
+    """Inputs in a net's layout: images (n, C, H, W) for the conv nets (flat MNIST 784 →
+    (1, 28, 28), CIFAR 3072 → (3, 32, 32)); as stored otherwise (an MLP flattens)."""
+    from ..nets.spec import is_conv
+
+    X = np.asarray(X)
+    if not is_conv(net_spec) or X.ndim == 4:
+        return X
+    shapes = {784: (1, 28, 28), 3072: (3, 32, 32)}
+    if X.ndim != 2 or X.shape[1] not in shapes:
+        raise ValueError(f"model.net: {net_spec!r} needs images; the data has samples of shape {X.shape[1:]}")
+    return X.reshape((X.shape[0], *shapes[X.shape[1]]))
+
+
+def _train_cell(cfg: dict, cell: Cell, ds, net, p0, X, lr: float, progress: bool):
+    """One training run of the cell at learning rate ``lr``: the paper's net through
+    ``ntkflow.train`` (its closed-form loop for IBP, else ``fit``) or the gradient flow;
+    any other net through ``ntkflow.fit``."""
+    from ..fit import fit
     from ..flow import gradient_flow
+    from ..nets import two_layer_weights
     from ..train import train
 
     tr_cfg, track = cfg["train"], cfg["track"]
+    options, fit_options = method_options(cfg, cell.method)
+    common = dict(optimizer=tr_cfg["optimizer"], lr=lr, epochs=tr_cfg["epochs"],
+                  batch_size=tr_cfg["batch_size"] or None, eps_schedule=eps_schedule(cfg), seed=cell.seed,
+                  momentum=tr_cfg["momentum"] or None, stop=tr_cfg["stop"] or None, tie=track["tie"],
+                  track_gram=track["gram"], record_every=track["every"], dtype=tr_cfg["dtype"], progress=progress,
+                  objective=cell.method, options=options)
+    if net.tag != "two_layer":
+        return fit(net, p0, X, ds.y, cell.eps, **common, **fit_options)
+    W0, a = (np.asarray(v, np.float64) for v in two_layer_weights(net, p0))
     if tr_cfg["flow"]:
         return gradient_flow(W0, a, ds.X, ds.y, cell.eps, tr_cfg["t1"], solver=tr_cfg["solver"],
                              save_at=np.linspace(0, tr_cfg["t1"], track["saves"]), certify=tr_cfg["certify"],
                              dt=tr_cfg["dt"] or None, track_gram=track["gram"], progress=progress)
-    options, fit_options = method_options(cfg, cell.method)
-    return train(W0, a, ds.X, ds.y, cell.eps, optimizer=tr_cfg["optimizer"], lr=lr,
-                 epochs=tr_cfg["epochs"], batch_size=tr_cfg["batch_size"] or None, eps_schedule=eps_schedule(cfg),
-                 seed=cell.seed, momentum=tr_cfg["momentum"] or None, stop=tr_cfg["stop"] or None,
-                 tie=track["tie"], track_gram=track["gram"], record_every=track["every"], dtype=tr_cfg["dtype"],
-                 progress=progress, objective=cell.method, options=options, fit_options=fit_options)
+    return train(W0, a, ds.X, ds.y, cell.eps, **common, fit_options=fit_options)
 
 
 def eps_schedule(cfg: dict):
@@ -153,7 +188,7 @@ def method_options(cfg: dict, method: str) -> tuple[dict, dict]:
     return options, fit_options
 
 
-def _grid_runs(cfg: dict, cell: Cell, ds, W0, a, progress: bool):
+def _grid_runs(cfg: dict, cell: Cell, ds, net, p0, X, progress: bool):
     """Train the cell at every lr of its grid; return (chosen trajectory, chosen lr, summaries).
 
     The choice reads the training summaries only (``protocol.select_run``)."""
@@ -162,7 +197,7 @@ def _grid_runs(cfg: dict, cell: Cell, ds, W0, a, progress: bool):
     grid = [float("nan")] if cfg["train"]["flow"] else lr_grid(cfg["train"]["lr"])
     runs, summaries = [], []
     for lr in grid:
-        tr = _train_cell(cfg, cell, ds, W0, a, lr, progress)
+        tr = _train_cell(cfg, cell, ds, net, p0, X, lr, progress)
         runs.append(tr)
         summaries.append(train_summary(tr, lr, cell.method))
     k = select_run(summaries, cfg["train"]["select"])
@@ -171,45 +206,56 @@ def _grid_runs(cfg: dict, cell: Cell, ds, W0, a, progress: bool):
 
 #: Registry finals that are errors (NaN in a diverged run, like the other errors).
 ERROR_FINALS = ("final_certified_error_ibp", "final_certified_error_crown", "final_pgd_error")
+#: Final values read from the chosen run's last record: (final key, series name).
+_SERIES_FINALS = (("final_train_error", "train_error"), ("final_certified_error", "certified_error"),
+                  ("final_loss", "loss"), ("lambda_min_final", "lambda_min"), ("max_weight_change", "max_weight_change"),
+                  ("flip_fraction_final", "flip_fraction"), ("dead_fraction_final", "dead_fraction"),
+                  ("zero_output_fraction_final", "zero_output_fraction"))
 
 
-def _recorder(cfg, cell, W, a, X, y, names):
-    """``metrics.recorder`` for the cell's final weights on (X, y), as its method judges them."""
+def final_params(net, tr):
+    """The trained params of a trajectory (``fit``: ``tr.params``; the two-layer trainers: W)."""
+    if tr.params is not None:
+        return tr.params
+    return ({"weight": np.asarray(tr.W, np.float64)}, {}, {})  # the layout of nets.two_layer (W may be NaN)
+
+
+def _probe(cfg, cell, net, params, X, y, names, tie=None) -> dict:
+    """The registered metrics ``names`` of ``params`` on (X, y), as the cell's method judges
+    them (its own bound for ``certified_error``; the [attack] eval PGD)."""
     from ..metrics import recorder
-    from ..nets import two_layer
     from ..objectives import objective, own_bound
 
     options, fit_options = method_options(cfg, cell.method)
     with jax.enable_x64(True):
-        net, params = two_layer(W, a)
-        rec = recorder(net, params, jnp.asarray(X), jnp.asarray(y), cell.eps, names=names,
+        params = jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float64), params)
+        y = jnp.asarray(y, jnp.float64) if net.num_outputs == 1 else jnp.asarray(y)
+        rec = recorder(net, params, jnp.asarray(X, jnp.float64), y, cell.eps, names=names,
                        own_bound=own_bound(objective(cell.method, **options)), attack=fit_options["attack"],
-                       tie=cfg["track"]["tie"])
+                       tie=tie or cfg["track"]["tie"])
         return rec(params, cell.eps, full=True)
 
 
-def _registry_finals(cfg, cell, tr, a, ds, diverged) -> dict:
+def _registry_finals(cfg, cell, net, params, tr, X, y, diverged) -> dict:
     """The final value of every registered metric with a results column: the run's last
     record where it has one (``ntkflow.fit`` records them all), computed at the final
-    weights otherwise (the closed-form IBP loop records the theory quantities only)."""
+    params otherwise (the closed-form IBP loop records the theory quantities only)."""
     from ..metrics import METRICS
 
     cols = {m.final: m.name for m in METRICS.values() if m.final in FINAL_KEYS and m.final not in _RUN_KEYS}
     have = {c: float(tr.series[n][-1]) for c, n in cols.items() if n in tr.series and np.isfinite(tr.series[n][-1])}
     missing = [n for c, n in cols.items() if c not in have]
     if missing and not diverged:
-        got = _recorder(cfg, cell, tr.W, a, ds.X, ds.y, missing)
+        got = _probe(cfg, cell, net, params, X, y, missing)
         have.update({c: float(got[n]) for c, n in cols.items() if n in missing})
     return {c: have.get(c, float("nan")) for c in cols}
 
 
-def _test_errors(cfg, cell, W, a, ds, tie, diverged):
-    """(clean, certified) error on the test set; certified under the method's own bound."""
-    if len(ds.y_test) == 0 or diverged:
+def _error_pair(cfg, cell, net, params, X, y, tie=None):
+    """(clean, certified) error on (X, y); NaN without data."""
+    if len(y) == 0:
         return float("nan"), float("nan")
-    if cell.method in ("ibp", "standard", "pgd", "fgsm", "advibp", "advibp_fixed"):
-        return _errors(W, a, ds.X_test, ds.y_test, cell.eps, tie)
-    got = _recorder(cfg, cell, W, a, ds.X_test, ds.y_test, ("train_error", "certified_error"))
+    got = _probe(cfg, cell, net, params, X, y, ("train_error", "certified_error"), tie)
     return got["train_error"], got["certified_error"]
 
 
@@ -222,43 +268,46 @@ def run_cell(cfg: dict, cell: Cell, progress: bool = False) -> dict:
     ``diverged = True`` and NaN errors, never as a result. Test errors are computed for the
     chosen run only, after the choice.
     """
-    from ..model import init_params
-    from .store import environment
-
     t0 = time.perf_counter()
     ds = dataset_for(cfg, cell.eps)
-    W0, a = init_params(cell.seed, cell.width, ds.X.shape[1])
-    tr, lr, grid = _grid_runs(cfg, cell, ds, W0, a, progress)
-    tie = cfg["track"]["tie"]
-    diverged = bool(tr.meta.get("diverged", False)) or not (
-        np.all(np.isfinite(tr.W)) and np.isfinite(tr.series["loss"][-1]))
-    test_err, test_cert = _test_errors(cfg, cell, tr.W, a, ds, tie, diverged)
-    ties = {f"final_{k}_tie_{rule}": v for rule in ("positive", "half")
-            for k, v in zip(("train_error", "certified_error"), _errors(tr.W, a, ds.X, ds.y, cell.eps, rule))}
+    net, p0, X = model_for(cfg, cell, ds)
+    tr, lr, grid = _grid_runs(cfg, cell, ds, net, p0, X, progress)
+    return finish_record(cfg, cell, ds, net, X, tr, lr, grid, time.perf_counter() - t0)
+
+
+def finish_record(cfg: dict, cell: Cell, ds, net, X, tr, lr: float, grid: list, wall: float) -> dict:
+    """The cell's record from its chosen run ``tr`` (trained at ``lr``; ``grid`` the
+    summaries of every lr): final values, test errors, the series."""
+    from ..nets.spec import is_conv
+    from .store import environment
+
     s = tr.series
-    final = {
-        "final_train_error": float(s["train_error"][-1]),
-        "final_certified_error": float(s["certified_error"][-1]),
-        "final_loss": float(s["loss"][-1]),
-        "lambda_min_final": float(s["lambda_min"][-1]),
-        "max_weight_change": float(s["max_weight_change"][-1]),
-        "flip_fraction_final": float(s["flip_fraction"][-1]),
+    params = final_params(net, tr)
+    finite = all(np.all(np.isfinite(np.asarray(v))) for v in jax.tree_util.tree_leaves(params))
+    diverged = bool(tr.meta.get("diverged", False)) or not (finite and np.isfinite(s["loss"][-1]))
+    Xt = inputs_for(cfg.get("model", DEFAULTS["model"])["net"], ds.X_test) if is_conv(
+        cfg.get("model", DEFAULTS["model"])["net"]) and len(ds.y_test) else ds.X_test
+    nan = (float("nan"), float("nan"))
+    test_err, test_cert = nan if diverged else _error_pair(cfg, cell, net, params, Xt, ds.y_test)
+    ties = {f"final_{k}_tie_{rule}": v for rule in ("positive", "half")
+            for k, v in zip(("train_error", "certified_error"),
+                            nan if diverged else _error_pair(cfg, cell, net, params, X, ds.y, rule))}
+    final = {k: float(s[n][-1]) if n in s else float("nan") for k, n in _SERIES_FINALS}
+    final.update({
         "final_test_error": test_err,
         "final_test_certified_error": test_cert,
         "error_estimate": float(tr.error_estimate),
         "diverged": diverged,
         "n_train": int(len(ds.y)),
         "normalized": bool(cfg["data"]["normalize"]),
-        "wall_time": time.perf_counter() - t0,
+        "wall_time": wall,
         "lr": lr,
         "converged": bool(tr.meta.get("converged", False)),
         "epochs_run": int(tr.meta.get("epochs_run", 0)),
-        "dead_fraction_final": float(s["dead_fraction"][-1]),
-        "zero_output_fraction_final": float(s["zero_output_fraction"][-1]),
         "n_lr_diverged": sum(g["diverged"] for g in grid),
         **ties,
-        **_registry_finals(cfg, cell, tr, a, ds, diverged),
-    }
+        **_registry_finals(cfg, cell, net, params, tr, X, ds.y, diverged),
+    })
     if diverged:
         final.update({k: float("nan") for k in ("final_train_error", "final_certified_error", "final_loss",
                                                  "final_test_error", "final_test_certified_error", *ties,

@@ -28,6 +28,8 @@ DEFAULTS: dict = {
     "advibp": {"c_max": 1e-4, "decay": 1.0, "beta1": 0.9, "beta2": 0.99, "kappa_adv": 1.0, "kappa_ibp": 1.0},
     "track": {"every": 1, "gram": False, "saves": 41, "lambda_0": False, "lambda_0_samples": 20_000, "tie": "wrong",
               "attack_every": 0},
+    "model": {"net": "two_layer", "init": ""},
+    "run": {"batch_models": True},
 }
 #: ``grid.method`` values: every training method of ``ntkflow.objectives``. ``standard`` cells
 #: have ε = 0 unless ``grid.standard_at_eps`` (then one per ε: the same training, evaluated
@@ -72,7 +74,7 @@ def _check_grid(i: str, g: dict) -> dict:
         if mth not in METHODS:
             raise ValueError(f"config: grid{i}.method has {mth!r}; choose from {', '.join(METHODS)}")
     for w in full["width"]:
-        if not isinstance(w, int) or isinstance(w, bool) or w < 1:
+        if not isinstance(w, int) or isinstance(w, bool) or w < 0:
             raise ValueError(f"config: grid{i}.width entries must be positive integers, got {w!r}")
     for e in full["eps"]:
         if not isinstance(e, (int, float)) or isinstance(e, bool) or not 0 <= e <= 1:
@@ -112,6 +114,7 @@ def resolve(raw: dict) -> dict:
     for sec in raw:
         if sec not in DEFAULTS:
             raise ValueError(f"config: unknown section [{sec}] (known: {', '.join(DEFAULTS)})")
+    _check_model(out["model"], out["grid"])
     _check_train(out["train"])
     _check_attack(out["attack"], out["advibp"], out["track"])
     _check_data(out["data"])
@@ -170,6 +173,26 @@ def _check_train(t: dict) -> None:
         raise ValueError(f"config: train.tau must be in (0, 1], got {t['tau']}")
     if t["dtype"] == "float32" and max(lrs) > 3.4028234e38:  # float32 max
         raise ValueError(f"config: train.lr = {max(lrs)} overflows float32 (train.dtype)")
+
+
+def _check_model(mdl: dict, grids: list) -> None:
+    """[model]: the net spec, its init scheme, and widths that fit it (0 for a fixed net)."""
+    from ..nets import INITS
+    from ..nets.spec import check_spec, uses_width
+
+    try:
+        check_spec(mdl["net"])
+    except ValueError as e:
+        raise ValueError(f"config: {e}") from None
+    if mdl["init"] and (mdl["net"] == "two_layer" or mdl["init"] not in INITS):
+        raise ValueError(f"config: model.init is {mdl['init']!r}; choose one of {', '.join(INITS)} for a deep net "
+                         "('' : the default — the paper's N(0, I) for two_layer, 'torch' otherwise)")
+    widths = {w for g in grids for w in g["width"]}
+    if uses_width(mdl["net"]) and 0 in widths:
+        raise ValueError(f"config: grid.width entries must be positive integers for model.net = {mdl['net']!r}")
+    if not uses_width(mdl["net"]) and widths != {0}:
+        raise ValueError(f"config: grid.width must be [0] for model.net = {mdl['net']!r} (a fixed architecture; "
+                         "use 'mlp:W,W' for a width family)")
 
 
 def _check_attack(a: dict, adv: dict, track: dict) -> None:
