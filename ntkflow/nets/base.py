@@ -90,7 +90,9 @@ class Net:
                                  f"expected {want} for input shape {tuple(input_shape)}")
 
     def init(self, seed: int, input_shape: tuple | None = None, init: str = "torch", dtype=None):
-        """Fresh params: ``init`` is one of ``ntkflow.nets.INITS`` ("torch", "ntk", "ibp")."""
+        """Fresh params drawn with the scheme ``init`` (see ``ntkflow.nets.init``): "torch"
+        (PyTorch's default), "xavier_uniform", "xavier_normal", "kaiming_uniform",
+        "kaiming_normal", "orthogonal", "ntk" or "ibp" (the thesis's IBP initialization)."""
         shape = tuple(input_shape) if input_shape is not None else self.input_shape
         if shape is None:
             raise ValueError("input_shape: this net has none stored; pass the per-sample input shape")
