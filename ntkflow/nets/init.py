@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["INITS", "Scheme", "init_params", "orthogonalize"]
+__all__ = ["INITS", "Scheme", "init_params", "draw_params", "multipliers", "orthogonalize"]
 
 
 class Scheme(NamedTuple):
@@ -84,29 +84,39 @@ def orthogonalize(G):
     return q.T if flip else q
 
 
-def init_params(scheme: str, key, layers, in_shapes, dtype) -> tuple:
-    """Params (one dict per layer) drawn with ``scheme``; ``in_shapes[i]`` is layer i's input shape."""
+def multipliers(scheme: str, layers, in_shapes) -> tuple:
+    """(weight multiplier, bias multiplier) of every layer under ``scheme``, as Python floats."""
     s = INITS[scheme]
-    specs = [(layer.param_shapes(shape),
-              (layer.fan_in(shape), layer.fan_out(shape)) if layer.kind == "affine" else (1, 1))
-             for layer, shape in zip(layers, in_shapes)]
-    total = sum(int(np.prod(shape)) for shapes, _ in specs for shape in shapes.values())
-    if s.base == "uniform":
+    fans = [(layer.fan_in(shape), layer.fan_out(shape)) if layer.kind == "affine" else (1, 1)
+            for layer, shape in zip(layers, in_shapes)]
+    return tuple((float(s.weight(i, o)), float(s.bias(i, o))) for i, o in fans)
+
+
+def draw_params(base: str, orthogonal: bool, key, layers, in_shapes, dtype, mults) -> tuple:
+    """Params from ONE draw of ``base``, carved into the layers' arrays and scaled by ``mults``
+    (from ``multipliers``; they may be traced, so schemes with the same base draw share a
+    compiled init)."""
+    specs = [layer.param_shapes(shape) for layer, shape in zip(layers, in_shapes)]
+    total = sum(int(np.prod(shape)) for shapes in specs for shape in shapes.values())
+    if base == "uniform":
         flat = jax.random.uniform(key, (total,), dtype, -1.0, 1.0)
     else:
         flat = jax.random.normal(key, (total,), dtype)
     out, at = [], 0
-    for shapes, (fan_in, fan_out) in specs:
+    for shapes, (w_mult, b_mult) in zip(specs, mults):
         p = {}
         for name in sorted(shapes):
             size = int(np.prod(shapes[name]))
             draw = flat[at: at + size]
             at += size
-            if name == "weight":
-                if s.orthogonal:
-                    draw = orthogonalize(draw.reshape(shapes[name][0], -1))
-                p[name] = s.weight(fan_in, fan_out) * draw.reshape(shapes[name])
-            else:
-                p[name] = s.bias(fan_in, fan_out) * draw.reshape(shapes[name])
+            if name == "weight" and orthogonal:
+                draw = orthogonalize(draw.reshape(shapes[name][0], -1))
+            p[name] = (w_mult if name == "weight" else b_mult) * draw.reshape(shapes[name])
         out.append(p)
     return tuple(out)
+
+
+def init_params(scheme: str, key, layers, in_shapes, dtype) -> tuple:
+    """Params (one dict per layer) drawn with ``scheme``; ``in_shapes[i]`` is layer i's input shape."""
+    s = INITS[scheme]
+    return draw_params(s.base, s.orthogonal, key, layers, in_shapes, dtype, multipliers(scheme, layers, in_shapes))
