@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .init import INITS, init_params
+from .init import INITS, draw_params, multipliers
 from .layers import AFFINE
 
 __all__ = ["Net", "float_dtype"]
@@ -90,14 +90,19 @@ class Net:
                                  f"expected {want} for input shape {tuple(input_shape)}")
 
     def init(self, seed: int, input_shape: tuple | None = None, init: str = "torch", dtype=None):
-        """Fresh params: ``init`` is one of ``ntkflow.nets.INITS`` ("torch", "ntk", "ibp")."""
+        """Fresh params drawn with the scheme ``init`` (see ``ntkflow.nets.init``): "torch"
+        (PyTorch's default), "xavier_uniform", "xavier_normal", "kaiming_uniform",
+        "kaiming_normal", "orthogonal", "ntk" or "ibp" (the thesis's IBP initialization)."""
         shape = tuple(input_shape) if input_shape is not None else self.input_shape
         if shape is None:
             raise ValueError("input_shape: this net has none stored; pass the per-sample input shape")
         self.shapes(shape)  # shape errors before tracing
         if init not in INITS:
             raise ValueError(f"init: unknown scheme {init!r}; choose one of {', '.join(INITS)}")
-        return _init(self, jax.random.PRNGKey(int(seed)), shape, init, float_dtype(dtype))
+        dtype = float_dtype(dtype)
+        mults = jax.tree_util.tree_map(lambda v: np.asarray(v, dtype), multipliers(init, self.layers, self.shapes(shape)[:-1]))
+        s = INITS[init]
+        return _init(self, jax.random.PRNGKey(int(seed)), shape, s.base, s.orthogonal, dtype, mults)
 
     # ------------------------------------------------------------------ forward
     def apply_one(self, params, x):
@@ -118,9 +123,10 @@ class Net:
         return _apply(self, params, jnp.asarray(X))
 
 
-@partial(jax.jit, static_argnames=("shape", "scheme", "dtype"))
-def _init(net, key, shape, scheme, dtype):
-    return init_params(scheme, key, net.layers, net.shapes(shape)[:-1], dtype)
+@partial(jax.jit, static_argnames=("shape", "base", "orthogonal", "dtype"))
+def _init(net, key, shape, base, orthogonal, dtype, mults):
+    # the multipliers are traced: schemes with the same base draw share one compiled init
+    return draw_params(base, orthogonal, key, net.layers, net.shapes(shape)[:-1], dtype, mults)
 
 
 @jax.jit

@@ -114,6 +114,10 @@ class Dense:
     def fan_in(self, in_shape: tuple) -> int:
         return int(in_shape[0])
 
+    def fan_out(self, in_shape: tuple) -> int:
+        """PyTorch's fan_out (``torch.nn.init._calculate_fan_in_and_fan_out``): output units."""
+        return int(self.out_features)
+
     def weight(self, p):
         return self.fixed if self.fixed is not None else p["weight"]
 
@@ -170,6 +174,10 @@ class Conv2d:
 
     def fan_in(self, in_shape: tuple) -> int:
         return int(in_shape[0] * self.kernel_size[0] * self.kernel_size[1])
+
+    def fan_out(self, in_shape: tuple) -> int:
+        """PyTorch's fan_out: output channels × kernel area (not the number of weight rows)."""
+        return int(self.out_channels * self.kernel_size[0] * self.kernel_size[1])
 
     def weight(self, p):
         return self.fixed if self.fixed is not None else p["weight"]
