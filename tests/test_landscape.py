@@ -12,7 +12,6 @@ import ntkflow.landscape as L
 import ntkflow.nets as N
 from conftest import make_problem
 from ntkflow.bounds.linear import backward, preactivation_bounds, relu_relaxation
-from ntkflow.objectives.base import margin_loss
 
 pytestmark = pytest.mark.usefixtures("x64")
 
