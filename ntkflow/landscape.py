@@ -321,6 +321,11 @@ def relaxed_gradient_norm(W, a, X, y, eps, method: str = "crown_ibp") -> Relaxed
     is loose (slopes lie in [0, 1], so ‖∇_w g‖₂ ≤ ‖W‖₂ already, while ‖a̲‖₂ + ‖ā‖₂ reaches
     2√m); it holds in the spectral and the Frobenius norm, both returned.
 
+    A probable slip upstream, in Eq. 6 (not implemented here): ∇_θ of the ε‖g‖₁ term of
+    Eq. 2 is ε(∇_θ g)ᵀ sign(g), whose ℓ2 norm is bounded by ε‖∇_θ g‖₂·‖sign(g)‖₂ ≤ ε√d‖∇_θ g‖₂,
+    so Eq. 6's first term 2ε‖∇_θ g‖ lacks a factor √d for ℓ∞ balls unless ‖∇_θ g‖ is the
+    ℓ∞→ℓ2 operator norm (the proof, Appendix F, is not in our copy of the paper).
+
     Departs from the print: in the paper's net (wang2022 Eq. 1) w = −y·a/√m is FROZEN; the
     trainable θ is W, and ∇_W g (which also moves the slopes) is not computed here. ∇ with
     respect to a is ∇_w g times 1/√m. ``method`` chooses a̲, ā (IBP: both 0, so all zero).
