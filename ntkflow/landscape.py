@@ -154,10 +154,13 @@ def sandwich(net, params, X, y, eps, *, steps: int = 40, restarts: int = 2, seed
         lower = bound(net, params, pb.X, pb.y, pb.eps, clip)
     else:
         raise ValueError(f"bound: must be a bound method name or a callable, got {type(bound).__name__}")
+    lower, want = as_columns(jnp.asarray(lower)), (pb.X.shape[0], max(1, net.num_outputs - 1))
+    if lower.shape != want:
+        raise ValueError(f"bound: returned margins of shape {lower.shape}, expected {want}")
     x_adv, _ = pgd(net, params, pb.X, pb.y, pb.eps, steps=steps, restarts=restarts, seed=seed, clip=clip)
     ex = exact_class_margins(net, params, pb.X, pb.y, pb.eps, clip=clip, time_limit=time_limit)
     losses = [np.asarray(margin_loss(jnp.asarray(v))) for v in
-              (clean_margins(net, params, x_adv, pb.y), ex.margin, ex.lower, as_columns(jnp.asarray(lower)))]
+              (clean_margins(net, params, x_adv, pb.y), ex.margin, ex.lower, lower)]
     bad = sandwich_violations(*losses, tol=tol)
     exact = ex.optimal.all(axis=1) & (ex.margin.shape[1] == 1)
     return Sandwich(*losses, exact, int(bad.sum()), tol)

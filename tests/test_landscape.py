@@ -92,6 +92,8 @@ def test_sandwich_refuses_bad_input():
         L.sandwich(net, params, X, y, 0.1, bound="nope")
     with pytest.raises(ValueError, match="bound"):
         L.sandwich(net, params, X, y, 0.1, bound=3)
+    with pytest.raises(ValueError, match="bound"):
+        L.sandwich(net, params, X, y, 0.1, steps=20, bound=lambda *args: jnp.zeros((len(X), 2)))
     with pytest.raises(ValueError, match="tol"):
         L.sandwich(net, params, X, y, 0.1, tol=-1.0)
     with pytest.raises(ValueError, match="eps"):
