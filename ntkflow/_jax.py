@@ -99,7 +99,7 @@ def tree_distance(g_prev, g):
     measures along training (the trainers record them per step)."""
     leaves = list(zip(jax.tree_util.tree_leaves(g_prev), jax.tree_util.tree_leaves(g)))
     diff = sum(jnp.sum((b - a) ** 2) for a, b in leaves)
-    dot = sum(jnp.vdot(a, b) for a, b in leaves)
+    dot = sum(jnp.sum(a * b) for a, b in leaves)  # elementwise: no TF32 dot on GPUs
     na = sum(jnp.sum(a ** 2) for a, _ in leaves)
     nb = sum(jnp.sum(b ** 2) for _, b in leaves)
     den = jnp.sqrt(na * nb)

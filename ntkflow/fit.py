@@ -30,7 +30,8 @@ from ._progress import progress as progress_bar
 from .metrics import AttackSettings, recorder
 from .objectives import BetaFromEps, Context, objective as make_objective, own_bound, schedule
 from .objectives.advibp import CASES
-from .objectives.methods import Adversarial, attack_points
+from .objectives.methods import Adversarial
+from .objectives.regularizers import warmup_lambda
 from .tracker import Trajectory, stack_rows
 
 __all__ = ["fit", "FitSettings", "tree_distance"]
@@ -80,21 +81,21 @@ class FitSettings:
     progress: bool
 
 
-def full_loss(obj, net, params, X, y, eps, beta, key) -> float:
-    """The method's loss on the whole (X, y), without regularizers: Σ_i l(margins) on its
-    own margins (clean, certified with the current β, or at attack points drawn with
-    ``key``); AdvIBP's is its IBP loss."""
+def method_loss(obj, net, params, X, y, eps, beta, key):
+    """The method's loss on the whole (X, y), without regularizers, as a differentiable scalar:
+    Σ_i l(margins) on its own margins (clean, certified with the mix β, or at attack points
+    drawn with ``key`` — constants of the loss); AdvIBP's is its IBP loss."""
     from .bounds import margin_bounds
     from .objectives import Certified, Standard, margin_loss
 
     ctx = Context(jnp.asarray(eps), jnp.asarray(beta), jnp.asarray(0.0), key, jnp.asarray(0.0), jnp.asarray(0.0))
     if isinstance(obj, Standard):
-        return float(obj.loss(net, params, X, y, ctx))
+        return obj.loss(net, params, X, y, ctx)
     if isinstance(obj, Certified):
-        return float(jnp.sum(margin_loss(obj.margins(net, params, X, y, ctx))))
+        return jnp.sum(margin_loss(obj.margins(net, params, X, y, ctx)))
     if isinstance(obj, Adversarial):
-        return float(obj.loss_at(net, params, obj.points(net, params, X, y, ctx), y))
-    return float(jnp.sum(margin_loss(margin_bounds(net, params, X, y, eps, "ibp", clip=obj.clip))))
+        return obj.loss_at(net, params, obj.points(net, params, X, y, ctx), y)
+    return jnp.sum(margin_loss(margin_bounds(net, params, X, y, eps, "ibp", clip=obj.clip)))
 
 
 def fit(net, params0, X, y, eps, *, objective="ibp", options: dict | None = None, optimizer: str = "sgd",
@@ -152,7 +153,7 @@ def _schedule_rows(run, sched, beta, eps, ep: int, steps: int) -> np.ndarray:
     for k in range(steps):
         t = ep + k / steps
         e = sched(t)
-        lam = run.lam0 * (1 - e / eps) if eps > 0 and e < eps else 0.0
+        lam = float(warmup_lambda(run.lam0, e, eps)) if eps > 0 else 0.0
         rows.append((e, beta(e, eps), lam, t))
     return np.array(rows)
 
@@ -191,7 +192,8 @@ def _fit(net, params0, X, y, eps, obj, sched, beta, stop, run: FitSettings, name
         adv_points = lambda p: obj.points(net, p, X, y, Context(jnp.asarray(sched(0.0)), 1.0, 0.0, eval_key, 0.0, 0.0))  # noqa: E731
     record = recorder(net, jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), params0), X, y, eps, names=names,
                       own_bound=own_bound(obj), attack_points=adv_points, attack=attack, tie=run.tie,
-                      gram=run.track_gram, theory=theory)
+                      gram=run.track_gram, theory=theory,
+                      loss_fn=lambda p, e: method_loss(obj, net, p, X, y, e, beta(e, eps), eval_key), lr=run.lr)
     opt = OPTIMIZERS[run.optimizer](run.momentum)
     opt_state, obj_state = opt.init(params), obj.init(params)
     g_prev = jax.tree_util.tree_map(jnp.zeros_like, params)
@@ -203,7 +205,7 @@ def _fit(net, params0, X, y, eps, obj, sched, beta, stop, run: FitSettings, name
     def snapshot(p, t, full, aux=None):
         p64 = jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), p)
         e = sched(t)
-        row = record(p64, e, full_loss(obj, net, p64, X, y, e, beta(e, eps), eval_key), full=full)
+        row = record(p64, e, float(method_loss(obj, net, p64, X, y, e, beta(e, eps), eval_key)), full=full)
         row.update(aux or {})
         return row
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _netinput as NI
 from . import _validate as V
-from ._jax import HIGHEST, mmt, x64
+from ._jax import HIGHEST, mmt, tree_distance, x64
 from .attacks import pgd
 from .bounds import clean_margins, exact_margin, margin_bounds
 from .bounds.engine import check_method
@@ -236,13 +236,8 @@ def gradient_change(g_prev, g) -> GradientChange:
     at one ε; consecutive minibatch gradients add the minibatch noise to the measure).
     """
     la, lb = _tree_pair(g_prev, g, "g")
-    a = jnp.concatenate([jnp.ravel(jnp.asarray(v)) for v in la]) if la else jnp.zeros(0)
-    b = jnp.concatenate([jnp.ravel(jnp.asarray(v)) for v in lb]) if lb else jnp.zeros(0)
-    l2 = jnp.linalg.norm(b - a)
-    na, nb = jnp.linalg.norm(a), jnp.linalg.norm(b)
-    cos = jnp.dot(a, b, precision=HIGHEST) / (na * nb)
-    dist = jnp.where((na > 0) & (nb > 0), jnp.clip(1.0 - cos, 0.0, 2.0), jnp.nan)
-    return GradientChange(l2, dist)
+    l2, dist = tree_distance([jnp.asarray(v) for v in la], [jnp.asarray(v) for v in lb])  # the trainers' formula
+    return GradientChange(l2, jnp.clip(dist, 0.0, 2.0))
 
 
 # ============================================================================ lee2021 Def. 1, Sec. 5

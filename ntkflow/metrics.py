@@ -24,7 +24,7 @@ import numpy as np
 import scipy.linalg
 
 __all__ = ["Metric", "METRICS", "register", "Probe", "AttackSettings", "recorder", "min_margin", "final_columns",
-           "CROWN_BUDGET"]
+           "CROWN_BUDGET", "LOSS_VARIATION_STEPS", "SUBSAMPLE", "SANDWICH_RELUS"]
 
 #: Largest per-sample backward-pass matrix (entries) for which the CROWN-certified error is
 #: computed; above it (deep, wide nets) the column is NaN (empty).
@@ -91,6 +91,8 @@ class Probe:
     ref: "Probe | None" = None
     H0: dict = field(default_factory=dict)
     theory: dict | None = None  # the two-layer closed-form block (``tracker.tracker``)
+    loss_fn: Callable | None = None  # params -> the method's loss on (X, y), differentiable
+    lr: float = float("nan")  # the training step (loss_variation's step grid)
 
     # ------------------------------------------------------------------ cached pieces
     @cached_property
@@ -164,6 +166,52 @@ def _crown_error(p):
     return p.error(p.bound("crown")) if p.crown_fits() else float("nan")
 
 
+#: Step sizes of ``loss_variation``, in units of the training lr (a GD step of the summed loss).
+LOSS_VARIATION_STEPS = (0.0, 0.5, 1.0, 2.0, 4.0)
+#: Samples (the first ones) on which the costly per-sample measures are taken.
+SUBSAMPLE = 16
+#: Largest number of ReLUs for which ``sandwich_violations`` solves its MILPs.
+SANDWICH_RELUS = 64
+
+
+def _loss_variation(p):
+    """lee2021 Sec. 4.1: the range of L(θ − η∇L(θ)) over η ∈ lr·LOSS_VARIATION_STEPS."""
+    if p.loss_fn is None or not np.isfinite(p.lr):
+        return float("nan")
+    import jax
+
+    from .landscape import loss_variation
+
+    g = jax.grad(p.loss_fn)(p.params)
+    return float(loss_variation(p.loss_fn, p.params, g, p.lr * np.asarray(LOSS_VARIATION_STEPS)).variation)
+
+
+def _relaxed_jacobian(p):
+    """lee2021 Sec. 5: mean over the first SUBSAMPLE samples of ‖∇_w g‖₂ for the method's own
+    relaxation (0 for IBP, lee2021's zero-slope relaxation)."""
+    from .landscape import relaxed_gradient_norm
+    from .nets import two_layer_weights
+
+    W, a = (np.asarray(v, np.float64) for v in two_layer_weights(p.net, p.params))
+    k = min(SUBSAMPLE, len(p.y))
+    r = relaxed_gradient_norm(W, a, np.asarray(p.X)[:k], np.asarray(p.y)[:k], p.eps, p.own_bound)
+    return float(np.mean(r.jac_spectral))
+
+
+def _sandwich(p):
+    """fan2021 Eq. 4 violations (a violation is a bug) on the first SUBSAMPLE // 2 samples;
+    NaN for nets with more than SANDWICH_RELUS ReLUs (MILP cost)."""
+    shapes = p.net.shapes(tuple(np.shape(p.X)[1:]))
+    relus = sum(int(np.prod(shapes[i])) for i, layer in enumerate(p.net.layers) if layer.kind == "relu")
+    if relus > SANDWICH_RELUS or p.eps <= 0:
+        return float("nan")
+    from .landscape import sandwich
+
+    k = min(SUBSAMPLE // 2, len(p.y))
+    return float(sandwich(p.net, p.params, np.asarray(p.X)[:k], np.asarray(p.y)[:k], p.eps, steps=20,
+                          bound=p.own_bound, time_limit=10).violations)
+
+
 for _m in (
     Metric("train_error", lambda p: p.error(p.clean), "clean error on the training set", "final_train_error"),
     Metric("certified_error", lambda p: p.error(p.bound(p.own_bound)),
@@ -178,6 +226,12 @@ for _m in (
            ("gram",)),
     Metric("gram_change", _gram_change, "‖H(t) − H(0)‖₂ of that Gram", None, ("gram",)),
     Metric("eps", lambda p: float(p.eps), "the radius ε at the record (a schedule's value)"),
+    Metric("loss_variation", _loss_variation, "lee2021: range of the loss along −∇L over lr·(0, .5, 1, 2, 4)",
+           "loss_variation_final", ("costly",)),
+    Metric("relaxed_jacobian", _relaxed_jacobian, "lee2021 Sec. 5: ‖∇_w g‖₂ of the own relaxation (two-layer)",
+           None, ("costly", "two_layer")),
+    Metric("sandwich_violations", _sandwich, "fan2021 Eq. 4 violations on 8 samples (nets ≤ 64 ReLUs)",
+           "sandwich_violations", ("costly",)),
 ):
     register(_m)
 
@@ -198,13 +252,15 @@ def final_columns() -> tuple:
 
 
 def recorder(net, params0, X, y, eps, *, names=None, own_bound="ibp", attack_points=None,
-             attack: AttackSettings = AttackSettings(), tie: str = "wrong", gram: bool = False, theory=None):
+             attack: AttackSettings = AttackSettings(), tie: str = "wrong", gram: bool = False, theory=None,
+             loss_fn=None, lr: float = float("nan")):
     """Builder: ``record(params, eps=None, loss=nan) -> dict`` of the metrics ``names``
     (default: every registered metric that applies) plus ``loss``.
 
     ``theory``: for the paper's two-layer net, the closed-form ``tracker.tracker`` record
     function ``(W, eps) -> dict``; its values serve the two-layer metrics (and ``lambda_min``,
-    ``gram_change`` when the method trains on IBP margins, from Eq. 6).
+    ``gram_change`` when the method trains on IBP margins, from Eq. 6). ``loss_fn(params, eps)``:
+    the method's loss (``loss_variation``), ``lr`` the training step.
     """
     selected = [m for m in METRICS.values() if (names is None or m.name in names)
                 and ("two_layer" not in m.needs or theory is not None)]
@@ -220,7 +276,8 @@ def recorder(net, params0, X, y, eps, *, names=None, own_bound="ibp", attack_poi
             from .nets import two_layer_weights
 
             th = theory(jnp.asarray(two_layer_weights(net, params)[0]), e)
-        return Probe(net, params, X, y, e, own_bound, attack_points, attack, tie, gram, theory=th)
+        fn = None if loss_fn is None else (lambda p: loss_fn(p, e))
+        return Probe(net, params, X, y, e, own_bound, attack_points, attack, tie, gram, theory=th, loss_fn=fn, lr=lr)
 
     ref = probe(params0, eps)
 

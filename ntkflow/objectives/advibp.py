@@ -63,7 +63,8 @@ class AdvIBPState(NamedTuple):
 
 
 def _vdot(a, b):
-    return sum(jnp.vdot(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+    # elementwise products: a dot could run as TF32 on NVIDIA GPUs
+    return sum(jnp.sum(x * y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
 def _axpy(*terms):
@@ -181,7 +182,7 @@ class AdvIBP:
         cos = _vdot(g_adv, g_ibp) / jnp.maximum(n_adv * n_ibp, jnp.finfo(n_adv.dtype).tiny)
         dot_final = _vdot(g, g_ibp)
         aux = {"case": jnp.asarray(case, jnp.float32), "cos_adv_ibp": cos, "dot_final_ibp": dot_final,
-               "ibp_increase": (dot_final < 0).astype(jnp.float32),
+               "ibp_increase": (dot_final < 0).astype(n_adv.dtype),
                "fosc": fv, "c_t": c_t, "kappa_adv": jnp.asarray(ka, n_adv.dtype),
                "kappa_ibp": jnp.asarray(ki, n_adv.dtype)}
         return Step(loss, g, new, aux)
