@@ -59,22 +59,27 @@ def _class_order(y) -> np.ndarray:
 
 
 def _quota(avail: np.ndarray, k: int, strict: bool, name: str) -> np.ndarray:
-    """Samples per class: k // C each, one more for the first k % C classes. ``strict=False``
-    takes a short class whole and spreads the rest over the classes with room."""
+    """Samples per class: k // C each, one more for the first k % C classes.
+
+    ``strict=False`` fills water-level style instead: every class gets min(avail, L) for
+    the highest level L that fits in k (a short class is taken whole), and the samples
+    left go one each to the first classes with more than L; min(k, Σ avail) in all.
+    """
     c = len(avail)
-    want = np.full(c, k // c)
-    want[: k % c] += 1
     if strict:
+        want = np.full(c, k // c)
+        want[: k % c] += 1
         if (want > avail).any():
             raise ValueError(f"{name}: asked for {k} balanced samples, only {'/'.join(map(str, avail))} per class "
                              "available")
         return want
-    take = np.minimum(want, avail)
-    while (short := k - take.sum()) > 0 and (room := np.flatnonzero(take < avail)).size:
-        add = np.zeros(c, int)
-        add[room] = short // len(room)
-        add[room[: short % len(room)]] += 1
-        take = np.minimum(take + add, avail)
+    k = min(k, int(avail.sum()))
+    lo, hi = 0, int(avail.max())
+    while lo < hi:  # the highest level L with Σ min(avail, L) ≤ k
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if np.minimum(avail, mid).sum() <= k else (lo, mid - 1)
+    take = np.minimum(avail, lo)
+    take[np.flatnonzero(avail > lo)[: k - take.sum()]] += 1
     return take
 
 

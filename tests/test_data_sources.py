@@ -36,20 +36,31 @@ def test_balanced_quota_over_many_classes(labels, k, seed):
     C_ = len(classes)
     want = np.full(C_, k // C_)
     want[: k % C_] += 1  # the first k mod C classes (ascending) get one more
+    loose = D._balanced(y, k, np.random.default_rng(seed), strict=False)
+    got = np.array([np.sum(y[loose] == c) for c in classes])
     if (want <= avail).all():
         idx = D._balanced(y, k, np.random.default_rng(seed))
         assert len(np.unique(idx)) == k and np.all(np.diff(idx) > 0)
         np.testing.assert_array_equal([np.sum(y[idx] == c) for c in classes], want)
+        np.testing.assert_array_equal(loose, idx)  # where the even split fits, strict=False is the same draw
     else:
         one_line_error(r"n: asked for", D._balanced, y, k, np.random.default_rng(seed))
-    # non-strict: min(k, len) samples; a class short of its even share is taken whole and the
-    # others differ by at most one
-    idx = D._balanced(y, k, np.random.default_rng(seed), strict=False)
-    got = np.array([np.sum(y[idx] == c) for c in classes])
-    assert got.sum() == min(k, len(y)) and np.all(got <= avail)
+    # non-strict: min(k, len) samples, water-filled: a level L (the fewest in a class not taken
+    # whole), every class min(avail, L), and one more for the first classes with more than L
+    assert len(np.unique(loose)) == got.sum() == min(k, len(y)) and np.all(got <= avail)
     open_ = got < avail
     if open_.any():
-        assert got[open_].max() - got[open_].min() <= 1 and np.all(got[~open_] <= got[open_].max())
+        L = got[open_].min()
+        extra = got > np.minimum(avail, L)
+        assert np.all(got[extra] == L + 1)
+        np.testing.assert_array_equal(np.flatnonzero(extra), np.flatnonzero(avail > L)[: extra.sum()])
+
+
+def test_balanced_short_class_regression():
+    # the shortfall of a short class goes to the least-filled classes, not the first ones
+    y = np.repeat([0, 1, 2, 3], [5, 5, 5, 1])
+    idx = D._balanced(y, 10, np.random.default_rng(0), strict=False)
+    np.testing.assert_array_equal(np.bincount(y[idx]), [3, 3, 3, 1])
 
 
 # ----------------------------------------------------------------------------- embedded MNIST, ten digits
