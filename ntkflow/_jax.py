@@ -91,3 +91,16 @@ def scan_chunks(body, init, arrays, chunk: int):
     if m > full * chunk:
         carry = body(carry, *(x[full * chunk:] for x in arrays))
     return carry
+
+
+def tree_distance(g_prev, g):
+    """(‖g − g_prev‖₂, 1 − cos(g, g_prev)) over pytrees; the cosine distance is NaN when a
+    gradient is zero (the first step has no predecessor). lee2021's gradient-smoothness
+    measures along training (the trainers record them per step)."""
+    leaves = list(zip(jax.tree_util.tree_leaves(g_prev), jax.tree_util.tree_leaves(g)))
+    diff = sum(jnp.sum((b - a) ** 2) for a, b in leaves)
+    dot = sum(jnp.vdot(a, b) for a, b in leaves)
+    na = sum(jnp.sum(a ** 2) for a, _ in leaves)
+    nb = sum(jnp.sum(b ** 2) for _, b in leaves)
+    den = jnp.sqrt(na * nb)
+    return jnp.sqrt(diff), jnp.where(den > 0, 1 - dot / jnp.where(den > 0, den, 1.0), jnp.nan)

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from . import _netinput as NI
 from . import _validate as V
 
-__all__ = ["pgd", "pgd_margin", "fgsm", "min_margin"]
+__all__ = ["pgd", "pgd_margin", "fgsm", "min_margin", "pgd_box", "fgsm_box"]
 
 
 def min_margin(net, params, C, x):
@@ -30,7 +30,9 @@ def min_margin(net, params, C, x):
 
 
 @partial(jax.jit, static_argnames=("steps", "restarts"))
-def _pgd(net, params, C, X, lo, hi, key, step, steps: int, restarts: int):
+def pgd_box(net, params, C, X, lo, hi, key, step, steps: int, restarts: int):
+    """``pgd`` on validated spec rows C (n, S, K) and boxes lo/hi with a PRNG ``key``: jit- and
+    grad-friendly (the trainer's adversarial objectives call it inside their step)."""
     grad = jax.value_and_grad(lambda x, c: min_margin(net, params, c, x))
 
     def one(c, x, lo, hi, key):
@@ -67,7 +69,7 @@ def pgd(net, params, X, y, eps, *, steps: int = 40, restarts: int = 1, seed: int
     restarts = V.positive_int("restarts", restarts)
     seed = V.positive_int("seed", seed, minimum=0)
     step = 2.5 * pb.eps / steps if step_size is None else V.positive_float("step_size", step_size)
-    return _pgd(net, params, pb.C, pb.X, pb.lo, pb.hi, jax.random.PRNGKey(seed), step, steps, restarts)
+    return pgd_box(net, params, pb.C, pb.X, pb.lo, pb.hi, jax.random.PRNGKey(seed), step, steps, restarts)
 
 
 def pgd_margin(net, params, X, y, eps, *, steps: int = 40, restarts: int = 1, seed: int = 0, clip=None,
@@ -79,7 +81,8 @@ def pgd_margin(net, params, X, y, eps, *, steps: int = 40, restarts: int = 1, se
 
 
 @jax.jit
-def _fgsm(net, params, C, start_lo, start_hi, lo, hi, key, step):
+def fgsm_box(net, params, C, start_lo, start_hi, lo, hi, key, step):
+    """``fgsm`` on validated spec rows and boxes (random start drawn in [start_lo, start_hi])."""
     def one(c, s_lo, s_hi, lo, hi, k):
         x0 = jax.random.uniform(k, s_lo.shape, s_lo.dtype, s_lo, s_hi)
         g = jax.grad(lambda v: min_margin(net, params, c, v))(x0)
@@ -96,4 +99,4 @@ def fgsm(net, params, X, y, eps, *, seed: int = 0, clip=None, alpha: float = 1.2
     seed = V.positive_int("seed", seed, minimum=0)
     alpha = V.positive_float("alpha", alpha)
     s_lo, s_hi = (pb.lo, pb.hi) if random_start else (pb.X, pb.X)
-    return _fgsm(net, params, pb.C, s_lo, s_hi, pb.lo, pb.hi, jax.random.PRNGKey(seed), alpha * pb.eps)
+    return fgsm_box(net, params, pb.C, s_lo, s_hi, pb.lo, pb.hi, jax.random.PRNGKey(seed), alpha * pb.eps)

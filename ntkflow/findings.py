@@ -19,7 +19,10 @@ import numpy as np
 from ._io import read_json
 from .sweep.store import read_table
 
-__all__ = ["findings", "Protocol", "claim_lines"]
+__all__ = ["findings", "Protocol", "claim_lines", "methods_section"]
+
+#: Methods beyond the paper's pair: a directory with any of them is a methods comparison.
+_PAPER_METHODS = {"standard", "ibp"}
 
 CLAIMS = (
     "IBP training error is above standard training error at every width",
@@ -180,12 +183,90 @@ def claim_lines(p: Protocol) -> list[str]:
         + [f"- trend at ε = 0.001: {_trend(p)}"]
 
 
+def _series_mean(p: Protocol, method: str, key: str, width=None):
+    """(mean, s.e., seeds) over seeds of the time-average of a recorded series (epochs ≥ 1)."""
+    from .sweep.store import Store
+
+    vals = []
+    for _, rec in Store(p.dir).records(p.cfg):
+        c = rec["cell"]
+        if c["method"] == method and (width is None or c["width"] == width) and key in rec["series"]:
+            v = np.asarray(rec["series"][key][1:], float)
+            if np.isfinite(v).any():
+                vals.append(np.nanmean(v))
+    v = np.asarray(vals)
+    if v.size == 0:
+        return (np.nan, np.nan, 0)
+    return (float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else np.nan, int(v.size))
+
+
+def _verdict(a, b, better: str) -> str:
+    """Verdict on a − b < 0 (seeds independent); "1 seed" when either side has no error bar."""
+    d = _diff(a, b)
+    if not np.isfinite(d[0]):
+        return "not measured"
+    if min(a[2], b[2]) < 2:
+        return f"one seed, no error bar (difference {d[0]:+.3f})"
+    if d[0] < -2 * d[1]:
+        return f"supported ({better} by {-d[0]:.3f} ± {d[1]:.3f})"
+    if d[0] > 2 * d[1]:
+        return f"contradicted (worse by {d[0]:.3f} ± {d[1]:.3f})"
+    return f"within noise ({d[0]:+.3f} ± {d[1]:.3f})"
+
+
+def methods_section(p: Protocol) -> list[str]:
+    """The training-methods comparison (issue 14) of one sweep directory: a table of final
+    errors per (ε, width, method) and the seeds' claims, each with its verdict."""
+    eps_values = sorted({r["eps"] for r in p.ok if r["eps"] > 0})
+    methods = sorted({r["method"] for r in p.ok})
+    cols = (("final_train_error", "clean"), ("final_pgd_error", "PGD"), ("final_certified_error_ibp", "IBP"),
+            ("final_certified_error_crown", "CROWN"))
+    out = []
+    for e in eps_values:
+        out += [f"Final training errors at ε = {e:g} (mean ± s.e. over seeds):", "",
+                "| width | method | " + " | ".join(c for _, c in cols) + " |", "|" + "---|" * (2 + len(cols))]
+        for w in sorted({int(r["width"]) for r in p.ok if r["eps"] == e}):
+            for mth in methods:
+                out.append(f"| {w:,} | {mth} | " + " | ".join(_pm(p.stat(k, mth, w, e)) for k, _ in cols) + " |")
+        out.append("")
+        for w in sorted({int(r["width"]) for r in p.ok if r["eps"] == e}):
+            st = lambda k, mth: p.stat(k, mth, w, e)  # noqa: E731
+            out += [f"At ε = {e:g}, m = {w:,}:",
+                    "- PGD training lowers the PGD error vs standard training: "
+                    + _verdict(st("final_pgd_error", "pgd"), st("final_pgd_error", "standard"), "lower"),
+                    "- IBP training lowers the IBP-certified error vs standard training: "
+                    + _verdict(st("final_certified_error_ibp", "ibp"), st("final_certified_error_ibp", "standard"),
+                               "lower"),
+                    "- fan2021: AdvIBP lowers the IBP-verified error vs its fixed-κ baseline (Eq. 5): "
+                    + _verdict(st("final_certified_error_ibp", "advibp"),
+                               st("final_certified_error_ibp", "advibp_fixed"), "lower"),
+                    "- CROWN-IBP training vs IBP training, CROWN-certified error: "
+                    + _verdict(st("final_certified_error_crown", "crown_ibp"),
+                               st("final_certified_error_crown", "ibp"), "lower"), ""]
+    smooth = {m: _series_mean(p, m, "grad_cos_distance") for m in methods}
+    out += ["lee2021 (\"tighter relaxations give less smooth landscapes\"): cosine distance between consecutive "
+            "minibatch gradients, time-averaged (0 = the same direction, 2 = opposite; lower is smoother): "
+            + ", ".join(f"{m} {_pm(v)}" for m, v in smooth.items() if v[2]),
+            "- CROWN (tighter) vs IBP: " + _verdict(smooth.get("ibp", (np.nan, np.nan, 0)),
+                                                   smooth.get("crown", (np.nan, np.nan, 0)), "smoother with IBP")
+            + "; CROWN-IBP vs IBP: " + _verdict(smooth.get("ibp", (np.nan, np.nan, 0)),
+                                                smooth.get("crown_ibp", (np.nan, np.nan, 0)), "smoother with IBP"),
+            ""]
+    if "advibp" in methods:
+        inc, cos = _series_mean(p, "advibp", "ibp_increase"), _series_mean(p, "advibp", "cos_adv_ibp")
+        out += [f"AdvIBP's approximate projection: the step raised L̄_IBP to first order (⟨g_final, g_IBP⟩ < 0) on "
+                f"{_pm(inc)} of its steps (warm-up steps excluded); cos(g_adv, g_IBP) averaged {_pm(cos)}.", ""]
+    return out
+
+
 def findings(dirs: dict, command: str | None = None, preface: str | None = None) -> str:
     """The findings page (Markdown) for the labelled sweep directories ``dirs``; ``preface``
     (Markdown, e.g. a written summary of what the numbers below mean) goes after the title."""
     if not dirs:
         raise ValueError("findings: give at least one LABEL=DIR")
-    ps = [Protocol(k, v) for k, v in dirs.items()]
+    allp = [Protocol(k, v) for k, v in dirs.items()]
+    ps = [p for p in allp if not {r["method"] for r in p.rows} - _PAPER_METHODS]
+    mp = [p for p in allp if p not in ps]
     lines = ["# Findings: Figure 1 of Wang et al. (2022) under stated protocols", "",
              "Generated from stored sweep results by "
              f"`{command or 'ntkflow findings ' + ' '.join(f'{p.label}={p.dir}' for p in ps)}`. "
@@ -206,4 +287,11 @@ def findings(dirs: dict, command: str | None = None, preface: str | None = None)
     lines += ["", "## Tables (final training errors)", ""]
     for p in ps:
         lines += [f"### `{p.label}`", ""] + _table(p)
+    if mp:
+        lines += ["", "## Training methods side by side (issue 14)", "",
+                  "Every method trains the same net from the same initialization through `ntkflow.fit`; errors on "
+                  "the training set; PGD counts a sample broken if the clean point or any iterate is misclassified; "
+                  "a sound bound gives clean ≤ PGD ≤ CROWN ≤ IBP (CROWN is the tighter bound on this net).", ""]
+        for p in mp:
+            lines += _protocol_section(p) + methods_section(p)
     return "\n".join(lines)

@@ -17,7 +17,13 @@ import numpy as np  # noqa: E402
 from ._io import read_json  # noqa: E402
 from .tracker import Trajectory  # noqa: E402
 
-__all__ = ["fig_flow", "fig1a", "fig1b", "fig_lr_grid", "fig_scaling", "fig_lambda0", "figures", "save"]
+__all__ = ["fig_flow", "fig1a", "fig1b", "fig_lr_grid", "fig_scaling", "fig_lambda0", "fig_methods",
+           "fig_methods_gram", "figures", "save"]
+
+#: Errors of the methods figure: (results.csv column, panel title).
+METHOD_ERRORS = (("final_train_error", "clean error"), ("final_pgd_error", "PGD error"),
+                 ("final_certified_error_ibp", "IBP-certified error"),
+                 ("final_certified_error_crown", "CROWN-certified error"))
 
 
 def save(fig, path: Path) -> list[Path]:
@@ -59,8 +65,9 @@ def _curves_from_sweep(directory):
     recs = sorted((rec for _, rec in Store(d).records(cfg)), key=lambda r: r["cell"]["seed"])
     for rec in recs:
         c, s = rec["cell"], rec["series"]
-        if not all(k in s for k in ("loss", "lambda_min", "max_weight_change", "flip_fraction")):
-            continue
+        if c["method"] not in ("ibp", "standard") or not all(
+                k in s for k in ("loss", "lambda_min", "max_weight_change", "flip_fraction")):
+            continue  # the theory figures are about IBP (and standard = IBP at ε = 0) training
         curves.setdefault(c["eps"], {}).setdefault(c["width"], tuple(
             np.asarray(v, float) for v in (rec["ts"], s["loss"], s["lambda_min"], s["max_weight_change"],
                                            s["flip_fraction"])))
@@ -268,6 +275,52 @@ def fig_lambda0(rows, out) -> list[Path]:
     return save(fig, out)
 
 
+def fig_methods(rows, out) -> list[Path]:
+    """Final clean / PGD / IBP- / CROWN-certified training error vs width, one line per
+    training method (mean ± s.e. over seeds), one row of panels per ε."""
+    rows = [r for r in rows if not r.get("diverged", False)]
+    eps_values = sorted({r["eps"] for r in rows if r["eps"] > 0}) or [0.0]
+    methods = sorted({r["method"] for r in rows})
+    fig, axes = plt.subplots(len(eps_values), len(METHOD_ERRORS), figsize=(4.2 * len(METHOD_ERRORS),
+                             3.6 * len(eps_values)), sharey=True, squeeze=False)
+    for i, eps in enumerate(eps_values):
+        for j, (key, title) in enumerate(METHOD_ERRORS):
+            ax = axes[i, j]
+            for k, mth in enumerate(methods):
+                sub = [r for r in rows if r["method"] == mth and r["eps"] == eps and np.isfinite(r.get(key, np.nan))]
+                _mean_curve(ax, sub, key, "width", mth, marker="os^vD<>p*"[k % 9])
+            _error_axes(ax, "width m", f"final {title}", f"{title}, ε = {eps:g}")
+            ax.legend(fontsize=6)
+    return save(fig, out)
+
+
+def fig_methods_gram(records, out) -> list[Path]:
+    """λmin of each method's own Gram along training (mean over seeds), one panel per (ε, width):
+    IBP margins for IBP, the method's bound for CROWN-IBP/CROWN, the clean margins at the
+    attack points for PGD/FGSM (gao2019's NTK of u(x_adv))."""
+    groups: dict = {}
+    for r in records:
+        c, s = r["cell"], r["series"]
+        lam = np.asarray(s.get("lambda_min", []), float)
+        if lam.size and np.isfinite(lam).any():
+            groups.setdefault((c["eps"], c["width"]), {}).setdefault(c["method"], []).append((np.asarray(r["ts"]), lam))
+    keys = sorted(groups)
+    if not keys:
+        return []
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.8), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for mth, runs in sorted(groups[key].items()):
+            L = min(len(t) for t, _ in runs)
+            ax.plot(runs[0][0][:L], np.nanmean([v[:L] for _, v in runs], axis=0), marker=".", label=mth)
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("λmin(H(t)) of the method's Gram")
+        ax.set_title(f"ε = {key[0]:g}, m = {key[1]}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    return save(fig, out)
+
+
 def figures(directory) -> list[Path]:
     """Every figure the results in ``directory`` support, written next to them."""
     from .sweep.store import read_table
@@ -283,6 +336,9 @@ def figures(directory) -> list[Path]:
         out += fig1b(rows, d / "fig1b", widths=sorted({int(r["width"]) for r in rows})
                      if not {2000, 5000} & {int(r["width"]) for r in rows} else (2000, 5000))
     curves, lam, records = _curves_from_sweep(d)
+    if len({r["method"] for r in rows} - {"standard", "ibp"}) > 0:
+        out += fig_methods(rows, d / "fig_methods")
+        out += fig_methods_gram(records, d / "fig_methods_gram")
     if any(len(r.get("lr_grid", [])) > 1 for r in records):
         out += fig_lr_grid([r for r in records if r.get("lr_grid")], d / "fig_lr_grid")
     has_gram = any(np.isfinite(c[2]).any() for per in curves.values() for c in per.values())

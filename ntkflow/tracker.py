@@ -140,26 +140,31 @@ def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None, H0=None, tie
 
 
 def stack_rows(rows: list[dict]) -> dict:
-    """``record`` outputs over save times → {name: array over save times} for every SERIES."""
-    return {k: np.array([r[k] for r in rows]) for k in SERIES}
+    """``record`` outputs over save times → {name: array over save times}: every key any row
+    has (NaN where a row lacks it, e.g. per-step measures at t = 0)."""
+    keys = [k for k in SERIES if any(k in r for r in rows)]
+    keys += sorted({k for r in rows for k in r} - set(keys))
+    return {k: np.array([r.get(k, np.nan) for r in rows], float) for k in keys}
 
 
 @dataclass
 class Trajectory:
     """Tracked quantities over save times ``ts``; ``series[name]`` is an array like ``ts``.
 
-    ``W`` holds the final weights (m, d) and ``W_saved`` (optional) the weights at every
-    save time. ``error_estimate`` is the step-error certificate (gradient flow; NaN for
+    ``W`` holds the final weights (m, d) of the paper's two-layer net (with ``a``) and
+    ``W_saved`` (optional) the weights at every save time; ``params`` the final params of
+    any net (``ntkflow.fit``; one dict per layer), None for the two-layer trainers. ``error_estimate`` is the step-error certificate (gradient flow; NaN for
     discrete training), ``meta`` what produced the run (JSON-ready).
     """
 
     ts: np.ndarray
     series: dict
-    W: np.ndarray
-    a: np.ndarray
+    W: np.ndarray | None
+    a: np.ndarray | None
     meta: dict = field(default_factory=dict)
     error_estimate: float = float("nan")
     W_saved: np.ndarray | None = None
+    params: tuple | None = None
 
     def __getattr__(self, name):
         series = self.__dict__.get("series", {})
@@ -170,12 +175,17 @@ class Trajectory:
     def save(self, path) -> Path:
         """Write ``path`` (.npz arrays) and ``path`` with .json (metadata), each atomically."""
         path = Path(path).with_suffix(".npz")
-        arrays = {"ts": self.ts, "W": self.W, "a": self.a, **{f"series_{k}": v for k, v in self.series.items()}}
-        if self.W_saved is not None:
-            arrays["W_saved"] = self.W_saved
+        arrays = {"ts": self.ts, **{f"series_{k}": v for k, v in self.series.items()}}
+        for k in ("W", "a", "W_saved"):
+            if getattr(self, k) is not None:
+                arrays[k] = getattr(self, k)
+        layers = [] if self.params is None else [sorted(p) for p in self.params]
+        for i, p in enumerate(self.params or ()):
+            arrays.update({f"param_{i}_{k}": np.asarray(v) for k, v in p.items()})
         write_npz(path, arrays)
         write_json(path.with_suffix(".json"), {"meta": self.meta, "error_estimate": self.error_estimate,
-                                               "series": sorted(self.series), "format": "ntkflow.trajectory/1"})
+                                               "series": sorted(self.series), "params": layers if self.params is not None
+                                               else None, "format": "ntkflow.trajectory/1"})
         return path
 
     @classmethod
@@ -196,11 +206,19 @@ class Trajectory:
         except (TypeError, ValueError):
             raise ValueError(f"{jpath}: error_estimate is not a number") from None
         arr = read_npz(path)
-        missing = [k for k in ("ts", "W", "a", *(f"series_{k}" for k in names)) if k not in arr]
+        layers = meta.get("params")
+        if layers is not None and not (isinstance(layers, list) and all(
+                isinstance(p, list) and all(isinstance(k, str) for k in p) for p in layers)):
+            raise ValueError(f"{jpath}: malformed trajectory metadata ('params' must list each layer's names)")
+        need = [f"param_{i}_{k}" for i, p in enumerate(layers or ()) for k in p]
+        if layers is None:
+            need += ["W", "a"]
+        missing = [k for k in ("ts", *need, *(f"series_{k}" for k in names)) if k not in arr]
         if missing:
             raise ValueError(f"{path}: not a complete ntkflow trajectory (missing {', '.join(missing)})")
         series = {k: arr[f"series_{k}"] for k in names}
         if any(v.shape != arr["ts"].shape for v in series.values()):
             raise ValueError(f"{path}: trajectory series are of the wrong length")
-        return cls(ts=arr["ts"], series=series, W=arr["W"], a=arr["a"], meta=info,
-                   error_estimate=err, W_saved=arr.get("W_saved"))
+        params = None if layers is None else tuple({k: arr[f"param_{i}_{k}"] for k in p} for i, p in enumerate(layers))
+        return cls(ts=arr["ts"], series=series, W=arr.get("W"), a=arr.get("a"), meta=info,
+                   error_estimate=err, W_saved=arr.get("W_saved"), params=params)

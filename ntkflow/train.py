@@ -18,12 +18,13 @@ import numpy as np
 import optax
 
 from . import _validate as V
-from ._jax import x64
+from ._jax import tree_distance, x64
 from .loss import _robust_loss_and_grad
+from .objectives.schedules import SCHEDULES, schedule as make_schedule
 from ._progress import progress as progress_bar
 from .tracker import TIE_RULES, Trajectory, stack_rows, tracker
 
-__all__ = ["train", "EpsSchedule", "StopRule", "OPTIMIZERS"]
+__all__ = ["train", "EpsSchedule", "StopRule", "OPTIMIZERS", "Plateau", "stop_rule", "check_lr", "schedule_fn", "check_optimizer"]
 
 #: Optimizers at unit learning rate: every one of them is linear in lr, so ``_epoch`` scales
 #: the update by a traced lr and a learning-rate grid shares one compilation.
@@ -79,7 +80,7 @@ class StopRule:
         V.positive_float("stop.abs_tol", self.abs_tol, allow_zero=True)
 
 
-class _Plateau:
+class Plateau:
     """The state of a ``StopRule`` along one run."""
 
     def __init__(self, rule: StopRule, n: int):
@@ -95,7 +96,7 @@ class _Plateau:
         return self.wait >= self.rule.patience
 
 
-def _stop_rule(stop) -> StopRule | None:
+def stop_rule(stop) -> StopRule | None:
     if stop is None or isinstance(stop, StopRule):
         return stop
     if isinstance(stop, dict):
@@ -106,11 +107,14 @@ def _stop_rule(stop) -> StopRule | None:
     raise ValueError("stop: must be None, a StopRule or a dict(patience=, rel_tol=, abs_tol=)")
 
 
-def _schedule_fn(schedule, target) -> Callable[[float], float]:
+def schedule_fn(schedule, target) -> Callable[[float], float]:
     if schedule is None:
         return lambda e: target
-    if isinstance(schedule, EpsSchedule):
+    if isinstance(schedule, (EpsSchedule, *SCHEDULES.values())):
         return lambda e: schedule(e, target)
+    if isinstance(schedule, dict) and "kind" in schedule:
+        sch2 = make_schedule(schedule)
+        return lambda e: sch2(e, target)
     if isinstance(schedule, dict):
         try:
             sch = EpsSchedule(**schedule)
@@ -123,30 +127,34 @@ def _schedule_fn(schedule, target) -> Callable[[float], float]:
 
 
 @partial(jax.jit, static_argnames=("opt",))
-def _epoch(W, opt_state, a, X, y, idx, eps_steps, scale, lr, opt):
+def _epoch(W, opt_state, g_prev, a, X, y, idx, eps_steps, scale, lr, opt):
     """One epoch: idx (steps, B) sample indices, eps_steps (steps,) ε per step; ``lr`` traced.
 
-    Returns (W, opt_state, the sum of the minibatch losses) — the last is the epoch's
-    running estimate of L̄ / scale.
+    Returns (W, opt_state, last scaled gradient, the sum of the minibatch losses — the
+    epoch's running estimate of L̄ / scale —, per-step (‖g − g_prev‖₂, 1 − cos(g, g_prev)),
+    lee2021's gradient smoothness, as ``ntkflow.fit`` records it).
     """
 
     def step(carry, batch):
-        W, s, l1, total = carry
+        W, s, l1, gp, total = carry
         rows, e = batch
         loss, g, _ = _robust_loss_and_grad(W, a, X[rows], y[rows], e, l1)
-        upd, s = opt.update(g * scale, s, W)
+        g = g * scale
+        upd, s = opt.update(g, s, W)
         W = optax.apply_updates(W, jax.tree_util.tree_map(lambda u: lr * u, upd))
-        return (W, s, jnp.sum(jnp.abs(W), axis=1), total + loss), None  # ‖w_r‖₁ rides on the update pass
+        # ‖w_r‖₁ rides on the update pass
+        return (W, s, jnp.sum(jnp.abs(W), axis=1), g, total + loss), tree_distance(gp, g)
 
-    init = (W, opt_state, jnp.sum(jnp.abs(W), axis=1), jnp.zeros((), W.dtype))
-    (W, opt_state, _, total), _ = jax.lax.scan(step, init, (idx, eps_steps))
-    return W, opt_state, total
+    init = (W, opt_state, jnp.sum(jnp.abs(W), axis=1), g_prev, jnp.zeros((), W.dtype))
+    (W, opt_state, _, g_last, total), (l2, cos) = jax.lax.scan(step, init, (idx, eps_steps))
+    return W, opt_state, g_last, total, l2, cos
 
 
 def train(W0, a, X, y, eps, *, optimizer: str = "sgd", lr: float, epochs: int, batch_size: int | None = None,
           eps_schedule=None, seed: int = 0, momentum: float | None = None, stop=None, tie: str = "wrong",
           track_gram: bool = False, keep_W: bool = False, record_every: int = 1, dtype: str = "float64",
-          progress: bool = False) -> Trajectory:
+          progress: bool = False, objective="ibp", options: dict | None = None,
+          fit_options: dict | None = None) -> Trajectory:
     """Train the first layer with ``optimizer`` on L̄; return a ``Trajectory`` recorded per epoch.
 
     Args:
@@ -163,13 +171,46 @@ def train(W0, a, X, y, eps, *, optimizer: str = "sgd", lr: float, epochs: int, b
       dtype: "float32" trains in float32 (full-precision products, no TF32) for speed; what is
         recorded — loss, errors, certified error — is always recomputed in float64 from W.
 
+      objective, options: the training method (``ntkflow.objectives``). "ibp", and
+        "standard" at ε = 0, run this module's closed-form loop (the paper's Sec. 3.4
+        gradient); every other method runs ``ntkflow.fit`` on ``nets.two_layer(W0, a)``
+        (which then takes ``eps_schedule``, ``stop``... alike; ``keep_W`` is not supported there),
+        with ``fit_options`` (``beta_schedule``, ``lam0``, ``attack``, ``attack_every``, ``metrics``).
+
     Returns:
       A ``Trajectory`` over epochs (``ts`` 0 = initialization). Standard training is ``eps=0``.
       A run whose weights or loss become non-finite stops there with ``meta["diverged"]``
       and NaN errors. The same inputs and seed give identical trajectories on CPU.
     """
     W0, a, X, y, eps = V.problem(W0, a, X, y, eps)
+    if not (objective == "ibp" or (objective == "standard" and eps == 0)):
+        if keep_W:
+            raise ValueError(f"keep_W: not supported with objective={objective!r} (ntkflow.fit)")
+        return _fit_two_layer(W0, a, X, y, eps, objective=objective, options=options, optimizer=optimizer, lr=lr,
+                              epochs=epochs, batch_size=batch_size, eps_schedule=eps_schedule, seed=seed,
+                              momentum=momentum, stop=stop, tie=tie, track_gram=track_gram, record_every=record_every,
+                              dtype=dtype, progress=progress, **(fit_options or {}))
     n = X.shape[0]
+    B, momentum = check_optimizer(optimizer, batch_size, n, momentum, dtype, tie)
+    run = _Run(optimizer=optimizer, lr=check_lr(lr, dtype), epochs=V.positive_int("epochs", epochs), B=B,
+               sched=schedule_fn(eps_schedule, eps), seed=V.positive_int("seed", seed, minimum=0),
+               momentum=momentum, stop=stop_rule(stop), tie=tie, track_gram=track_gram, keep_W=keep_W,
+               record_every=V.positive_int("record_every", record_every), dtype=dtype, progress=progress)
+    return _train(W0, a, X, y, eps, run)
+
+
+@x64
+def _fit_two_layer(W0, a, X, y, eps, **kw) -> Trajectory:
+    """``ntkflow.fit`` on the paper's net (built inside x64, so W stays float64)."""
+    from .fit import fit
+    from .nets import two_layer
+
+    net, p0 = two_layer(W0, a)
+    return fit(net, p0, X, y, eps, **kw)
+
+
+def check_optimizer(optimizer: str, batch_size, n: int, momentum, dtype: str, tie: str):
+    """Validate the optimizer settings shared by ``train`` and ``ntkflow.fit``; (B, momentum)."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer: unknown {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     B = n if (batch_size is None or optimizer == "gd") else V.positive_int("batch_size", batch_size)
@@ -183,14 +224,10 @@ def train(W0, a, X, y, eps, *, optimizer: str = "sgd", lr: float, epochs: int, b
         raise ValueError(f"dtype: must be 'float32' or 'float64', got {dtype!r}")
     if tie not in TIE_RULES:
         raise ValueError(f"tie: unknown {tie!r}; choose one of {', '.join(TIE_RULES)}")
-    run = _Run(optimizer=optimizer, lr=_lr(lr, dtype), epochs=V.positive_int("epochs", epochs), B=B,
-               sched=_schedule_fn(eps_schedule, eps), seed=V.positive_int("seed", seed, minimum=0),
-               momentum=momentum, stop=_stop_rule(stop), tie=tie, track_gram=track_gram, keep_W=keep_W,
-               record_every=V.positive_int("record_every", record_every), dtype=dtype, progress=progress)
-    return _train(W0, a, X, y, eps, run)
+    return B, momentum
 
 
-def _lr(lr, dtype: str) -> float:
+def check_lr(lr, dtype: str) -> float:
     lr = V.positive_float("lr", lr)
     with np.errstate(over="ignore", under="ignore"):
         lr32 = np.float32(lr)
@@ -219,6 +256,11 @@ class _Run:
     progress: bool
 
 
+def _nanmean(v) -> float:
+    v = np.asarray(v, float)
+    return float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan")
+
+
 @x64
 def _train(W0, a, X, y, eps, run: _Run) -> Trajectory:
     n = X.shape[0]
@@ -229,17 +271,19 @@ def _train(W0, a, X, y, eps, run: _Run) -> Trajectory:
     Xc, yc, ac = cast(X), cast(y), cast(a)
     steps = n // run.B
     rng = np.random.default_rng(run.seed)
-    plateau = _Plateau(run.stop, n) if run.stop else None
+    plateau = Plateau(run.stop, n) if run.stop else None
     W = cast(W0)
     state = opt.init(W)
+    g_prev = jnp.zeros_like(W)
     rows, saved, ts = [record(W0)], [np.asarray(W0)] if run.keep_W else [], [0.0]
     diverged = converged = False
     for ep in progress_bar(range(run.epochs), run.progress, f"train ({run.optimizer}, ε={eps})"):
         idx = np.arange(n) if run.B == n else rng.permutation(n)
         idx = idx[: steps * run.B].reshape(steps, run.B)
         eps_steps = np.array([run.sched(ep + k / steps) for k in range(steps)])
-        W, state, total = _epoch(W, state, ac, Xc, yc, jnp.asarray(idx), jnp.asarray(eps_steps, W.dtype),
-                                 n / run.B, jnp.asarray(run.lr, W.dtype), opt)
+        W, state, g_prev, total, l2, cos = _epoch(W, state, g_prev, ac, Xc, yc, jnp.asarray(idx),
+                                                  jnp.asarray(eps_steps, W.dtype), n / run.B,
+                                                  jnp.asarray(run.lr, W.dtype), opt)
         epoch_loss = float(total) * n / (steps * run.B)
         diverged = not (np.isfinite(epoch_loss) and bool(jnp.all(jnp.isfinite(W))))
         # armed once a whole epoch ran at the target ε (a warm-up or ramp is no plateau)
@@ -248,6 +292,7 @@ def _train(W0, a, X, y, eps, run: _Run) -> Trajectory:
         if last or (ep + 1) % run.record_every == 0:
             Wr = W.astype(jnp.float64)
             rows.append(record(Wr, run.sched(ep + 1.0)))
+            rows[-1].update(grad_l2_change=_nanmean(l2), grad_cos_distance=_nanmean(cos))
             ts.append(ep + 1.0)
             if run.keep_W:
                 saved.append(np.asarray(Wr))

@@ -14,7 +14,7 @@ from ntkflow.sweep import load_config, read_table, run_sweep
 from ntkflow.sweep import cells as C
 from ntkflow.sweep.protocol import select_run
 from ntkflow.tracker import error_rate, tracker
-from ntkflow.train import StopRule, _Plateau
+from ntkflow.train import StopRule, Plateau
 
 
 # ----------------------------------------------------------------------------- selection rule
@@ -55,10 +55,10 @@ def test_the_choice_never_reads_test_data(config, monkeypatch):
 
 # ----------------------------------------------------------------------------- stopping rule
 def test_plateau_rule_counts_patience_and_stops_below_abs_tol():
-    p = _Plateau(StopRule(patience=3, rel_tol=0.1, abs_tol=0.0), n=10)
+    p = Plateau(StopRule(patience=3, rel_tol=0.1, abs_tol=0.0), n=10)
     assert [p(v) for v in (100.0, 95.0, 95.0, 89.0, 89.0, 89.0, 89.0)] == [False, False, False, False, False, False,
                                                                              True]
-    assert _Plateau(StopRule(patience=5, abs_tol=1e-3), n=100)(0.05) is True  # mean loss 5e-4 < 1e-3
+    assert Plateau(StopRule(patience=5, abs_tol=1e-3), n=100)(0.05) is True  # mean loss 5e-4 < 1e-3
     with pytest.raises(ValueError, match="stop.patience"):
         StopRule(patience=0)
 

@@ -34,13 +34,15 @@ __all__ = ["Context", "Step", "margin_loss", "as_columns"]
 class Context(NamedTuple):
     """Traced per-step settings. ``eps``: radius of this step (a schedule's value);
     ``beta``: mix (1 − β)·IBP + β·method for ``crown_ibp``; ``lam``: weight of the optional
-    regularizers; ``key``: the step's PRNG key (attacks' random starts); ``frac``: training
-    progress in [0, 1] (epochs done / budget; FOSC's linear decay)."""
+    regularizers; ``key``: the step's PRNG key (attacks' random starts); ``epoch``: epochs
+    done, fractional (phase changes: fan2021's warm-up); ``frac``: epoch / budget in [0, 1]
+    (FOSC's linear decay)."""
 
     eps: jax.Array
     beta: jax.Array
     lam: jax.Array
     key: jax.Array
+    epoch: jax.Array
     frac: jax.Array
 
 
@@ -59,5 +61,9 @@ def as_columns(u):
 def margin_loss(u):
     """Per-sample log(1 + Σ_j exp(−u_j)) for margins u (n, S) or (n,); (n,). Finite for every u."""
     u = as_columns(u)
-    zero = jnp.zeros(u.shape[:1] + (1,), u.dtype)
-    return jax.nn.logsumexp(jnp.concatenate([zero, -u], axis=1), axis=1)
+    # log(1 + s) with s = Σ exp(−u_j): log1p keeps relative accuracy when every margin is
+    # large (a fitted sample's loss e^{−u}, which a plain logsumexp rounds to 0); shifted by
+    # M = max(0, −u_j) otherwise, so nothing overflows. For one margin this is logaddexp(0, −u).
+    M = jnp.maximum(0.0, jnp.max(-u, axis=1))
+    s = jnp.sum(jnp.exp(-u - M[:, None]), axis=1)
+    return jnp.where(M > 0, M + jnp.log(jnp.exp(-M) + s), jnp.log1p(s))

@@ -18,13 +18,23 @@ __all__ = ["DEFAULTS", "load_config", "resolve", "apply_override", "canonical", 
 DEFAULTS: dict = {
     "data": {"source": "mnist25", "n_train": 0, "n_test": 0, "normalize": False, "mnist_dir": "", "seed": 0,
              "d": 784, "cifar_dir": "", "classes": ""},
-    "grid": {"method": ["ibp"], "width": [1000], "eps": [0.0], "seed": [0]},
+    "grid": {"method": ["ibp"], "width": [1000], "eps": [0.0], "seed": [0], "standard_at_eps": False},
     "train": {"optimizer": "sgd", "lr": 1e-4, "epochs": 10, "batch_size": 0, "momentum": 0.0, "dtype": "float32",
-              "eps_warmup": 0.0, "eps_ramp": 0.0, "flow": False, "t1": 1.0, "solver": "rk4", "dt": 0.0,
+              "eps_warmup": 0.0, "eps_ramp": 0.0, "eps_schedule": "ramp", "t_nat": 0.0, "t_adv": 0.0,
+              "beta_start": 1.0, "beta_end": 0.0, "lam0": 0.0, "regularize": False, "tau": 0.5,
+              "flow": False, "t1": 1.0, "solver": "rk4", "dt": 0.0,
               "certify": False, "select": "final_train_loss", "stop": {}},
-    "track": {"every": 1, "gram": False, "saves": 41, "lambda_0": False, "lambda_0_samples": 20_000, "tie": "wrong"},
+    "attack": {"steps": 10, "step_size": 0.0, "restarts": 1, "alpha": 1.25, "eval_steps": 20, "eval_restarts": 1},
+    "advibp": {"c_max": 1e-4, "decay": 1.0, "beta1": 0.9, "beta2": 0.99, "kappa_adv": 1.0, "kappa_ibp": 1.0},
+    "track": {"every": 1, "gram": False, "saves": 41, "lambda_0": False, "lambda_0_samples": 20_000, "tie": "wrong",
+              "attack_every": 0},
 }
-METHODS = ("standard", "ibp")
+#: ``grid.method`` values: every training method of ``ntkflow.objectives``. ``standard`` cells
+#: have ε = 0 unless ``grid.standard_at_eps`` (then one per ε: the same training, evaluated
+#: under each radius).
+METHODS = ("standard", "ibp", "crown_ibp", "crown", "cap", "crown_zero", "cap_ibp", "crown_ibp_zero", "pgd", "fgsm",
+           "advibp", "advibp_fixed")
+EPS_SCHEDULES = ("ramp", "fan_warmup")
 
 
 def _type_name(v) -> str:
@@ -103,6 +113,7 @@ def resolve(raw: dict) -> dict:
         if sec not in DEFAULTS:
             raise ValueError(f"config: unknown section [{sec}] (known: {', '.join(DEFAULTS)})")
     _check_train(out["train"])
+    _check_attack(out["attack"], out["advibp"], out["track"])
     _check_data(out["data"])
     from ..tracker import TIE_RULES
 
@@ -146,8 +157,37 @@ def _check_train(t: dict) -> None:
     for k, allowed in choices:
         if t[k] not in allowed:
             raise ValueError(f"config: train.{k} is {t[k]!r}; choose one of {', '.join(allowed)}")
+    if t["eps_schedule"] not in EPS_SCHEDULES:
+        raise ValueError(f"config: train.eps_schedule is {t['eps_schedule']!r}; choose one of "
+                         f"{', '.join(EPS_SCHEDULES)}")
+    for k in ("t_nat", "t_adv", "lam0"):
+        if not (math.isfinite(t[k]) and t[k] >= 0):
+            raise ValueError(f"config: train.{k} must be a finite number >= 0, got {t[k]}")
+    for k in ("beta_start", "beta_end"):
+        if not 0 <= t[k] <= 1:
+            raise ValueError(f"config: train.{k} must be in [0, 1], got {t[k]}")
+    if not 0 < t["tau"] <= 1:
+        raise ValueError(f"config: train.tau must be in (0, 1], got {t['tau']}")
     if t["dtype"] == "float32" and max(lrs) > 3.4028234e38:  # float32 max
         raise ValueError(f"config: train.lr = {max(lrs)} overflows float32 (train.dtype)")
+
+
+def _check_attack(a: dict, adv: dict, track: dict) -> None:
+    """[attack] (training attacks and the evaluation PGD), [advibp], track.attack_every."""
+    for k in ("steps", "restarts", "eval_steps", "eval_restarts"):
+        if a[k] < 1:
+            raise ValueError(f"config: attack.{k} must be >= 1, got {a[k]}")
+    for k in ("step_size", "alpha"):
+        if not (math.isfinite(a[k]) and a[k] >= 0):
+            raise ValueError(f"config: attack.{k} must be a finite number >= 0 (step_size 0: 2.5/steps), got {a[k]}")
+    if not (math.isfinite(adv["c_max"]) and adv["c_max"] >= 0 and math.isfinite(adv["decay"]) and adv["decay"] > 0):
+        raise ValueError("config: advibp.c_max must be >= 0 and advibp.decay > 0")
+    for k in ("beta1", "beta2"):
+        if not 0 <= adv[k] < 1:
+            raise ValueError(f"config: advibp.{k} must be in [0, 1), got {adv[k]}")
+    if track["attack_every"] < 0:
+        raise ValueError(f"config: track.attack_every must be >= 0 (0: at the start and the end), "
+                         f"got {track['attack_every']}")
 
 
 def _check_data(d: dict) -> None:

@@ -41,10 +41,20 @@ def train_summary(traj, lr: float, method: str) -> dict:
         "final_loss": float(s["loss"][-1]) if finite else nan,
         "final_train_error": clean if finite else nan,
         "final_certified_error": cert if finite else nan,
-        "final_objective_error": (cert if method == "ibp" else clean) if finite else nan,
+        "final_objective_error": _objective_error(s, method) if finite else nan,
         "dead_fraction": float(s["dead_fraction"][-1]),
         "zero_output_fraction": float(s["zero_output_fraction"][-1]),
     }
+
+
+def _objective_error(s, method: str) -> float:
+    """The training error a method aims at: clean for standard, PGD for adversarial training
+    (when recorded), the certified error for every certified method and AdvIBP."""
+    if method == "standard":
+        return float(s["train_error"][-1])
+    if method in ("pgd", "fgsm") and "pgd_error" in s:
+        return float(s["pgd_error"][-1])
+    return float(s["certified_error"][-1])
 
 
 def select_run(summaries: list[dict], rule: str) -> int:

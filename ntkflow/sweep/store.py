@@ -42,7 +42,7 @@ COLUMNS = ("method", "width", "eps", "seed", "final_train_error", "final_certifi
            "final_test_certified_error", "error_estimate", "diverged", "lr", "converged", "epochs_run",
            "n_lr_diverged", "dead_fraction_final", "zero_output_fraction_final", "final_train_error_tie_positive",
            "final_certified_error_tie_positive", "final_train_error_tie_half", "final_certified_error_tie_half",
-           "n_train", "normalized",
+           "n_train", "normalized", "final_pgd_error", "final_certified_error_ibp", "final_certified_error_crown",
            "wall_time", "backend", "jax_version", "ntkflow_version", "cell_id")
 L0_COLUMNS = ("eps", "lambda_0", "ci_low", "ci_high", "samples", "n_train")
 #: Columns read back as strings and as booleans; every other column is a number.

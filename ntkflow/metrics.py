@@ -1,0 +1,241 @@
+"""Tracked metrics as a registry: one entry per quantity, read by the trainer, the sweep's
+results table and the figures.
+
+A ``Metric`` names a quantity, says how to compute it from a ``Probe`` (a net's params on
+the training set, with lazily computed and cached margins, attacks and Grams, so metrics
+that share a computation share it) and, optionally, the results.csv column of its final
+value. Adding a metric is one ``register(Metric(...))``: ``recorder`` records it along
+training, ``ntkflow.sweep`` writes its ``final`` column, the store validates it.
+
+Errors follow ``tracker.error_rate`` (ties by ``tie``; a multi-class sample is wrong when
+any margin is ≤ 0). PGD error counts a sample as broken when the clean point or any PGD
+iterate is misclassified (``attacks.pgd`` keeps the smallest margin seen, the clean point
+included), so pgd_error ≥ train_error; a sound bound gives certified ≥ pgd error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
+
+import jax.numpy as jnp
+import numpy as np
+import scipy.linalg
+
+__all__ = ["Metric", "METRICS", "register", "Probe", "AttackSettings", "recorder", "min_margin", "final_columns",
+           "CROWN_BUDGET"]
+
+#: Largest per-sample backward-pass matrix (entries) for which the CROWN-certified error is
+#: computed; above it (deep, wide nets) the column is NaN (empty).
+CROWN_BUDGET = 1 << 22
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """Evaluation attack (PGD) for the ``pgd_error`` metric."""
+
+    steps: int = 20
+    restarts: int = 1
+    step_size: float | None = None  # relative to ε; default 2.5/steps
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Metric:
+    """``fn(probe) -> float``. ``final``: results.csv column of the run's last value (None:
+    series only). ``needs``: "gram" (O(n²P); only with gram tracking), "two_layer" (the
+    paper's net only), "costly" (an attack or a backward bound over the whole set: computed
+    on ``record(..., full=True)`` only, NaN elsewhere)."""
+
+    name: str
+    fn: Callable
+    doc: str
+    final: str | None = None
+    needs: tuple = ()
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(metric: Metric) -> Metric:
+    if metric.name in METRICS:
+        raise ValueError(f"metric: {metric.name!r} is already registered")
+    METRICS[metric.name] = metric
+    return metric
+
+
+def min_margin(u) -> np.ndarray:
+    """Per-sample smallest margin: (n,) as is, (n, S) → min over S."""
+    u = np.asarray(u, float)
+    return u if u.ndim == 1 else u.min(axis=1)
+
+
+@dataclass
+class Probe:
+    """The net at one record: params on (X, y) at radius ``eps``. Margins, attacks and Grams
+    are computed on first use and cached. ``own_bound``: the bound the training method
+    certifies with (IBP for standard / adversarial methods). ``ref``: the Probe at t = 0
+    (for change metrics); ``H0``: Grams at t = 0 by key."""
+
+    net: object
+    params: object
+    X: object
+    y: object
+    eps: float
+    own_bound: str = "ibp"
+    attack_points: Callable | None = None  # params -> X_adv for Grams at attack points (pgd/fgsm)
+    attack: AttackSettings = AttackSettings()
+    tie: str = "wrong"
+    gram: bool = False
+    ref: "Probe | None" = None
+    H0: dict = field(default_factory=dict)
+    theory: dict | None = None  # the two-layer closed-form block (``tracker.tracker``)
+
+    # ------------------------------------------------------------------ cached pieces
+    @cached_property
+    def clean(self):
+        from .bounds import clean_margins
+
+        return np.asarray(clean_margins(self.net, self.params, self.X, self.y))
+
+    def bound(self, method: str):
+        cache = self.__dict__.setdefault("_bounds", {})
+        if method not in cache:
+            from .bounds import margin_bounds
+
+            cache[method] = np.asarray(margin_bounds(self.net, self.params, self.X, self.y, self.eps, method))
+        return cache[method]
+
+    @cached_property
+    def pgd(self):
+        from .attacks import pgd_margin
+
+        if self.eps == 0:
+            return self.clean
+        a = self.attack
+        return np.asarray(pgd_margin(self.net, self.params, self.X, self.y, self.eps, steps=a.steps,
+                                     restarts=a.restarts, seed=a.seed,
+                                     step_size=None if a.step_size is None else a.step_size * self.eps))
+
+    def error(self, u) -> float:
+        from .tracker import error_rate
+
+        y = np.asarray(self.y, float) if np.ndim(u) == 1 else np.ones(len(self.y))  # ±1 labels: the "positive" tie rule
+        return error_rate(min_margin(u), y, self.tie)
+
+    def crown_fits(self) -> bool:
+        from .bounds.linear import backward_cost
+
+        shape = tuple(np.shape(self.X)[1:])
+        return backward_cost(self.net, shape, "backward", max(1, self.net.num_outputs - 1)) <= CROWN_BUDGET
+
+    def own_gram(self):
+        """Gram of the margins the method trains on: the certified margins of ``own_bound``,
+        or the clean margins at the attack points (the NTK of u(x_adv), gao2019)."""
+        cache = self.__dict__
+        if "_gram" not in cache:
+            from .kernels import margin_gram
+
+            if self.attack_points is not None:
+                Xa = self.attack_points(self.params)
+                H = margin_gram(self.net, self.params, Xa, self.y, 0.0, "ibp", trace=True)
+            else:
+                H = margin_gram(self.net, self.params, self.X, self.y, self.eps, self.own_bound, trace=True)
+            cache["_gram"] = np.asarray(H, np.float64)
+        return cache["_gram"]
+
+
+# ---------------------------------------------------------------------- the registry
+def _theory(name):
+    return lambda p: float(p.theory[name])
+
+
+def _lambda_min(p):
+    return float(scipy.linalg.eigvalsh(p.own_gram(), subset_by_index=[0, 0])[0])
+
+
+def _gram_change(p):
+    D = p.own_gram() - p.ref.own_gram()
+    return float(np.max(np.abs(scipy.linalg.eigvalsh((D + D.T) / 2))))
+
+
+def _crown_error(p):
+    return p.error(p.bound("crown")) if p.crown_fits() else float("nan")
+
+
+for _m in (
+    Metric("train_error", lambda p: p.error(p.clean), "clean error on the training set", "final_train_error"),
+    Metric("certified_error", lambda p: p.error(p.bound(p.own_bound)),
+           "error under the method's own bound (IBP for standard and adversarial methods)", "final_certified_error"),
+    Metric("certified_error_ibp", lambda p: p.error(p.bound("ibp")), "IBP-certified error",
+           "final_certified_error_ibp"),
+    Metric("certified_error_crown", _crown_error, "CROWN-certified error (NaN where the net is too large)",
+           "final_certified_error_crown", ("costly",)),
+    Metric("pgd_error", lambda p: p.error(p.pgd), "PGD error (clean point and every iterate count)",
+           "final_pgd_error", ("costly",)),
+    Metric("lambda_min", _lambda_min, "λmin of the Gram of the margins the method trains on", "lambda_min_final",
+           ("gram",)),
+    Metric("gram_change", _gram_change, "‖H(t) − H(0)‖₂ of that Gram", None, ("gram",)),
+    Metric("eps", lambda p: float(p.eps), "the radius ε at the record (a schedule's value)"),
+):
+    register(_m)
+
+for _name, _doc, _final in (
+    ("flip_fraction", "fraction of (i, r) whose IBP activation changed since t = 0", "flip_fraction_final"),
+    ("neuron_flip_fraction", "fraction of neurons with any activation change", None),
+    ("max_weight_change", "max_r ‖w_r − w_r(0)‖₂", "max_weight_change"),
+    ("identity_residual", "dL̄/dt + l'ᵀHl' (Eq. 5; gradient flow only)", None),
+    ("dead_fraction", "neurons inactive on every sample", "dead_fraction_final"),
+    ("zero_output_fraction", "samples with f(x) = 0 (every neuron inactive)", "zero_output_fraction_final"),
+):
+    register(Metric(_name, _theory(_name), _doc, _final, ("two_layer",)))
+
+
+def final_columns() -> tuple:
+    """results.csv columns the registry adds (every metric with a ``final``)."""
+    return tuple(m.final for m in METRICS.values() if m.final)
+
+
+def recorder(net, params0, X, y, eps, *, names=None, own_bound="ibp", attack_points=None,
+             attack: AttackSettings = AttackSettings(), tie: str = "wrong", gram: bool = False, theory=None):
+    """Builder: ``record(params, eps=None, loss=nan) -> dict`` of the metrics ``names``
+    (default: every registered metric that applies) plus ``loss``.
+
+    ``theory``: for the paper's two-layer net, the closed-form ``tracker.tracker`` record
+    function ``(W, eps) -> dict``; its values serve the two-layer metrics (and ``lambda_min``,
+    ``gram_change`` when the method trains on IBP margins, from Eq. 6).
+    """
+    selected = [m for m in METRICS.values() if (names is None or m.name in names)
+                and ("two_layer" not in m.needs or theory is not None)]
+    if names is not None:
+        unknown = sorted(set(names) - set(METRICS))
+        if unknown:
+            raise ValueError(f"metrics: unknown {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+    closed_gram = theory is not None and attack_points is None and own_bound == "ibp"
+
+    def probe(params, e):
+        th = None
+        if theory is not None:
+            from .nets import two_layer_weights
+
+            th = theory(jnp.asarray(two_layer_weights(net, params)[0]), e)
+        return Probe(net, params, X, y, e, own_bound, attack_points, attack, tie, gram, theory=th)
+
+    ref = probe(params0, eps)
+
+    def record(params, eps_t=None, loss=float("nan"), full: bool = True) -> dict:
+        e = eps if eps_t is None else eps_t
+        p = probe(params, e)
+        p.ref = ref
+        out = {"loss": float(loss)}
+        for m in selected:
+            if ("gram" in m.needs and not gram) or ("costly" in m.needs and not full):
+                out[m.name] = float("nan")
+            elif closed_gram and m.name in ("lambda_min", "gram_change"):
+                out[m.name] = float(p.theory[m.name])
+            else:
+                out[m.name] = m.fn(p)
+        return out
+
+    return record
