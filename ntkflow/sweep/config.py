@@ -17,7 +17,7 @@ __all__ = ["DEFAULTS", "load_config", "resolve", "apply_override", "canonical", 
 #: Every key with its default; the type of the default is the type required.
 DEFAULTS: dict = {
     "data": {"source": "mnist25", "n_train": 0, "n_test": 0, "normalize": False, "mnist_dir": "", "seed": 0,
-             "d": 784},
+             "d": 784, "cifar_dir": "", "classes": ""},
     "grid": {"method": ["ibp"], "width": [1000], "eps": [0.0], "seed": [0], "standard_at_eps": False},
     "train": {"optimizer": "sgd", "lr": 1e-4, "epochs": 10, "batch_size": 0, "momentum": 0.0, "dtype": "float32",
               "eps_warmup": 0.0, "eps_ramp": 0.0, "eps_schedule": "ramp", "t_nat": 0.0, "t_adv": 0.0,
@@ -214,7 +214,7 @@ def _check_attack(a: dict, adv: dict, track: dict) -> None:
 
 
 def _check_data(d: dict) -> None:
-    from ..data import SOURCES
+    from ..data import MNIST_CLASSES, SOURCES
 
     if d["source"] not in SOURCES:
         raise ValueError(f"config: data.source is {d['source']!r}; choose one of {', '.join(SOURCES)}")
@@ -224,6 +224,12 @@ def _check_data(d: dict) -> None:
     if d["source"] == "mnist" and not Path(d["mnist_dir"]).is_dir():
         raise ValueError(f"config: data.mnist_dir {d['mnist_dir']!r} is not a directory (source 'mnist' needs "
                          "the MNIST IDX files)")
+    if d["source"] == "cifar10" and not Path(d["cifar_dir"]).is_dir():
+        raise ValueError(f"config: data.cifar_dir {d['cifar_dir']!r} is not a directory (source 'cifar10' needs "
+                         "the CIFAR-10 binary version's data_batch_*.bin files)")
+    if d["classes"] and (d["source"] != "mnist" or d["classes"] not in MNIST_CLASSES):
+        raise ValueError(f"config: data.classes is {d['classes']!r}; for source 'mnist' choose one of "
+                         f"{', '.join(MNIST_CLASSES)} ('' means 25); other sources take no data.classes")
 
 
 def check_runnable(cfg: dict) -> None:
