@@ -132,7 +132,9 @@ def fit(net, params0, X, y, eps, *, objective="ibp", options: dict | None = None
     from .train import check_lr, check_optimizer, schedule_fn, stop_rule
 
     obj = make_objective(objective, **(options or {}))
-    X, y = jnp.asarray(X), jnp.asarray(y)
+    X, y = np.asarray(X, np.float64), np.asarray(y)  # to jax inside x64 (``_fit``): records are float64
+    if X.ndim < 2 or X.shape[0] == 0 or y.shape != (X.shape[0],):
+        raise ValueError(f"X, y: expected (n, *input_shape) inputs and (n,) labels, got {X.shape} and {y.shape}")
     n = int(X.shape[0])
     B, momentum = check_optimizer(optimizer, batch_size, n, momentum, dtype, tie)
     run = FitSettings(optimizer=optimizer, lr=check_lr(lr, dtype), epochs=V.positive_int("epochs", epochs), B=B,
@@ -178,6 +180,8 @@ def _fit(net, params0, X, y, eps, obj, sched, beta, stop, run: FitSettings, name
     from .train import OPTIMIZERS, Plateau
 
     n = int(X.shape[0])
+    X = jnp.asarray(X, jnp.float64)
+    y = jnp.asarray(y, jnp.float64) if net.num_outputs == 1 else jnp.asarray(y, jnp.int32)
     cast = (lambda v: v.astype(jnp.float32)) if run.dtype == "float32" else (lambda v: v.astype(jnp.float64))  # noqa: E731
     params = jax.tree_util.tree_map(cast, params0)
     Xc, yc = cast(X), cast(y) if net.num_outputs == 1 else y

@@ -46,7 +46,8 @@ class Metric:
     """``fn(probe) -> float``. ``final``: results.csv column of the run's last value (None:
     series only). ``needs``: "gram" (O(n²P); only with gram tracking), "two_layer" (the
     paper's net only), "costly" (an attack or a backward bound over the whole set: computed
-    on ``record(..., full=True)`` only, NaN elsewhere)."""
+    on ``record(..., full=True)`` only, NaN elsewhere), "opt_in" (recorded only when asked
+    for by name: MILPs)."""
 
     name: str
     fn: Callable
@@ -162,6 +163,11 @@ def _gram_change(p):
     return float(np.max(np.abs(scipy.linalg.eigvalsh((D + D.T) / 2))))
 
 
+def _gram_change_rel(p):
+    H0 = p.ref.own_gram()
+    return _gram_change(p) / float(np.max(np.abs(scipy.linalg.eigvalsh((H0 + H0.T) / 2))))
+
+
 def _crown_error(p):
     return p.error(p.bound("crown")) if p.crown_fits() else float("nan")
 
@@ -225,13 +231,15 @@ for _m in (
     Metric("lambda_min", _lambda_min, "λmin of the Gram of the margins the method trains on", "lambda_min_final",
            ("gram",)),
     Metric("gram_change", _gram_change, "‖H(t) − H(0)‖₂ of that Gram", None, ("gram",)),
+    Metric("gram_change_rel", _gram_change_rel, "‖H(t) − H(0)‖₂ / ‖H(0)‖₂ (the drift; lazy training keeps it small)",
+           "gram_change_rel_final", ("gram",)),
     Metric("eps", lambda p: float(p.eps), "the radius ε at the record (a schedule's value)"),
     Metric("loss_variation", _loss_variation, "lee2021: range of the loss along −∇L over lr·(0, .5, 1, 2, 4)",
            "loss_variation_final", ("costly",)),
     Metric("relaxed_jacobian", _relaxed_jacobian, "lee2021 Sec. 5: ‖∇_w g‖₂ of the own relaxation (two-layer)",
            None, ("costly", "two_layer")),
-    Metric("sandwich_violations", _sandwich, "fan2021 Eq. 4 violations on 8 samples (nets ≤ 64 ReLUs)",
-           "sandwich_violations", ("costly",)),
+    Metric("sandwich_violations", _sandwich, "fan2021 Eq. 4 violations on 8 samples (nets ≤ 64 ReLUs; "
+           "one MILP per sample and class: opt-in, by name)", "sandwich_violations", ("costly", "opt_in")),
 ):
     register(_m)
 
@@ -262,7 +270,7 @@ def recorder(net, params0, X, y, eps, *, names=None, own_bound="ibp", attack_poi
     ``gram_change`` when the method trains on IBP margins, from Eq. 6). ``loss_fn(params, eps)``:
     the method's loss (``loss_variation``), ``lr`` the training step.
     """
-    selected = [m for m in METRICS.values() if (names is None or m.name in names)
+    selected = [m for m in METRICS.values() if (m.name in names if names is not None else "opt_in" not in m.needs)
                 and ("two_layer" not in m.needs or theory is not None)]
     if names is not None:
         unknown = sorted(set(names) - set(METRICS))

@@ -18,7 +18,7 @@ from ._io import read_json  # noqa: E402
 from .tracker import Trajectory  # noqa: E402
 
 __all__ = ["fig_flow", "fig1a", "fig1b", "fig_lr_grid", "fig_scaling", "fig_lambda0", "fig_methods",
-           "fig_methods_gram", "figures", "save"]
+           "fig_methods_gram", "fig_deep_ntk", "figures", "save"]
 
 #: Errors of the methods figure: (results.csv column, panel title).
 METHOD_ERRORS = (("final_train_error", "clean error"), ("final_pgd_error", "PGD error"),
@@ -321,6 +321,59 @@ def fig_methods_gram(records, out) -> list[Path]:
     return save(fig, out)
 
 
+def _per_cell(records, key, index):
+    """{(method, ε): {width: [value over seeds]}} of ``series[key][index]``."""
+    out: dict = {}
+    for r in records:
+        c, v = r["cell"], np.asarray(r["series"].get(key, []), float)
+        if v.size and np.isfinite(v[index]):
+            out.setdefault((c["method"], c["eps"]), {}).setdefault(c["width"], []).append(float(v[index]))
+    return out
+
+
+def _width_lines(ax, groups, ylabel, title, slope=False):
+    for (mth, eps), per in sorted(groups.items()):
+        ws = sorted(per)
+        m = np.array([np.mean(per[w]) for w in ws])
+        se = np.array([np.std(per[w], ddof=1) / np.sqrt(len(per[w])) if len(per[w]) > 1 else np.nan for w in ws])
+        label = f"{mth}, ε = {eps:g}"
+        if slope and len(ws) >= 2 and np.all(m > 0):
+            k = np.polyfit(np.log(ws), np.log(m), 1)[0]
+            label += f" (slope {k:.2f})"
+        ax.errorbar(ws, m, se, marker="o", capsize=3, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("width")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+
+
+def fig_deep_ntk(records, out) -> list[Path]:
+    """The empirical certified-margin NTK of a width family (issue 15), mean ± s.e. over seeds:
+    λmin(H(0)) of each method's Gram vs width, its relative drift ‖H(T) − H(0)‖/‖H(0)‖ at the
+    end vs width with the log-log slope (the two-layer proof needs a drift falling like
+    m^-1/2), and λmin(H(T))/λmin(H(0))."""
+    lam0 = _per_cell(records, "lambda_min", 0)
+    if not lam0:
+        return []
+    drift = _per_cell(records, "gram_change_rel", -1)
+    ratio: dict = {}
+    lamT = _per_cell(records, "lambda_min", -1)
+    for k, per in lamT.items():
+        for w, v in per.items():
+            base = lam0.get(k, {}).get(w)
+            if base:
+                ratio.setdefault(k, {})[w] = [a / b for a, b in zip(v, base) if b > 0]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    _width_lines(axes[0], lam0, "λmin(H(0))", "λmin of the margin Gram at init")
+    _width_lines(axes[1], drift, "‖H(T) − H(0)‖₂ / ‖H(0)‖₂", "Gram drift over training", slope=True)
+    _width_lines(axes[2], {k: v for k, v in ratio.items() if all(v.values())}, "λmin(H(T)) / λmin(H(0))",
+                 "λmin at the end relative to init")
+    return save(fig, out)
+
+
 def figures(directory) -> list[Path]:
     """Every figure the results in ``directory`` support, written next to them."""
     from .sweep.store import read_table
@@ -336,6 +389,9 @@ def figures(directory) -> list[Path]:
         out += fig1b(rows, d / "fig1b", widths=sorted({int(r["width"]) for r in rows})
                      if not {2000, 5000} & {int(r["width"]) for r in rows} else (2000, 5000))
     curves, lam, records = _curves_from_sweep(d)
+    if any(np.isfinite(np.asarray(r["series"].get("gram_change_rel", [np.nan]), float)).any() for r in records) \
+            and len({r["cell"]["width"] for r in records}) > 1:
+        out += fig_deep_ntk(records, d / "fig_deep_ntk")
     if len({r["method"] for r in rows} - {"standard", "ibp"}) > 0:
         out += fig_methods(rows, d / "fig_methods")
         out += fig_methods_gram(records, d / "fig_methods_gram")
