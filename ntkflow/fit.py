@@ -189,7 +189,7 @@ class FitRun:
                  names=None, attack: AttackSettings = AttackSettings()):
         from .nets import two_layer_weights
         from .tracker import tracker
-        from .train import OPTIMIZERS, Plateau, schedule_fn, stop_rule
+        from .train import Plateau, optimizer, schedule_fn, stop_rule
 
         self.net, self.X, self.y, self.eps, self.obj, self.run = net, X, y, eps, obj, run
         self.sched, self.beta = schedule_fn(eps_schedule, eps), beta_schedule or BetaFromEps()
@@ -212,7 +212,7 @@ class FitRun:
         self.record = recorder(net, jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), params0), X, y, eps,
                                names=names, own_bound=own_bound(obj), attack_points=adv_points, attack=attack,
                                tie=run.tie, gram=run.track_gram, theory=theory)
-        self.opt = OPTIMIZERS[run.optimizer](run.momentum)
+        self.opt = optimizer(run.optimizer, run.momentum)
         self.carry = (params, self.opt.init(params), obj.init(params), jax.tree_util.tree_map(jnp.zeros_like, params))
         self.steps = n // run.B
         self.scale = jnp.asarray(n / run.B, self.Xc.dtype)
