@@ -21,6 +21,20 @@ def best_time(fn, repeat: int = 3) -> float:
     return best
 
 
+def interleaved_best(fns, rounds: int):
+    """Best wall time of each call, the calls taken in turn each round: on a shared machine
+    a load burst then hits every contender alike, so ratios of the minima are stable."""
+    for fn in fns:
+        jax.block_until_ready(fn())
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for k, fn in enumerate(fns):
+            t = time.perf_counter()
+            jax.block_until_ready(fn())
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
+
+
 def machine() -> str:
     dev = jax.devices()[0]
     return (f"{datetime.date.today()} · {platform.processor() or platform.machine()} · "

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from _common import best_time, cli, machine
+from _common import best_time, cli, interleaved_best, machine
 import ntkflow as nf
 from ntkflow import _netinput as NI
 from ntkflow import nets
@@ -24,20 +24,6 @@ from ntkflow.bounds import exact_margin
 from ntkflow.bounds.engine import bounds_batched
 from ntkflow.bounds.exact import relu_count
 from ntkflow.kernels import jacobian_gram
-
-
-def interleaved_best(fns, rounds: int):
-    """Best wall time of each call, the calls taken in turn each round: on a shared machine
-    a load burst then hits every contender alike, so ratios of the minima are stable."""
-    for fn in fns:
-        jax.block_until_ready(fn())
-    best = [float("inf")] * len(fns)
-    for _ in range(rounds):
-        for k, fn in enumerate(fns):
-            t = time.perf_counter()
-            jax.block_until_ready(fn())
-            best[k] = min(best[k], time.perf_counter() - t)
-    return best
 
 
 def _timings(net, params, X, y, eps, rounds):

@@ -28,13 +28,13 @@ from . import _validate as V
 from ._jax import tree_distance, x64
 from ._progress import progress as progress_bar
 from .metrics import AttackSettings, recorder
-from .objectives import BetaFromEps, Context, objective as make_objective, own_bound, schedule
+from .objectives import BetaFromEps, Context, objective as make_objective, own_bound
 from .objectives.advibp import CASES
 from .objectives.methods import Adversarial
 from .objectives.regularizers import warmup_lambda
 from .tracker import Trajectory, stack_rows
 
-__all__ = ["fit", "FitSettings", "tree_distance"]
+__all__ = ["fit", "FitSettings", "FitRun", "fit_settings", "epoch", "method_loss", "tree_distance"]
 
 
 @partial(jax.jit, static_argnames=("objective", "opt"))
@@ -98,6 +98,7 @@ def method_loss(obj, net, params, X, y, eps, beta, key):
     return jnp.sum(margin_loss(margin_bounds(net, params, X, y, eps, "ibp", clip=obj.clip)))
 
 
+@x64  # X, y become jax arrays inside x64: float64 data stays float64
 def fit(net, params0, X, y, eps, *, objective="ibp", options: dict | None = None, optimizer: str = "sgd",
         lr: float, epochs: int, batch_size: int | None = None, eps_schedule=None, beta_schedule=None,
         lam0: float = 0.0, seed: int = 0, momentum: float | None = None, stop=None, tie: str = "wrong",
@@ -129,24 +130,27 @@ def fit(net, params0, X, y, eps, *, objective="ibp", options: dict | None = None
       metric, and the per-step diagnostics as epoch means. A non-finite loss or param stops
       the run with ``meta["diverged"]``.
     """
-    from .train import check_lr, check_optimizer, schedule_fn, stop_rule
-
     obj = make_objective(objective, **(options or {}))
-    X, y = np.asarray(X, np.float64), np.asarray(y)  # to jax inside x64 (``_fit``): records are float64
-    if X.ndim < 2 or X.shape[0] == 0 or y.shape != (X.shape[0],):
-        raise ValueError(f"X, y: expected (n, *input_shape) inputs and (n,) labels, got {X.shape} and {y.shape}")
-    n = int(X.shape[0])
+    X, y = jnp.asarray(X, jnp.float64), jnp.asarray(y)  # inside x64: records are float64
+    run = fit_settings(int(X.shape[0]), optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed,
+                       momentum=momentum, record_every=record_every, attack_every=attack_every, lam0=lam0, tie=tie,
+                       track_gram=track_gram, dtype=dtype, progress=progress)
+    return _fit(net, params0, X, y, V.eps_value(eps), obj, eps_schedule, beta_schedule, stop, run, metrics, attack)
+
+
+def fit_settings(n: int, *, optimizer: str, lr, epochs, batch_size, seed, momentum, record_every, attack_every,
+                 lam0, tie: str, track_gram, dtype: str, progress) -> FitSettings:
+    """Validated ``FitSettings`` of a run on n samples (one-line ``ValueError`` naming a bad argument)."""
+    from .train import check_lr, check_optimizer
+
     B, momentum = check_optimizer(optimizer, batch_size, n, momentum, dtype, tie)
-    run = FitSettings(optimizer=optimizer, lr=check_lr(lr, dtype), epochs=V.positive_int("epochs", epochs), B=B,
-                      seed=V.positive_int("seed", seed, minimum=0), momentum=momentum,
-                      record_every=V.positive_int("record_every", record_every),
-                      attack_every=0 if attack_every is None else V.positive_int("attack_every", attack_every),
-                      lam0=V.positive_float("lam0", lam0, allow_zero=True), tie=tie,
-                      track_gram=V.flag("track_gram", track_gram), dtype=dtype, progress=V.flag("progress", progress))
-    eps = V.eps_value(eps)
-    sched = schedule_fn(eps_schedule, eps)
-    beta = beta_schedule or BetaFromEps()
-    return _fit(net, params0, X, y, eps, obj, sched, beta, stop_rule(stop), run, metrics, attack)
+    return FitSettings(optimizer=optimizer, lr=check_lr(lr, dtype), epochs=V.positive_int("epochs", epochs), B=B,
+                       seed=V.positive_int("seed", seed, minimum=0), momentum=momentum,
+                       record_every=V.positive_int("record_every", record_every),
+                       attack_every=0 if attack_every is None else V.positive_int("attack_every", attack_every),
+                       lam0=V.positive_float("lam0", lam0, allow_zero=True), tie=tie,
+                       track_gram=V.flag("track_gram", track_gram), dtype=dtype,
+                       progress=V.flag("progress", progress))
 
 
 def _schedule_rows(run, sched, beta, eps, ep: int, steps: int) -> np.ndarray:
@@ -173,70 +177,114 @@ def _aux_summary(aux: dict) -> dict:
     return out
 
 
-@x64
-def _fit(net, params0, X, y, eps, obj, sched, beta, stop, run: FitSettings, names, attack) -> Trajectory:
-    from .nets import two_layer_weights
-    from .tracker import tracker
-    from .train import OPTIMIZERS, Plateau
+class FitRun:
+    """The host side of one ``fit`` run, around the device-side ``epoch``: the initial
+    (params, opt_state, obj_state, g_prev) ``carry``, each epoch's inputs (permutation from
+    the run's own numpy rng, step keys, schedule rows), and after each epoch the records,
+    the divergence check and the stop rule. ``ntkflow.batched`` drives several at once.
 
-    n = int(X.shape[0])
-    X = jnp.asarray(X, jnp.float64)
-    y = jnp.asarray(y, jnp.float64) if net.num_outputs == 1 else jnp.asarray(y, jnp.int32)
-    cast = (lambda v: v.astype(jnp.float32)) if run.dtype == "float32" else (lambda v: v.astype(jnp.float64))  # noqa: E731
-    params = jax.tree_util.tree_map(cast, params0)
-    Xc, yc = cast(X), cast(y) if net.num_outputs == 1 else y
-    theory = None
-    if net.tag == "two_layer":
-        W0, a = two_layer_weights(net, params0)
-        theory = tracker(jnp.asarray(W0, jnp.float64), jnp.asarray(a, jnp.float64), X.astype(jnp.float64),
-                         jnp.asarray(y, jnp.float64), sched(0.0), gram=run.track_gram, tie=run.tie)
-    eval_key = jax.random.PRNGKey(run.seed + 1)
-    adv_points = None
-    if isinstance(obj, Adversarial):
-        adv_points = lambda p: obj.points(net, p, X, y, Context(jnp.asarray(sched(0.0)), 1.0, 0.0, eval_key, 0.0, 0.0))  # noqa: E731
-    record = recorder(net, jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), params0), X, y, eps, names=names,
-                      own_bound=own_bound(obj), attack_points=adv_points, attack=attack, tie=run.tie,
-                      gram=run.track_gram, theory=theory,
-                      loss_fn=lambda p, e: method_loss(obj, net, p, X, y, e, beta(e, eps), eval_key), lr=run.lr)
-    opt = OPTIMIZERS[run.optimizer](run.momentum)
-    opt_state, obj_state = opt.init(params), obj.init(params)
-    g_prev = jax.tree_util.tree_map(jnp.zeros_like, params)
-    steps = n // run.B
-    rng = np.random.default_rng(run.seed)
-    key = jax.random.PRNGKey(run.seed)
-    plateau = Plateau(stop, n) if stop else None
+    Must be built and used inside ``jax.enable_x64`` (``fit`` and ``fit_group`` are).
+    """
 
-    def snapshot(p, t, full, aux=None):
+    def __init__(self, net, params0, X, y, eps: float, obj, eps_schedule, beta_schedule, stop, run: FitSettings,
+                 names=None, attack: AttackSettings = AttackSettings()):
+        from .nets import two_layer_weights
+        from .tracker import tracker
+        from .train import Plateau, optimizer, schedule_fn, stop_rule
+
+        self.net, self.X, self.y, self.eps, self.obj, self.run = net, X, y, eps, obj, run
+        self.sched, self.beta = schedule_fn(eps_schedule, eps), beta_schedule or BetaFromEps()
+        stop = stop_rule(stop)
+        self.n = n = int(X.shape[0])
+        self.cast = cast = (lambda v: v.astype(jnp.float32)) if run.dtype == "float32" else (
+            lambda v: v.astype(jnp.float64))
+        params = jax.tree_util.tree_map(cast, params0)
+        self.Xc, self.yc = cast(X), cast(y) if net.num_outputs == 1 else y
+        theory = None
+        if net.tag == "two_layer":
+            W0, a = two_layer_weights(net, params0)
+            theory = tracker(jnp.asarray(W0, jnp.float64), jnp.asarray(a, jnp.float64), X.astype(jnp.float64),
+                             jnp.asarray(y, jnp.float64), self.sched(0.0), gram=run.track_gram, tie=run.tie)
+        self.eval_key = jax.random.PRNGKey(run.seed + 1)
+        adv_points = None
+        if isinstance(obj, Adversarial):
+            ctx = Context(jnp.asarray(self.sched(0.0)), 1.0, 0.0, self.eval_key, 0.0, 0.0)
+            adv_points = lambda p: obj.points(net, p, X, y, ctx)  # noqa: E731
+        self.record = recorder(net, jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), params0), X, y, eps,
+                               names=names, own_bound=own_bound(obj), attack_points=adv_points, attack=attack,
+                               tie=run.tie, gram=run.track_gram, theory=theory,
+                               loss_fn=lambda p, e: method_loss(obj, net, p, X, y, e, self.beta(e, eps), self.eval_key),
+                               lr=run.lr)
+        self.opt = optimizer(run.optimizer, run.momentum)
+        self.carry = (params, self.opt.init(params), obj.init(params), jax.tree_util.tree_map(jnp.zeros_like, params))
+        self.steps = n // run.B
+        self.scale = jnp.asarray(n / run.B, self.Xc.dtype)
+        self.lr = jnp.asarray(run.lr, self.Xc.dtype)
+        self.budget = float(run.epochs)
+        self.rng = np.random.default_rng(run.seed)
+        self.key = jax.random.PRNGKey(run.seed)
+        self.plateau = Plateau(stop, n) if stop else None
+        self.params = params
+        self.rows, self.ts = [self.snapshot(params, 0.0, True)], [0.0]
+        self.diverged = self.converged = self.done = False
+
+    def snapshot(self, p, t: float, full: bool, aux: dict | None = None) -> dict:
+        """The record of params ``p`` at epoch ``t`` (metrics in float64, the method's full loss)."""
         p64 = jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), p)
-        e = sched(t)
-        row = record(p64, e, float(method_loss(obj, net, p64, X, y, e, beta(e, eps), eval_key)), full=full)
+        e = self.sched(t)
+        row = self.record(p64, e, float(method_loss(self.obj, self.net, p64, self.X, self.y, e, self.beta(e, self.eps),
+                                                    self.eval_key)), full=full)
         row.update(aux or {})
         return row
 
-    rows, ts = [snapshot(params, 0.0, True)], [0.0]
-    diverged = converged = False
-    for ep in progress_bar(range(run.epochs), run.progress, f"fit ({obj.name}, ε={eps})"):
-        idx = np.arange(n) if run.B == n else rng.permutation(n)
-        idx = idx[: steps * run.B].reshape(steps, run.B)
-        key, sub = jax.random.split(key)
+    def epoch_inputs(self, ep: int):
+        """(idx (steps, B), keys (steps, 2), schedule rows (steps, 4)) of epoch ``ep``; advances the rngs."""
+        n, B, steps = self.n, self.run.B, self.steps
+        idx = np.arange(n) if B == n else self.rng.permutation(n)
+        idx = idx[: steps * B].reshape(steps, B)
+        self.key, sub = jax.random.split(self.key)
         keys = jax.random.split(sub, steps)
-        srows = jnp.asarray(_schedule_rows(run, sched, beta, eps, ep, steps), Xc.dtype)
-        params, opt_state, obj_state, g_prev, total, aux = epoch(
-            net, params, opt_state, obj_state, g_prev, Xc, yc, jnp.asarray(idx), srows, keys,
-            jnp.asarray(n / run.B, Xc.dtype), jnp.asarray(run.lr, Xc.dtype), float(run.epochs), obj, opt)
-        epoch_loss = float(total) * n / (steps * run.B)
+        srows = jnp.asarray(_schedule_rows(self.run, self.sched, self.beta, self.eps, ep, steps), self.Xc.dtype)
+        return jnp.asarray(idx), keys, srows
+
+    def end_epoch(self, ep: int, params, total, aux) -> bool:
+        """Book epoch ``ep`` (its final params, summed minibatch loss, per-step aux): record
+        when due, check divergence and the stop rule. True when the run is over (then
+        ``params`` is its final params and nothing more is recorded)."""
+        run = self.run
+        epoch_loss = float(total) * self.n / (self.steps * run.B)
         finite = all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree_util.tree_leaves(params))
         diverged = not (np.isfinite(epoch_loss) and finite)
-        converged = not diverged and plateau is not None and sched(float(ep)) == eps and plateau(epoch_loss)
+        converged = (not diverged and self.plateau is not None and self.sched(float(ep)) == self.eps
+                     and self.plateau(epoch_loss))
         last = diverged or converged or ep + 1 == run.epochs
         if last or (ep + 1) % run.record_every == 0:
-            full = last or (run.attack_every > 0 and (len(rows) % run.attack_every == 0))
-            rows.append(snapshot(params, ep + 1.0, full and not diverged, _aux_summary(aux)))
-            ts.append(ep + 1.0)
-            diverged = diverged or not np.isfinite(rows[-1]["loss"])
-        if last or diverged:
+            full = last or (run.attack_every > 0 and (len(self.rows) % run.attack_every == 0))
+            self.rows.append(self.snapshot(params, ep + 1.0, full and not diverged, _aux_summary(aux)))
+            self.ts.append(ep + 1.0)
+            diverged = diverged or not np.isfinite(self.rows[-1]["loss"])
+        self.params, self.diverged, self.converged = params, diverged, converged
+        self.done = last or diverged
+        return self.done
+
+    def trajectory(self) -> Trajectory:
+        return _trajectory(self.net, self.params, self.rows, self.ts, self.obj, self.run, self.eps, self.diverged,
+                           self.converged, self.X)
+
+
+@x64
+def _fit(net, params0, X, y, eps, obj, eps_schedule, beta_schedule, stop, run: FitSettings, names,
+         attack) -> Trajectory:
+    r = FitRun(net, params0, X, y, eps, obj, eps_schedule, beta_schedule, stop, run, names, attack)
+    params, opt_state, obj_state, g_prev = r.carry
+    for ep in progress_bar(range(run.epochs), run.progress, f"fit ({obj.name}, ε={eps})"):
+        idx, keys, srows = r.epoch_inputs(ep)
+        params, opt_state, obj_state, g_prev, total, aux = epoch(
+            net, params, opt_state, obj_state, g_prev, r.Xc, r.yc, idx, srows, keys, r.scale, r.lr, r.budget,
+            obj, r.opt)
+        if r.end_epoch(ep, params, total, aux):
             break
-    return _trajectory(net, params, rows, ts, obj, run, eps, diverged, converged, X)
+    return r.trajectory()
 
 
 def _trajectory(net, params, rows, ts, obj, run, eps, diverged, converged, X) -> Trajectory:

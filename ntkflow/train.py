@@ -9,7 +9,7 @@ to lr = η/n.) Each epoch draws a fresh permutation and drops the last partial b
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Callable
 
 import jax
@@ -24,7 +24,7 @@ from .objectives.schedules import SCHEDULES, schedule as make_schedule
 from ._progress import progress as progress_bar
 from .tracker import TIE_RULES, Trajectory, stack_rows, tracker
 
-__all__ = ["train", "EpsSchedule", "StopRule", "OPTIMIZERS", "Plateau", "stop_rule", "check_lr", "schedule_fn", "check_optimizer"]
+__all__ = ["train", "EpsSchedule", "StopRule", "OPTIMIZERS", "optimizer", "Plateau", "stop_rule", "check_lr", "schedule_fn", "check_optimizer"]
 
 #: Optimizers at unit learning rate: every one of them is linear in lr, so ``_epoch`` scales
 #: the update by a traced lr and a learning-rate grid shares one compilation.
@@ -34,6 +34,14 @@ OPTIMIZERS = {
     "momentum": lambda momentum: optax.sgd(1.0, momentum=momentum or 0.9),
     "adam": lambda momentum: optax.adam(1.0),
 }
+
+
+@lru_cache(maxsize=None)
+def optimizer(name: str, momentum: float | None):
+    """``OPTIMIZERS[name](momentum)``, one object per setting: the optimizer is a static
+    argument of the jitted epochs (here and in ``ntkflow.fit``), and a fresh object per run
+    would recompile the epoch for every run."""
+    return OPTIMIZERS[name](momentum)
 
 
 @dataclass(frozen=True)
@@ -265,7 +273,7 @@ def _nanmean(v) -> float:
 def _train(W0, a, X, y, eps, run: _Run) -> Trajectory:
     n = X.shape[0]
     W0, a, X, y = (jnp.asarray(v) for v in (W0, a, X, y))
-    opt = OPTIMIZERS[run.optimizer](run.momentum)
+    opt = optimizer(run.optimizer, run.momentum)
     record = tracker(W0, a, X, y, run.sched(0.0), gram=run.track_gram, tie=run.tie)
     cast = (lambda v: v.astype(jnp.float32)) if run.dtype == "float32" else (lambda v: v)  # noqa: E731
     Xc, yc, ac = cast(X), cast(y), cast(a)

@@ -199,8 +199,10 @@ class AdvIBP:
 
     def step(self, net, params, state, X, y, ctx) -> Step:
         phase = (ctx.epoch >= self.t_nat).astype(jnp.int32) + (ctx.epoch >= self.t_nat + self.t_adv).astype(jnp.int32)
-        branches = [lambda: self._warmup(net, params, state, X, y, ctx, False),
-                    lambda: self._warmup(net, params, state, X, y, ctx, True),
-                    lambda: self._joint(net, params, state, X, y, ctx)]
-        out = jax.lax.switch(phase, branches)
-        return Step(out.loss, out.grads, out.state, {k: out.aux[k].astype(jnp.float32) for k in self.aux_keys})
+        def f32(out):  # lax.switch needs equal output types; aux is recorded as float32
+            return Step(out.loss, out.grads, out.state, {k: out.aux[k].astype(jnp.float32) for k in self.aux_keys})
+
+        branches = [lambda: f32(self._warmup(net, params, state, X, y, ctx, False)),
+                    lambda: f32(self._warmup(net, params, state, X, y, ctx, True)),
+                    lambda: f32(self._joint(net, params, state, X, y, ctx))]
+        return jax.lax.switch(phase, branches)
