@@ -239,7 +239,7 @@ for _m in (
     Metric("relaxed_jacobian", _relaxed_jacobian, "lee2021 Sec. 5: ‖∇_w g‖₂ of the own relaxation (two-layer)",
            None, ("costly", "two_layer")),
     Metric("sandwich_violations", _sandwich, "fan2021 Eq. 4 violations on 8 samples (nets ≤ 64 ReLUs; "
-           "one MILP per sample and class: opt-in, by name)", "sandwich_violations", ("costly", "opt_in")),
+           "one MILP per sample and class: opt-in, by name; series only)", None, ("costly", "opt_in")),
 ):
     register(_m)
 

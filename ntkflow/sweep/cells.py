@@ -135,6 +135,19 @@ def inputs_for(net_spec: str, X):
     return X.reshape((X.shape[0], *shapes[X.shape[1]]))
 
 
+def _train_args(cfg: dict, cell: Cell, progress: bool) -> tuple[dict, dict]:
+    """(settings shared by ``train`` / ``fit`` / ``fit_group``, extra ``fit`` arguments) of the
+    cell's method under ``cfg`` — everything but the lr, seed and ε of one run."""
+    tr_cfg, track = cfg["train"], cfg["track"]
+    options, fit_options = method_options(cfg, cell.method)
+    common = dict(optimizer=tr_cfg["optimizer"], epochs=tr_cfg["epochs"], batch_size=tr_cfg["batch_size"] or None,
+                  eps_schedule=eps_schedule(cfg), momentum=tr_cfg["momentum"] or None,
+                  stop=tr_cfg["stop"] or None, tie=track["tie"], track_gram=track["gram"],
+                  record_every=track["every"], dtype=tr_cfg["dtype"], progress=progress, objective=cell.method,
+                  options=options)
+    return common, fit_options
+
+
 def _train_cell(cfg: dict, cell: Cell, ds, net, p0, X, lr: float, progress: bool):
     """One training run of the cell at learning rate ``lr``: the paper's net through
     ``ntkflow.train`` (its closed-form loop for IBP, else ``fit``) or the gradient flow;
@@ -145,12 +158,8 @@ def _train_cell(cfg: dict, cell: Cell, ds, net, p0, X, lr: float, progress: bool
     from ..train import train
 
     tr_cfg, track = cfg["train"], cfg["track"]
-    options, fit_options = method_options(cfg, cell.method)
-    common = dict(optimizer=tr_cfg["optimizer"], lr=lr, epochs=tr_cfg["epochs"],
-                  batch_size=tr_cfg["batch_size"] or None, eps_schedule=eps_schedule(cfg), seed=cell.seed,
-                  momentum=tr_cfg["momentum"] or None, stop=tr_cfg["stop"] or None, tie=track["tie"],
-                  track_gram=track["gram"], record_every=track["every"], dtype=tr_cfg["dtype"], progress=progress,
-                  objective=cell.method, options=options)
+    common, fit_options = _train_args(cfg, cell, progress)
+    common.update(lr=lr, seed=cell.seed)
     if net.tag != "two_layer":
         return fit(net, p0, X, ds.y, cell.eps, **common, **fit_options)
     W0, a = (np.asarray(v, np.float64) for v in two_layer_weights(net, p0))
@@ -243,7 +252,8 @@ def _registry_finals(cfg, cell, net, params, tr, X, y, diverged) -> dict:
     params otherwise (the closed-form IBP loop records the theory quantities only)."""
     from ..metrics import METRICS
 
-    cols = {m.final: m.name for m in METRICS.values() if m.final in FINAL_KEYS and m.final not in _RUN_KEYS}
+    cols = {m.final: m.name for m in METRICS.values() if m.final in FINAL_KEYS and m.final not in _RUN_KEYS
+            and "opt_in" not in m.needs}
     have = {c: float(tr.series[n][-1]) for c, n in cols.items() if n in tr.series and np.isfinite(tr.series[n][-1])}
     missing = [n for c, n in cols.items() if c not in have]
     if missing and not diverged:

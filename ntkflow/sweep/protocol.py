@@ -42,8 +42,8 @@ def train_summary(traj, lr: float, method: str) -> dict:
         "final_train_error": clean if finite else nan,
         "final_certified_error": cert if finite else nan,
         "final_objective_error": _objective_error(s, method) if finite else nan,
-        "dead_fraction": float(s["dead_fraction"][-1]),
-        "zero_output_fraction": float(s["zero_output_fraction"][-1]),
+        "dead_fraction": float(s["dead_fraction"][-1]) if "dead_fraction" in s else nan,  # two-layer only
+        "zero_output_fraction": float(s["zero_output_fraction"][-1]) if "zero_output_fraction" in s else nan,
     }
 
 

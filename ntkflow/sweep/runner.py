@@ -28,16 +28,28 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 1) // 8)
 
 
+def each(fn, cfg, items, progress: bool = False) -> list:
+    """[fn(cfg, item) for item in items] — a task of single cells (or λ0 values)."""
+    if fn is run_cell:
+        return [fn(cfg, it, progress=progress) for it in items]
+    return [fn(cfg, it) for it in items]
+
+
 def _tasks(cfg, store, cell_fn):
-    """(path, callable, args) of everything not yet finished (invalid records are moved aside)."""
+    """(paths, callable, args) of everything not yet finished (invalid records are moved
+    aside): a group of cells trained together (``groups.groups_of``) or one cell each; the
+    callable returns one record per path."""
+    from .groups import groups_of, run_group
+
+    pending = [c for c in cells_of(cfg) if store.record(cfg, c, repair=True) is None]
     out = []
-    for cell in cells_of(cfg):
-        if store.record(cfg, cell, repair=True) is None:
-            out.append((store.record_path(cfg, cell), cell_fn, (cfg, cell)))
+    for group in (groups_of(cfg, pending) if cell_fn is run_cell else [[c] for c in pending]):
+        paths = [store.record_path(cfg, c) for c in group]
+        out.append((paths, run_group, (cfg, group)) if len(group) > 1 else (paths, each, (cell_fn, cfg, group)))
     if cfg["track"]["lambda_0"]:
         for e in lambda0_eps(cfg):
             if store.lambda0_record(cfg, e, repair=True) is None:
-                out.append((store.lambda0_path(cfg, e), lambda0_task, (cfg, e)))
+                out.append(([store.lambda0_path(cfg, e)], each, (lambda0_task, cfg, [e])))
     return out
 
 
@@ -72,21 +84,21 @@ def _execute(cfg, store, tasks, executor, workers, scheduler, accept_env, quiet)
     if not quiet:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(tasks), desc=f"sweep ({executor})", unit="cell")
+        bar = tqdm(total=sum(len(t[0]) for t in tasks), desc=f"sweep ({executor})", unit="cell")
 
-    def finished(path, record):
-        if "env" in record:
-            store.check_env(cfg, record["env"], accept_env)
-        store.write(path, record)
+    def finished(paths, records):
+        for path, record in zip(paths, records):
+            if "env" in record:
+                store.check_env(cfg, record["env"], accept_env)
+            store.write(path, record)
         store.write_tables(cfg)
         if bar is not None:
-            bar.update(1)
+            bar.update(len(paths))
 
     try:
         if executor == "local" and workers == 1:
-            for path, fn, args in tasks:
-                call = functools.partial(fn, progress=not quiet) if fn is run_cell else fn
-                finished(path, call(*args))
+            for paths, fn, args in tasks:
+                finished(paths, functools.partial(fn, progress=not quiet)(*args))
         elif executor == "local":
             ctx = multiprocessing.get_context("spawn")  # JAX is multithreaded: never fork it
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:

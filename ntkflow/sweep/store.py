@@ -43,10 +43,10 @@ COLUMNS = ("method", "width", "eps", "seed", "final_train_error", "final_certifi
            "n_lr_diverged", "dead_fraction_final", "zero_output_fraction_final", "final_train_error_tie_positive",
            "final_certified_error_tie_positive", "final_train_error_tie_half", "final_certified_error_tie_half",
            "n_train", "normalized", "final_pgd_error", "final_certified_error_ibp", "final_certified_error_crown",
-           "wall_time", "backend", "jax_version", "ntkflow_version", "cell_id")
+           "wall_time", "group", "backend", "jax_version", "ntkflow_version", "cell_id")
 L0_COLUMNS = ("eps", "lambda_0", "ci_low", "ci_high", "samples", "n_train")
 #: Columns read back as strings and as booleans; every other column is a number.
-TEXT_COLUMNS = frozenset({"method", "cell_id", "backend", "jax_version", "ntkflow_version", "select"})
+TEXT_COLUMNS = frozenset({"method", "cell_id", "backend", "jax_version", "ntkflow_version", "select", "group"})
 BOOL_COLUMNS = frozenset({"normalized", "diverged", "converged"})
 #: Final values that must be finite unless the run diverged.
 MUST_BE_FINITE = ("final_train_error", "final_certified_error", "final_loss")
@@ -247,7 +247,8 @@ class Store:
         write_json(path, record)
 
     def write_tables(self, cfg: dict) -> Path:
-        rows = [{**rec["cell"], **rec["final"], **_env_columns(rec["env"]), "cell_id": cell.id}
+        rows = [{**rec["cell"], **rec["final"], **_env_columns(rec["env"]), "cell_id": cell.id,
+                 "group": rec.get("group", "")}
                 for cell, rec in self.records(cfg)]
         _write_csv(self.out / "results.csv", COLUMNS + _extra_columns(rows), rows)
         if cfg["track"]["lambda_0"]:
