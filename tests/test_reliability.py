@@ -235,3 +235,23 @@ def test_killed_dask_worker_is_one_line_and_finished_cells_are_kept(config, tmp_
     assert not list((out / "cells").glob("ibp-m20-eps0.05-s0-*.json"))  # the killed cell has no record
     run_sweep(cfg, out, quiet=True)  # resumes locally
     assert len(read_table(out / "results.csv")) == 3
+
+
+def test_a_record_from_before_a_metric_existed_stays_valid(config, tmp_path):
+    """Registering a metric with a results column must not invalidate stored records: a
+    record without the column is kept (not recomputed) and its table cell is empty."""
+    cfg = small_cfg(config)
+    out = tmp_path / "old"
+    run_sweep(cfg, out, quiet=True)
+    victim = sorted((out / "cells").glob("*.json"))[0]
+    rec = json.loads(victim.read_text())
+    del rec["final"]["final_pgd_error"], rec["final"]["loss_variation_final"]
+    victim.write_text(json.dumps(rec))
+    notes = []
+    run_sweep(cfg, out, quiet=True, say=notes.append)
+    assert not (out / "invalid").exists() and not notes
+    assert json.loads(victim.read_text()) == rec  # kept as it was
+    text = (out / "results.csv").read_text().splitlines()
+    col = text[0].split(",").index("final_pgd_error")
+    assert sum(line.split(",")[col] == "" for line in text[1:]) == 1
+    assert sum(np.isnan(r["final_pgd_error"]) for r in read_table(out / "results.csv")) == 1  # read back as NaN

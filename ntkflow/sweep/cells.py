@@ -26,6 +26,10 @@ _RUN_KEYS = ("final_train_error", "final_certified_error", "final_loss", "lambda
              "final_train_error_tie_positive", "final_certified_error_tie_positive",
              "final_train_error_tie_half", "final_certified_error_tie_half")
 FINAL_KEYS = _RUN_KEYS + tuple(k for k in final_columns() if k not in _RUN_KEYS)
+#: What a valid record must have: the run's keys. A registered metric's final column is
+#: checked when present and empty in the table when absent, so registering a metric never
+#: invalidates the records computed before it existed.
+REQUIRED_FINALS = _RUN_KEYS
 #: Config keys added after the first results format: left out of a cell's key while at their
 #: default, so results computed before they existed keep their keys (nothing recomputed).
 LATER_KEYS = {"data": ("cifar_dir", "classes"), "model": ("net", "init"),

@@ -32,7 +32,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .._io import ensure_writable_dir, read_json, write_json, write_text
-from .cells import Cell, FINAL_KEYS, cell_key, cells_of
+from .cells import Cell, FINAL_KEYS, REQUIRED_FINALS, cell_key, cells_of
 from .config import canonical
 
 __all__ = ["Store", "read_table", "COLUMNS", "environment", "validate_record"]
@@ -80,11 +80,11 @@ def validate_record(rec, cfg: dict, cell: Cell) -> str | None:
     final = rec.get("final")
     if not isinstance(final, dict):
         return "has no 'final' table"
-    missing = [k for k in FINAL_KEYS if k not in final]
+    missing = [k for k in REQUIRED_FINALS if k not in final]
     if missing:
         return f"final values missing: {', '.join(missing)}"
     flags = ("diverged", "normalized", "converged")
-    bad = [k for k in FINAL_KEYS if k not in flags and not _is_number(final[k])]
+    bad = [k for k in FINAL_KEYS if k in final and k not in flags and not _is_number(final[k])]
     bad += [k for k in flags if not isinstance(final[k], bool)]
     if bad:
         return f"final values not numeric (or flags not booleans): {', '.join(bad)}"
@@ -309,7 +309,7 @@ def read_table(path) -> list[dict]:
                 out[c] = v == "True"
             else:
                 try:
-                    out[c] = float(v)
+                    out[c] = float(v) if v != "" else float("nan")  # empty: a column the record predates
                 except ValueError:
                     raise ValueError(f"{path}: line {k}, column {c}: {v!r} is not a number") from None
         rows.append(out)
