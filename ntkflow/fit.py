@@ -41,7 +41,10 @@ __all__ = ["fit", "FitSettings", "FitRun", "fit_settings", "epoch", "method_loss
 def epoch(net, params, opt_state, obj_state, g_prev, X, y, idx, sched, keys, scale, lr, budget, objective, opt):
     """One epoch of ``objective`` steps: idx (steps, B) sample indices, sched (steps, 4) rows
     (ε, β, λ, epoch) per step, keys (steps, 2). Returns (params, opt_state, obj_state, last
-    gradient, sum of minibatch losses, per-step aux dict)."""
+    gradient, sum of minibatch losses, per-step aux dict). The net's frozen weights (the
+    paper's a) are cast to the params' dtype: a float32 run stays float32 throughout."""
+    dtype = jax.tree_util.tree_leaves(params)[0].dtype
+    net = jax.tree_util.tree_map(lambda v: v.astype(dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v, net)
 
     def step(carry, batch):
         params, s, os, gp, total = carry

@@ -227,3 +227,16 @@ def test_fast_path_records_the_same_gradient_smoothness(x64):
         assert np.isnan(fast.series[k][0])  # no step before t = 0
         np.testing.assert_allclose(fast.series[k][1:], gen.series[k][1:], rtol=1e-9, err_msg=k)
         assert np.all(np.isfinite(fast.series[k][1:]))
+
+
+def test_float32_training_of_a_net_built_in_float64():
+    """The paper's net built inside x64 carries a float64 a; a float32 run must still run in
+    float32 (the frozen weights follow the params) and match float64 to float32 accuracy."""
+    import jax
+
+    W, A, X, Y = make_problem(seed=2, n=8, m=12, d=3, lo=0.1)
+    with jax.enable_x64(True):
+        net, p0 = two_layer(W, A)
+    runs = {dt: fit(net, p0, X, Y, 0.05, objective="pgd", lr=0.02, epochs=2, batch_size=4, dtype=dt,
+                    metrics=("train_error",)) for dt in ("float32", "float64")}
+    np.testing.assert_allclose(runs["float32"].W, runs["float64"].W, rtol=1e-4, atol=1e-5)
