@@ -214,6 +214,41 @@ def _verdict(a, b, better: str) -> str:
     return f"within noise ({d[0]:+.3f} ± {d[1]:.3f})"
 
 
+def _series_point(p: Protocol, method: str, key: str, index: int, width) -> tuple:
+    """(mean, s.e., seeds) of ``series[key][index]`` over the seeds of (method, width)."""
+    from .sweep.store import Store
+
+    v = []
+    for _, rec in Store(p.dir).records(p.cfg):
+        c, s = rec["cell"], rec["series"]
+        if c["method"] == method and c["width"] == width and key in s and np.isfinite(s[key][index]):
+            v.append(float(s[key][index]))
+    v = np.asarray(v)
+    if v.size == 0:
+        return (np.nan, np.nan, 0)
+    return (float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else np.nan, int(v.size))
+
+
+def _ntk_lines(p: Protocol, methods) -> list[str]:
+    """λmin(H(0)) and the relative Gram drift at the end per width, with the drift's log-log
+    slope in the width (the two-layer proof needs ‖H(t) − H(0)‖ to fall like m^-1/2)."""
+    out = []
+    for mth in methods:
+        ws = sorted({int(r["width"]) for r in p.ok if r["method"] == mth})
+        lam = {w: _series_point(p, mth, "lambda_min", 0, w) for w in ws}
+        drift = {w: _series_point(p, mth, "gram_change_rel", -1, w) for w in ws}
+        if not any(v[2] for v in drift.values()):
+            continue
+        pos = [w for w in ws if drift[w][2] and drift[w][0] > 0]
+        slope = np.polyfit(np.log(pos), np.log([drift[w][0] for w in pos]), 1)[0] if len(pos) >= 2 else np.nan
+        out.append(f"- `{mth}`: λmin(H(0)) " + ", ".join(f"{w:,}: {_pm(lam[w])}" for w in ws)
+                   + "; drift ‖H(T) − H(0)‖/‖H(0)‖ " + ", ".join(f"{w:,}: {_pm(drift[w])}" for w in ws)
+                   + (f" — log-log slope in the width {slope:.2f} (lazy training at the two-layer rate: −0.5)"
+                      if np.isfinite(slope) else ""))
+    return (["Empirical certified-margin NTK (the Gram of the method's margins on the training set):"] + out + [""]
+            if out else [])
+
+
 def methods_section(p: Protocol) -> list[str]:
     """The training-methods comparison (issue 14) of one sweep directory: a table of final
     errors per (ε, width, method) and the seeds' claims, each with its verdict."""
@@ -229,20 +264,21 @@ def methods_section(p: Protocol) -> list[str]:
             for mth in methods:
                 out.append(f"| {w:,} | {mth} | " + " | ".join(_pm(p.stat(k, mth, w, e)) for k, _ in cols) + " |")
         out.append("")
+        claims = (("PGD training lowers the PGD error vs standard training", "final_pgd_error", "pgd", "standard"),
+                  ("IBP training lowers the IBP-certified error vs standard training", "final_certified_error_ibp",
+                   "ibp", "standard"),
+                  ("fan2021: AdvIBP lowers the IBP-verified error vs its fixed-κ baseline (Eq. 5)",
+                   "final_certified_error_ibp", "advibp", "advibp_fixed"),
+                  ("CROWN-IBP training vs IBP training, CROWN-certified error", "final_certified_error_crown",
+                   "crown_ibp", "ibp"))
         for w in sorted({int(r["width"]) for r in p.ok if r["eps"] == e}):
-            st = lambda k, mth: p.stat(k, mth, w, e)  # noqa: E731
-            out += [f"At ε = {e:g}, m = {w:,}:",
-                    "- PGD training lowers the PGD error vs standard training: "
-                    + _verdict(st("final_pgd_error", "pgd"), st("final_pgd_error", "standard"), "lower"),
-                    "- IBP training lowers the IBP-certified error vs standard training: "
-                    + _verdict(st("final_certified_error_ibp", "ibp"), st("final_certified_error_ibp", "standard"),
-                               "lower"),
-                    "- fan2021: AdvIBP lowers the IBP-verified error vs its fixed-κ baseline (Eq. 5): "
-                    + _verdict(st("final_certified_error_ibp", "advibp"),
-                               st("final_certified_error_ibp", "advibp_fixed"), "lower"),
-                    "- CROWN-IBP training vs IBP training, CROWN-certified error: "
-                    + _verdict(st("final_certified_error_crown", "crown_ibp"),
-                               st("final_certified_error_crown", "ibp"), "lower"), ""]
+            out.append(f"At ε = {e:g}, width {w:,}:")
+            out += [f"- {text}: " + _verdict(p.stat(key, a, w, e), p.stat(key, b, w, e), "lower")
+                    for text, key, a, b in claims if a in methods and b in methods]
+            out.append("")
+    out += _ntk_lines(p, methods)
+    if not {"crown", "crown_ibp"} & set(methods):
+        return out
     smooth = {m: _series_mean(p, m, "grad_cos_distance") for m in methods}
     out += ["lee2021 (\"tighter relaxations give less smooth landscapes\"): cosine distance between consecutive "
             "minibatch gradients, time-averaged (0 = the same direction, 2 = opposite; lower is smoother): "
@@ -265,7 +301,8 @@ def findings(dirs: dict, command: str | None = None, preface: str | None = None)
     if not dirs:
         raise ValueError("findings: give at least one LABEL=DIR")
     allp = [Protocol(k, v) for k, v in dirs.items()]
-    ps = [p for p in allp if not {r["method"] for r in p.rows} - _PAPER_METHODS]
+    ps = [p for p in allp if not {r["method"] for r in p.rows} - _PAPER_METHODS
+          and p.cfg.get("model", {}).get("net", "two_layer") == "two_layer"]
     mp = [p for p in allp if p not in ps]
     lines = ["# Findings: Figure 1 of Wang et al. (2022) under stated protocols", "",
              "Generated from stored sweep results by "
@@ -288,10 +325,12 @@ def findings(dirs: dict, command: str | None = None, preface: str | None = None)
     for p in ps:
         lines += [f"### `{p.label}`", ""] + _table(p)
     if mp:
-        lines += ["", "## Training methods side by side (issue 14)", "",
+        lines += ["", "## Training methods side by side, and deep nets (issues 14, 15)", "",
                   "Every method trains the same net from the same initialization through `ntkflow.fit`; errors on "
                   "the training set; PGD counts a sample broken if the clean point or any iterate is misclassified; "
                   "a sound bound gives clean ≤ PGD ≤ CROWN ≤ IBP (CROWN is the tighter bound on this net).", ""]
         for p in mp:
-            lines += _protocol_section(p) + methods_section(p)
+            net = p.cfg.get("model", {}).get("net", "two_layer")
+            lines += _protocol_section(p) + ([f"- net: `{net}`, init `{p.cfg['model'].get('init') or 'torch'}`", ""]
+                                             if net != "two_layer" else []) + methods_section(p)
     return "\n".join(lines)

@@ -33,7 +33,7 @@ CROWN_BUDGET = 1 << 22
 
 @dataclass(frozen=True)
 class AttackSettings:
-    """Evaluation attack (PGD) for the ``pgd_error`` metric."""
+    """Evaluation attack (PGD) for the ``pgd_error`` metric; ``steps = 0`` switches it off (NaN)."""
 
     steps: int = 20
     restarts: int = 1
@@ -114,9 +114,11 @@ class Probe:
     def pgd(self):
         from .attacks import pgd_margin
 
+        a = self.attack
+        if a.steps == 0:  # evaluation attack switched off (a sweep's attack.eval_steps = 0)
+            return np.full(np.shape(self.clean), np.nan)
         if self.eps == 0:
             return self.clean
-        a = self.attack
         return np.asarray(pgd_margin(self.net, self.params, self.X, self.y, self.eps, steps=a.steps,
                                      restarts=a.restarts, seed=a.seed,
                                      step_size=None if a.step_size is None else a.step_size * self.eps))

@@ -162,3 +162,13 @@ def test_lr_grid_sweep_table_figures_and_findings(config, tmp_path, monkeypatch)
 def test_protocol_config_errors(config, override, match):
     with pytest.raises(ValueError, match=match):
         load_config(config, [override])
+
+
+def test_methods_verdicts_need_two_standard_errors_and_two_seeds():
+    from ntkflow.findings import _verdict
+
+    assert _verdict((0.10, 0.01, 3), (0.20, 0.01, 3), "lower").startswith("supported (lower by 0.100")
+    assert _verdict((0.30, 0.01, 3), (0.20, 0.01, 3), "lower").startswith("contradicted")
+    assert _verdict((0.19, 0.01, 3), (0.20, 0.01, 3), "lower").startswith("within noise")
+    assert _verdict((0.10, float("nan"), 1), (0.20, 0.01, 3), "lower").startswith("one seed, no error bar")
+    assert _verdict((float("nan"),) * 2 + (0,), (0.2, 0.01, 3), "lower") == "not measured"

@@ -197,9 +197,12 @@ def _check_model(mdl: dict, grids: list) -> None:
 
 def _check_attack(a: dict, adv: dict, track: dict) -> None:
     """[attack] (training attacks and the evaluation PGD), [advibp], track.attack_every."""
-    for k in ("steps", "restarts", "eval_steps", "eval_restarts"):
+    for k in ("steps", "restarts", "eval_restarts"):
         if a[k] < 1:
             raise ValueError(f"config: attack.{k} must be >= 1, got {a[k]}")
+    if a["eval_steps"] < 0:
+        raise ValueError(f"config: attack.eval_steps must be >= 0 (0: no evaluation attack, final_pgd_error "
+                         f"empty), got {a['eval_steps']}")
     for k in ("step_size", "alpha"):
         if not (math.isfinite(a[k]) and a[k] >= 0):
             raise ValueError(f"config: attack.{k} must be a finite number >= 0 (step_size 0: 2.5/steps), got {a[k]}")
