@@ -4,7 +4,6 @@ the cell run alone, the table names the group, and a sweep resumes cell by cell.
 import json
 
 import numpy as np
-import pytest
 
 from ntkflow.sweep import run_sweep
 from ntkflow.sweep.cells import Cell, cells_of

@@ -34,7 +34,6 @@ to −c and keeps its radius r, and relu(c+r) − relu(c−r) + relu(−c+r) −
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import jax
 import jax.numpy as jnp
