@@ -11,6 +11,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -290,6 +291,9 @@ def fig_methods(rows, out) -> list[Path]:
                 sub = [r for r in rows if r["method"] == mth and r["eps"] == eps and np.isfinite(r.get(key, np.nan))]
                 _mean_curve(ax, sub, key, "width", mth, marker="os^vD<>p*"[k % 9])
             _error_axes(ax, "width m", f"final {title}", f"{title}, ε = {eps:g}")
+            widths = sorted({int(r["width"]) for r in rows})
+            ax.set_xticks(widths, [str(w) for w in widths])
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             ax.legend(fontsize=6)
     return save(fig, out)
 
@@ -343,6 +347,9 @@ def _width_lines(ax, groups, ylabel, title, slope=False):
         ax.errorbar(ws, m, se, marker="o", capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    widths = sorted({w for per in groups.values() for w in per})
+    ax.set_xticks(widths, [str(w) for w in widths])  # the swept widths, not log-axis minor labels
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("width")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
