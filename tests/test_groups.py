@@ -49,6 +49,11 @@ def test_grouped_sweep_equals_cells_run_alone_and_resumes(tmp_path):
             if k in ("wall_time", "group") or isinstance(v, str) or isinstance(v, bool):
                 continue
             assert (np.isnan(v) and np.isnan(rb[k])) or v == rb[k], k  # loop grouping on CPU: bit-identical
+    # the methods figure reads the stored results (a deep net, two methods)
+    from ntkflow.plots import figures
+
+    names = {p.name for p in figures(grouped)}
+    assert {"fig_methods.png", "fig_methods.pdf"} <= names and (grouped / "fig_methods.png").stat().st_size > 0
     # a lost record is recomputed alone-equal on resume (the rest of its group is kept)
     lost = sorted((grouped / "cells").glob("pgd-*s1*.json"))[0]
     before = json.loads(lost.read_text())
