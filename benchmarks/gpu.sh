@@ -5,7 +5,9 @@
 #     fig1_fixed_lr.toml, fig1_warmup.toml), run side by side, each under a time limit
 #     (sweeps resume, so a cut leaves finished cells); the results directories come back
 #     as $OUT/results.tgz;
-#  3. the deep-net benchmarks when the bound engine is present (benchmarks/gpu_deep.py).
+#  3. the deep-net benchmarks when the bound engine is present (benchmarks/gpu_deep.py), the
+#     grouped-model and per-method step benchmarks (bench_deep.py, bench_methods.py) and the
+#     deep-net width sweep (experiments/deep.toml at GPU widths).
 # Usage on the device: bash benchmarks/gpu.sh   (SMALL=1 for a CPU-sized dry run)
 # Needs a CUDA jax and mlxtend (carried as a wheel in .whl/ when missing).
 set -uo pipefail
@@ -25,6 +27,11 @@ timeout -k 5 170 $PY benchmarks/gpu_paper_scale.py $QUICK 2>&1 | tee "$OUT/paper
 if [ -f benchmarks/gpu_deep.py ]; then
   timeout -k 5 80 $PY benchmarks/gpu_deep.py $QUICK 2>&1 | tee "$OUT/deep.txt"
 fi
+# issues 14/15 (CPU-tested here; on a GPU, fit_group's auto grouping is vmap):
+timeout -k 5 120 $PY benchmarks/bench_deep.py $QUICK 2>&1 | tee "$OUT/bench_deep.txt"
+timeout -k 5 120 $PY benchmarks/bench_methods.py $QUICK 2>&1 | tee "$OUT/bench_methods.txt"
+timeout -k 5 150 $PY -m ntkflow.cli sweep experiments/deep.toml --out results/deep --quiet \
+  --set grid.width=[64,256,1024,4096] --set data.n_train=500 > "$OUT/sweep_deep.txt" 2>&1
 start=$(date +%s)
 timeout -k 5 "$T_SWEEP" $PY -m ntkflow.cli sweep experiments/fig1_protocol_gpu.toml --out results/protocol_gpu \
   --workers 6 --quiet "${SET[@]}" > "$OUT/sweep_protocol.txt" 2>&1 &
