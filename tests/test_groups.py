@@ -31,6 +31,10 @@ def test_grouping_rules():
     assert sorted(len(g) for g in groups) == [2, 2]  # one group per method: the seeds train together
     assert {group_id(cfg, g[0]) for g in groups} == {"ibp-m8", "pgd-m8"}
     assert all(len(g) == 1 for g in groups_of(_cfg(batch_models=False), cells_of(cfg)))
+    import pytest
+
+    with pytest.raises(ValueError, match="^config: run.dask_resources.GPU must be a positive number"):
+        _cfg(dask_resources={"GPU": 0})
     two = resolve({"grid": {"method": ["ibp", "pgd"], "width": [10], "eps": [0.1], "seed": [0, 1]}})
     # the paper's net: IBP runs its closed-form loop alone; other methods group per seed (a is in the net)
     assert group_id(two, Cell(10, "ibp", 0.1, 0)) == ""
@@ -39,7 +43,8 @@ def test_grouping_rules():
 
 def test_grouped_sweep_equals_cells_run_alone_and_resumes(tmp_path):
     grouped, alone = tmp_path / "grouped", tmp_path / "alone"
-    run_sweep(_cfg(), grouped, quiet=True)
+    # the groups on a dask LocalCluster whose worker offers one "GPU" resource (one group at a time)
+    run_sweep(_cfg(dask_resources={"GPU": 1}), grouped, quiet=True, executor="dask", scheduler="local", workers=1)
     run_sweep(_cfg(batch_models=False), alone, quiet=True)
     a, b = read_table(grouped / "results.csv"), read_table(alone / "results.csv")
     assert len(a) == len(b) == 4
@@ -58,7 +63,7 @@ def test_grouped_sweep_equals_cells_run_alone_and_resumes(tmp_path):
     lost = sorted((grouped / "cells").glob("pgd-*s1*.json"))[0]
     before = json.loads(lost.read_text())
     lost.unlink()
-    run_sweep(_cfg(), grouped, quiet=True)
+    run_sweep(_cfg(dask_resources={"GPU": 1}), grouped, quiet=True)
     again = json.loads(lost.read_text())
     assert again["final"]["final_pgd_error"] == before["final"]["final_pgd_error"]
     assert again["series"] == before["series"]

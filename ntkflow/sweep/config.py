@@ -29,7 +29,7 @@ DEFAULTS: dict = {
     "track": {"every": 1, "gram": False, "saves": 41, "lambda_0": False, "lambda_0_samples": 20_000, "tie": "wrong",
               "attack_every": 0},
     "model": {"net": "two_layer", "init": ""},
-    "run": {"batch_models": True},
+    "run": {"batch_models": True, "dask_resources": {}},
 }
 #: ``grid.method`` values: every training method of ``ntkflow.objectives``. ``standard`` cells
 #: have ε = 0 unless ``grid.standard_at_eps`` (then one per ε: the same training, evaluated
@@ -115,6 +115,7 @@ def resolve(raw: dict) -> dict:
         if sec not in DEFAULTS:
             raise ValueError(f"config: unknown section [{sec}] (known: {', '.join(DEFAULTS)})")
     _check_model(out["model"], out["grid"])
+    _check_run(out["run"])
     _check_train(out["train"])
     _check_attack(out["attack"], out["advibp"], out["track"])
     _check_data(out["data"])
@@ -193,6 +194,12 @@ def _check_model(mdl: dict, grids: list) -> None:
     if not uses_width(mdl["net"]) and widths != {0}:
         raise ValueError(f"config: grid.width must be [0] for model.net = {mdl['net']!r} (a fixed architecture; "
                          "use 'mlp:W,W' for a width family)")
+
+
+def _check_run(r: dict) -> None:
+    for k, v in r["dask_resources"].items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ValueError(f"config: run.dask_resources.{k} must be a positive number, got {v!r}")
 
 
 def _check_attack(a: dict, adv: dict, track: dict) -> None:

@@ -106,7 +106,7 @@ def _execute(cfg, store, tasks, executor, workers, scheduler, accept_env, quiet)
                 for f in as_completed(futs):
                     finished(futs[f], f.result())
         else:
-            _run_dask(tasks, scheduler, workers, finished)
+            _run_dask(tasks, scheduler, workers, finished, cfg.get("run", {}).get("dask_resources") or {})
     finally:
         if bar is not None:
             bar.close()
@@ -121,13 +121,17 @@ def _dask_error(e: BaseException, scheduler: str) -> ValueError:
     return ValueError(f"dask ({scheduler}): {what}; finished cells are kept, rerun the same command to resume")
 
 
-def _run_dask(tasks, scheduler, workers, finished):
+def _run_dask(tasks, scheduler, workers, finished, resources=None):
+    """Every task on the cluster; ``resources`` (``[run] dask_resources``, e.g. {GPU = 1}) are
+    asked of each task, so a worker started with ``--resources GPU=1`` takes one group (or
+    cell) at a time; a LocalCluster ("local") is started with them on every worker."""
     from distributed import Client, LocalCluster, as_completed as dask_completed
 
     cluster = None
     try:
         if scheduler == "local":
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   resources=resources or None)
             client = Client(cluster)
         else:
             client = Client(scheduler, timeout="10s")
@@ -135,7 +139,7 @@ def _run_dask(tasks, scheduler, workers, finished):
         raise ValueError(f"scheduler: cannot reach dask scheduler {scheduler!r} "
                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'timed out'})") from None
     try:
-        futs = {client.submit(fn, *args, pure=False): path for path, fn, args in tasks}
+        futs = {client.submit(fn, *args, pure=False, resources=resources or None): path for path, fn, args in tasks}
         for f in dask_completed(list(futs)):
             finished(futs[f], f.result())
     except ValueError:
