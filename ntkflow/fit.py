@@ -88,8 +88,8 @@ def method_loss(obj, net, params, X, y, eps, beta, key):
     """The method's loss on the whole (X, y), without regularizers, as a differentiable scalar:
     Σ_i l(margins) on its own margins (clean, certified with the mix β, or at attack points
     drawn with ``key`` — constants of the loss); AdvIBP's is its IBP loss."""
-    from .bounds import margin_bounds
     from .objectives import Certified, Standard, margin_loss
+    from .objectives.methods import bound_loss
 
     ctx = Context(jnp.asarray(eps), jnp.asarray(beta), jnp.asarray(0.0), key, jnp.asarray(0.0), jnp.asarray(0.0))
     if isinstance(obj, Standard):
@@ -98,7 +98,7 @@ def method_loss(obj, net, params, X, y, eps, beta, key):
         return jnp.sum(margin_loss(obj.margins(net, params, X, y, ctx)))
     if isinstance(obj, Adversarial):
         return obj.loss_at(net, params, obj.points(net, params, X, y, ctx), y)
-    return jnp.sum(margin_loss(margin_bounds(net, params, X, y, eps, "ibp", clip=obj.clip)))
+    return bound_loss(net, params, X, y, eps, "ibp", clip=obj.clip)
 
 
 @x64  # X, y become jax arrays inside x64: float64 data stays float64

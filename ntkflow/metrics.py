@@ -151,6 +151,24 @@ class Probe:
         return cache["_gram"]
 
 
+    def gram_change(self) -> float:
+        """‖H(t) − H(0)‖₂ of the method's own Gram (cached: ``gram_change`` and ``gram_change_rel``
+        share one eigendecomposition)."""
+        if "_gram_change" not in self.__dict__:
+            from .tracker import sym_norm
+
+            self.__dict__["_gram_change"] = sym_norm(self.own_gram() - self.ref.own_gram())
+        return self.__dict__["_gram_change"]
+
+    def gram_norm(self) -> float:
+        """‖H‖₂ of the method's own Gram (cached; the reference probe's serves every record)."""
+        if "_gram_norm" not in self.__dict__:
+            from .tracker import sym_norm
+
+            self.__dict__["_gram_norm"] = sym_norm(self.own_gram())
+        return self.__dict__["_gram_norm"]
+
+
 # ---------------------------------------------------------------------- the registry
 def _theory(name):
     return lambda p: float(p.theory[name])
@@ -161,13 +179,11 @@ def _lambda_min(p):
 
 
 def _gram_change(p):
-    D = p.own_gram() - p.ref.own_gram()
-    return float(np.max(np.abs(scipy.linalg.eigvalsh((D + D.T) / 2))))
+    return p.gram_change()
 
 
 def _gram_change_rel(p):
-    H0 = p.ref.own_gram()
-    return _gram_change(p) / float(np.max(np.abs(scipy.linalg.eigvalsh((H0 + H0.T) / 2))))
+    return p.gram_change() / p.ref.gram_norm()
 
 
 def _crown_error(p):

@@ -22,7 +22,7 @@ from .gram import _gram
 from .loss import logistic, loss_derivative
 from .model import _ibp_preact, _signed_relu_sum
 
-__all__ = ["Trajectory", "tracker", "stack_rows", "SERIES", "TIE_RULES", "error_rate"]
+__all__ = ["Trajectory", "tracker", "stack_rows", "SERIES", "TIE_RULES", "error_rate", "sym_norm"]
 
 #: Names of the tracked series (part of the API).
 SERIES = (
@@ -130,13 +130,19 @@ def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None, H0=None, tie
             H = np.asarray(_gram(W, a, X, y, e))
             out["lambda_min"] = float(scipy.linalg.eigvalsh(H, subset_by_index=[0, 0])[0])
             D = H - H0
-            out["gram_change"] = float(np.max(np.abs(scipy.linalg.eigvalsh((D + D.T) / 2))))
+            out["gram_change"] = sym_norm(D)
             if loss_rate is not None:
                 lp = np.asarray(loss_derivative(u_lo))
                 out["identity_residual"] = float(loss_rate(W) + lp @ H @ lp)
         return out
 
     return record
+
+
+def sym_norm(D) -> float:
+    """‖D‖₂ of a (numerically) symmetric matrix: the largest |eigenvalue| of (D + Dᵀ)/2."""
+    D = np.asarray(D, np.float64)
+    return float(np.max(np.abs(scipy.linalg.eigvalsh((D + D.T) / 2))))
 
 
 def stack_rows(rows: list[dict]) -> dict:

@@ -42,9 +42,8 @@ import jax.numpy as jnp
 
 from .. import _netinput as NI
 from .. import _validate as V
-from ..bounds import clean_margins, margin_bounds
-from .base import Step, margin_loss
-from .methods import attack_points
+from .base import Step
+from .methods import attack_points, bound_loss, clean_loss
 
 __all__ = ["AdvIBP", "AdvIBPState", "CASES", "fosc"]
 
@@ -76,7 +75,7 @@ def _axpy(*terms):
 def fosc(net, params, X_adv, y, lo, hi):
     """Batch-mean FOSC c(x_adv) = max_{x' ∈ [lo, hi]} ⟨x' − x_adv, ∇ₓ l(x_adv)⟩ ≥ 0 (fan2021 Eq. 6).
     0 iff x_adv is a first-order stationary point of the loss in the box."""
-    g = jax.grad(lambda x: jnp.sum(margin_loss(clean_margins(net, params, x, y))))(X_adv)
+    g = jax.grad(lambda x: clean_loss(net, params, x, y))(X_adv)
     per = jnp.maximum((hi - X_adv) * g, (lo - X_adv) * g)
     return jnp.mean(jnp.sum(per.reshape(per.shape[0], -1), axis=1))
 
@@ -126,12 +125,10 @@ class AdvIBP:
     def _adv(self, net, params, X, y, ctx):
         X_adv = attack_points(net, params, X, y, ctx.eps, ctx.key, attack="fgsm", steps=1, step_size=None,
                               restarts=1, alpha=self.alpha, clip=self.clip)
-        fn = lambda p: jnp.sum(margin_loss(clean_margins(net, p, X_adv, y)))  # noqa: E731
-        return X_adv, jax.value_and_grad(fn)(params)
+        return X_adv, jax.value_and_grad(clean_loss, argnums=1)(net, params, X_adv, y)
 
     def _ibp(self, net, params, X, y, ctx):
-        fn = lambda p: jnp.sum(margin_loss(margin_bounds(net, p, X, y, ctx.eps, "ibp", clip=self.clip)))  # noqa: E731
-        return jax.value_and_grad(fn)(params)
+        return jax.value_and_grad(lambda p: bound_loss(net, p, X, y, ctx.eps, "ibp", clip=self.clip))(params)
 
     def c_t(self, epoch):
         t = epoch - (self.t_nat + self.t_adv)
@@ -191,7 +188,7 @@ class AdvIBP:
         if adversarial:
             _, (loss, g) = self._adv(net, params, X, y, ctx)
         else:
-            loss, g = jax.value_and_grad(lambda p: jnp.sum(margin_loss(clean_margins(net, p, X, y))))(params)
+            loss, g = jax.value_and_grad(clean_loss, argnums=1)(net, params, X, y)
         nan = jnp.full((), jnp.nan, loss.dtype)
         aux = {k: nan for k in self.aux_keys}
         aux["case"] = jnp.asarray(6 if adversarial else 5, jnp.float32)

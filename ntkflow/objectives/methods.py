@@ -29,7 +29,17 @@ from ..bounds import METHODS as BOUNDS
 from ..bounds import clean_margins, margin_bounds
 from .base import Step, margin_loss
 
-__all__ = ["Standard", "Certified", "Adversarial", "loss_step", "attack_points"]
+__all__ = ["Standard", "Certified", "Adversarial", "loss_step", "attack_points", "clean_loss", "bound_loss"]
+
+
+def clean_loss(net, params, X, y):
+    """Σ_i l(m(x_i)) on the clean margins (the standard loss; at attack points, the adversarial one)."""
+    return jnp.sum(margin_loss(clean_margins(net, params, X, y)))
+
+
+def bound_loss(net, params, X, y, eps, bound: str, *, clip=None, beta=None):
+    """Σ_i l(m̲_i) on the certified lower margins of ``bound`` (the certified loss, Eq. 2 for IBP)."""
+    return jnp.sum(margin_loss(margin_bounds(net, params, X, y, eps, bound, clip=clip, beta=beta)))
 
 
 def loss_step(loss_fn, params, state):
@@ -49,7 +59,7 @@ class Standard:
         return ()
 
     def loss(self, net, params, X, y, ctx):
-        return jnp.sum(margin_loss(clean_margins(net, params, X, y)))
+        return clean_loss(net, params, X, y)
 
     def step(self, net, params, state, X, y, ctx) -> Step:
         return loss_step(lambda p: self.loss(net, p, X, y, ctx), params, state)
@@ -152,7 +162,7 @@ class Adversarial:
                              step_size=self.step_size, restarts=self.restarts, alpha=self.alpha, clip=self.clip)
 
     def loss_at(self, net, params, X_adv, y):
-        return jnp.sum(margin_loss(clean_margins(net, params, X_adv, y)))
+        return clean_loss(net, params, X_adv, y)
 
     def step(self, net, params, state, X, y, ctx) -> Step:
         X_adv = self.points(net, params, X, y, ctx)
