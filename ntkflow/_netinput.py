@@ -18,7 +18,7 @@ import numpy as np
 from . import _validate as V
 from .nets.base import Net, float_dtype
 
-__all__ = ["Problem", "problem", "concrete", "spec_matrix", "input_box", "check_net", "unit_float"]
+__all__ = ["Problem", "problem", "concrete", "spec_matrix", "input_box", "check_net", "check_values", "unit_float"]
 
 
 class Problem(NamedTuple):
@@ -37,13 +37,39 @@ def concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def check_net(net, params, input_shape) -> None:
+def check_net(net, params, input_shape, dtype=None) -> None:
+    """The net's structure, and the values of concrete params: real numbers, finite, and finite
+    in ``dtype`` (the float the engine computes in) — a float32 run of a weight above 3.4e38
+    would give inf/NaN bounds with no error."""
     if not isinstance(net, Net):
         raise ValueError(f"net: expected an ntkflow.nets.Net, got {type(net).__name__}")
     net.check_params(params, input_shape)
+    check_values(params, dtype)
+
+
+def check_values(params, dtype=None) -> None:
+    """One-line ValueError for a concrete parameter that is complex, not numeric, or not finite."""
+    dtype = float_dtype(dtype)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if not concrete(leaf):
+            continue
+        name = "params" + jax.tree_util.keystr(path)
+        v = np.asarray(leaf)
+        if np.iscomplexobj(v):
+            raise ValueError(f"{name}: complex weights are not supported (the engine's bounds are real)")
+        if not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)
+                or v.dtype == np.bool_):
+            raise ValueError(f"{name}: expected a real number array, got dtype {v.dtype}")
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{name}: contains NaN or inf")
+        with np.errstate(over="ignore"):
+            if not np.all(np.isfinite(v.astype(dtype))):
+                raise ValueError(f"{name}: a weight overflows {dtype} (|w| up to {np.max(np.abs(v)):.3g})")
 
 
 def _inputs(net, params, X):
+    if np.iscomplexobj(X):
+        raise ValueError("X: complex inputs are not supported (the imaginary part would be dropped)")
     X = jnp.asarray(X)
     if not jnp.issubdtype(X.dtype, jnp.floating):
         X = X.astype(float_dtype())
@@ -53,7 +79,7 @@ def _inputs(net, params, X):
         raise ValueError(f"net: expected an ntkflow.nets.Net, got {type(net).__name__}")
     if net.input_shape is not None and tuple(X.shape[1:]) != net.input_shape:
         raise ValueError(f"X: per-sample shape {tuple(X.shape[1:])} does not match the net's input {net.input_shape}")
-    check_net(net, params, X.shape[1:])
+    check_net(net, params, X.shape[1:], X.dtype)
     if concrete(X) and not np.all(np.isfinite(np.asarray(X))):
         raise ValueError("X: contains NaN or inf")
     return X

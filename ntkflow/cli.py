@@ -129,8 +129,16 @@ def _ints(s: str) -> list[int]:
     return [int(v) for v in s.split(",") if v]
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse with ntkflow's error format: one line naming the option, exit status 2
+    (argparse's default prints the whole usage block first). Subcommands inherit it."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.splitlines())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ntkflow", description=__doc__)
+    p = _OneLineParser(prog="ntkflow", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("report", help="λ0 with CI, λmin(H(0)) at a few widths, Assumptions 1/2")
     _add_data_args(r)

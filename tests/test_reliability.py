@@ -97,9 +97,12 @@ def _break(path: Path, how: str, other: Path | None = None):
         path.write_text(json.dumps(rec))
     elif how == "other":
         path.write_text(other.read_text())
+    elif how == "range":  # an error rate is a fraction: 7.5 and −2.0 are not results
+        rec["final"]["final_certified_error"], rec["final"]["final_train_error"] = 7.5, -2.0
+        path.write_text(json.dumps(rec))
 
 
-@pytest.mark.parametrize("how", ["empty", "missing", "text", "other"])
+@pytest.mark.parametrize("how", ["empty", "missing", "text", "other", "range"])
 def test_invalid_records_are_named_moved_aside_and_recomputed(config, tmp_path, how):
     cfg = small_cfg(config)
     out = tmp_path / how

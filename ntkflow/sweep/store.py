@@ -69,6 +69,12 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _is_rate(key: str) -> bool:
+    """Final values that are fractions of samples or neurons: errors (not the flow's
+    ``error_estimate``, a length) and the ``*_fraction*`` columns."""
+    return ("error" in key and key != "error_estimate") or "fraction" in key
+
+
 def validate_record(rec, cfg: dict, cell: Cell) -> str | None:
     """Why ``rec`` is not a valid record of ``cell`` under ``cfg``; None when it is."""
     if not isinstance(rec, dict):
@@ -90,6 +96,9 @@ def validate_record(rec, cfg: dict, cell: Cell) -> str | None:
         return f"final values not numeric (or flags not booleans): {', '.join(bad)}"
     if not final["diverged"] and not all(math.isfinite(final[k]) for k in MUST_BE_FINITE):
         return "non-finite final error or loss in a run not marked diverged"
+    out = [k for k in final if _is_rate(k) and _is_number(final[k]) and not (math.isnan(final[k]) or 0 <= final[k] <= 1)]
+    if out:
+        return f"rates outside [0, 1]: {', '.join(f'{k} = {final[k]}' for k in out)}"
     env = rec.get("env")
     if not isinstance(env, dict) or not all(isinstance(env.get(k), str) for k in ("ntkflow", "jax", "backend")):
         return "no environment (ntkflow/jax versions, backend)"
