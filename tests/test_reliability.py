@@ -135,6 +135,7 @@ def test_invalid_records_are_named_moved_aside_and_recomputed(config, tmp_path, 
     ("train.dtype='float16'", "train.dtype is 'float16'"),
     ("data.source='cifar'", "data.source is 'cifar'"),
     ("train.momentum=1.5", "train.momentum"),
+    ("grid.seed=[18446744073709551615]", "grid.seed entries must be integers in"),
 ])
 def test_a_config_that_would_fail_in_a_cell_never_touches_the_directory(config, tmp_path, override, match):
     out = tmp_path / "never"

@@ -12,6 +12,8 @@ import math
 import tomllib
 from pathlib import Path
 
+from .. import _validate as V
+
 __all__ = ["DEFAULTS", "load_config", "resolve", "apply_override", "canonical", "check_runnable"]
 
 #: Every key with its default; the type of the default is the type required.
@@ -80,8 +82,9 @@ def _check_grid(i: str, g: dict) -> dict:
         if not isinstance(e, (int, float)) or isinstance(e, bool) or not 0 <= e <= 1:
             raise ValueError(f"config: grid{i}.eps entries must be numbers in [0, 1], got {e!r}")
     for s in full["seed"]:
-        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
-            raise ValueError(f"config: grid{i}.seed entries must be integers >= 0, got {s!r}")
+        if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= V.SEED_MAX:
+            raise ValueError(f"config: grid{i}.seed entries must be integers in [0, {V.SEED_MAX}] (a JAX seed), "
+                             f"got {s!r}")
     full["eps"] = [float(e) for e in full["eps"]]
     return full
 
