@@ -219,3 +219,11 @@ def test_flow_sweep_with_gram_and_lambda0_makes_the_theory_figures(tmp_path, mon
     y40 = [ln for ln in ax.lines if ln.get_label() == "m = 40"][0].get_ydata()
     lam = next(r["lambda_0"] for r in l0 if r["eps"] == 0.02)
     np.testing.assert_allclose(y40, np.asarray(rec["series"]["lambda_min"]) / lam)
+
+
+def test_a_fixed_architecture_needs_no_width(tmp_path):
+    path = tmp_path / "dm.toml"
+    path.write_text('[data]\nsource = "mnist10"\nn_train = 20\n[model]\nnet = "dm_small"\n')
+    assert load_config(path, [])["grid"][0]["width"] == [0]
+    with pytest.raises(ValueError, match=r"grid.width must be \[0\]"):  # a width given for it is still an error
+        load_config(path, ["grid.width=[5]"])

@@ -117,6 +117,7 @@ def resolve(raw: dict) -> dict:
     for sec in raw:
         if sec not in DEFAULTS:
             raise ValueError(f"config: unknown section [{sec}] (known: {', '.join(DEFAULTS)})")
+    _fixed_width(out, raw)
     _check_model(out["model"], out["grid"])
     _check_run(out["run"])
     _check_train(out["train"])
@@ -197,6 +198,29 @@ def _check_model(mdl: dict, grids: list) -> None:
     if not uses_width(mdl["net"]) and widths != {0}:
         raise ValueError(f"config: grid.width must be [0] for model.net = {mdl['net']!r} (a fixed architecture; "
                          "use 'mlp:W,W' for a width family)")
+
+
+def _fixed_width(out: dict, raw: dict) -> None:
+    """A fixed architecture (``dm_small``, ``cnn7``, ...) has no width: a grid that does not set
+    ``width`` gets [0] instead of the two-layer default."""
+    from ..nets.spec import uses_width
+
+    if isinstance(out["model"]["net"], str) and _spec_ok(out["model"]["net"]) and not uses_width(out["model"]["net"]):
+        raw_grids = raw.get("grid", {})
+        raw_grids = raw_grids if isinstance(raw_grids, list) else [raw_grids]
+        for g, rg in zip(out["grid"], raw_grids):
+            if "width" not in rg:
+                g["width"] = [0]
+
+
+def _spec_ok(net: str) -> bool:
+    from ..nets.spec import check_spec
+
+    try:
+        check_spec(net)
+    except ValueError:
+        return False  # _check_model names the error
+    return True
 
 
 def _check_run(r: dict) -> None:
