@@ -145,7 +145,7 @@ def _train_args(cfg: dict, cell: Cell, progress: bool) -> tuple[dict, dict]:
     tr_cfg, track = cfg["train"], cfg["track"]
     options, fit_options = method_options(cfg, cell.method)
     common = dict(optimizer=tr_cfg["optimizer"], epochs=tr_cfg["epochs"], batch_size=tr_cfg["batch_size"] or None,
-                  eps_schedule=eps_schedule(cfg), momentum=tr_cfg["momentum"] or None,
+                  eps_schedule=eps_schedule(cfg, cell.method), momentum=tr_cfg["momentum"] or None,
                   stop=tr_cfg["stop"] or None, tie=track["tie"], track_gram=track["gram"],
                   record_every=track["every"], dtype=tr_cfg["dtype"], progress=progress, objective=cell.method,
                   options=options)
@@ -174,13 +174,17 @@ def _train_cell(cfg: dict, cell: Cell, ds, net, p0, X, lr: float, progress: bool
     return train(W0, a, ds.X, ds.y, cell.eps, **common, fit_options=fit_options)
 
 
-def eps_schedule(cfg: dict):
+def eps_schedule(cfg: dict, method: str | None = None):
     """The ε schedule of [train]: a ramp (eps_warmup, eps_ramp) or fan2021's warm-up
-    (t_nat, t_adv, then the ramp). Every method at ε > 0 follows it (standard trains at 0)."""
+    (t_nat, t_adv, then the ramp). Every method at ε > 0 follows it (standard trains at 0).
+
+    AdvIBP and its fixed-κ baseline always get fan2021's warm-up: their objective switches
+    phase by epoch (clean, FGSM, joint), and Alg. 2 runs the FGSM warm-up at the target ε;
+    a ramp with ``eps_warmup`` < t_nat + t_adv would run it at a fraction of the target."""
     from ..objectives import FanWarmup, Ramp
 
     t = cfg["train"]
-    if t.get("eps_schedule", "ramp") == "fan_warmup":
+    if t.get("eps_schedule", "ramp") == "fan_warmup" or (method or "").startswith("advibp"):
         return FanWarmup(t["t_nat"], t["t_adv"], t["eps_ramp"])
     return Ramp(t["eps_warmup"], t["eps_ramp"])
 
