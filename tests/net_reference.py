@@ -111,3 +111,63 @@ def write_torch_npz(path, modules, arrays, input_shape):
     np.savez(path, __arch__=json.dumps(arch), __meta__=json.dumps({"input_shape": list(input_shape)}),
              **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
     return arch
+
+
+# ---------------------------------------------------------------- BatchNorm (PyTorch semantics)
+def _bn_axes(X):
+    """Reduction axes of BatchNorm1d ((n, C) or (n, C, L)) / BatchNorm2d ((n, C, H, W)): all but C."""
+    return (0,) + tuple(range(2, X.ndim))
+
+
+def _per_channel(v, ndim):
+    return np.asarray(v, np.float64).reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def batchnorm_scale_shift(mean, var, weight, bias, eps):
+    """The per-channel affine map y = s·x + t of BN with statistics (mean, var): s = γ/√(var+ε),
+    t = β − s·mean (γ = 1, β = 0 when affine=False: pass weight=bias=None)."""
+    mean, var = np.asarray(mean, np.float64), np.asarray(var, np.float64)
+    g = np.ones_like(mean) if weight is None else np.asarray(weight, np.float64)
+    b = np.zeros_like(mean) if bias is None else np.asarray(bias, np.float64)
+    s = g / np.sqrt(var + eps)
+    return s, b - s * mean
+
+
+def batchnorm_batch_stats(X):
+    """Per-channel (mean, biased variance, unbiased variance) of the batch X, by explicit sums."""
+    X = np.asarray(X, np.float64)
+    axes = _bn_axes(X)
+    m = int(np.prod([X.shape[a] for a in axes]))
+    mean = X.sum(axis=axes) / m
+    sq = ((X - _per_channel(mean, X.ndim)) ** 2).sum(axis=axes)
+    return mean, sq / m, sq / (m - 1)
+
+
+def batchnorm_forward(X, weight, bias, running_mean, running_var, eps, training):
+    """torch.nn.BatchNorm{1,2}d forward: training normalizes with the batch's biased variance,
+    eval with the running statistics."""
+    X = np.asarray(X, np.float64)
+    if training:
+        mean, var, _ = batchnorm_batch_stats(X)
+    else:
+        mean, var = running_mean, running_var
+    s, t = batchnorm_scale_shift(mean, var, weight, bias, eps)
+    return _per_channel(s, X.ndim) * X + _per_channel(t, X.ndim)
+
+
+def batchnorm_running_update(X, running_mean, running_var, num_batches_tracked, momentum=0.1):
+    """PyTorch's running-stat update: r ← (1 − m)·r + m·batch stat, with the UNBIASED batch
+    variance; momentum=None is the cumulative average m = 1/num_batches_tracked (after the increment)."""
+    mean, _, var_u = batchnorm_batch_stats(X)
+    n = int(num_batches_tracked) + 1
+    m = 1.0 / n if momentum is None else float(momentum)
+    return ((1 - m) * np.asarray(running_mean, np.float64) + m * mean,
+            (1 - m) * np.asarray(running_var, np.float64) + m * var_u, n)
+
+
+def batchnorm_interval(lo, hi, scale, shift):
+    """Interval arithmetic of the per-channel affine map s·x + t: s⁺l + s⁻u + t, s⁺u + s⁻l + t."""
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    s, t = _per_channel(scale, lo.ndim), _per_channel(shift, lo.ndim)
+    sp, sn = np.maximum(s, 0), np.minimum(s, 0)
+    return sp * lo + sn * hi + t, sp * hi + sn * lo + t

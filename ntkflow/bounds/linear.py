@@ -66,8 +66,11 @@ def backward(net, params, A, t: int, relax: dict, shapes: list):
             An = jnp.minimum(A, 0)
             const = const + jnp.sum((An * bu).reshape(A.shape[0], -1), axis=1)
             A = jnp.maximum(A, 0) * al + An * su
-        else:
+        elif layer.kind == "reshape":
             A = A.reshape((A.shape[0], *shapes[i]))
+        else:
+            raise NotImplementedError(f"backward: no rule for layer kind {layer.kind!r} "
+                                      f"({type(layer).__name__}); add one in ntkflow/bounds/linear.py")
     return A, const
 
 

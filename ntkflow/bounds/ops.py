@@ -56,4 +56,12 @@ def interval_step(layer, p, l, u):
         return interval_affine(layer, p, l, u)
     if layer.kind == "relu":
         return jax.nn.relu(l), jax.nn.relu(u)
-    return l.reshape(-1), u.reshape(-1)
+    if layer.kind == "reshape":
+        return l.reshape(-1), u.reshape(-1)
+    raise unknown_kind(layer, "interval_step", "ntkflow/bounds/ops.py")
+
+
+def unknown_kind(layer, rule: str, where: str) -> NotImplementedError:
+    """The error a layer-kind dispatcher raises for a kind it has no rule for."""
+    return NotImplementedError(f"{rule}: no rule for layer kind {layer.kind!r} ({type(layer).__name__}); "
+                               f"add one in {where}")

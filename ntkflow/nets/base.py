@@ -114,8 +114,11 @@ class Net:
                 x = x if b is None else x + b
             elif layer.kind == "relu":
                 x = jax.nn.relu(x)
-            else:
+            elif layer.kind == "reshape":
                 x = x.reshape(-1)
+            else:
+                raise NotImplementedError(f"Net.apply_one: no rule for layer kind {layer.kind!r} "
+                                          f"({type(layer).__name__}); add one in ntkflow/nets/base.py")
         return x
 
     def apply(self, params, X):

@@ -200,8 +200,11 @@ def expected_difference_gain(net, input_shape, scheme: str) -> np.ndarray:
                 means.append(float(jnp.mean(m)))
             elif layer.kind == "relu":
                 m = m / 2
-            else:
+            elif layer.kind == "reshape":
                 m = m.reshape(-1)
+            else:
+                raise NotImplementedError(f"gain: no rule for layer kind {layer.kind!r} "
+                                          f"({type(layer).__name__}); add one in ntkflow/nets/gain.py")
     means = np.asarray(means)
     return means[1:] / means[:-1]
 
