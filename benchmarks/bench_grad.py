@@ -29,8 +29,8 @@ from _common import cli, machine
 from ntkflow import _validate as V
 from ntkflow import init_params, robust_loss_grad
 from ntkflow._jax import HIGHEST
-from ntkflow.flow import _fixed_segment
-from ntkflow.loss import _robust_loss_and_grad
+from ntkflow.paper.flow import _fixed_segment
+from ntkflow.paper.loss import _robust_loss_and_grad
 
 
 def interleaved(fns: dict, rounds: int) -> tuple[dict, dict]:

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from _common import best_time, cli, machine
-from ntkflow.gram import _gram
-from ntkflow.model import _ibp_lower_margin
+from ntkflow.paper.gram import _gram
+from ntkflow.paper.model import _ibp_lower_margin
 
 
 def problem(n, d, m, seed=0):

@@ -23,7 +23,7 @@ import numpy as np
 from _common import cli, interleaved_best, machine
 from ntkflow import nets
 from ntkflow.fit import epoch
-from ntkflow.model import init_params
+from ntkflow.paper.model import init_params
 from ntkflow.objectives import objective
 from ntkflow.train import _epoch as fast_epoch
 from ntkflow.train import optimizer

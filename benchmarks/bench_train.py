@@ -20,8 +20,8 @@ import optax
 
 from _common import best_time, cli, machine
 from ntkflow._jax import HIGHEST
-from ntkflow.loss import logistic
-from ntkflow.model import _margin
+from ntkflow.paper.loss import logistic
+from ntkflow.paper.model import _margin
 from ntkflow.train import _epoch
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import optax
 
 import ntkflow._jax as J
-from ntkflow.model import _ibp_lower_margin
+from ntkflow.paper.model import _ibp_lower_margin
 from ntkflow.train import _epoch
 
 quick = "--quick" in sys.argv

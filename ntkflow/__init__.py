@@ -1,14 +1,14 @@
 """ntkflow: measure the convergence theory of IBP certified training (Wang et al. 2022)."""
 
 from . import data, theory
-from .assumptions import check_assumption_1, check_assumption_2, normalize_to_box
-from .gram import gram_matrix, gram_terms
-from .flow import gradient_flow
-from .kernel import h_inf, h_inf_exact, lambda_0
-from .loss import robust_loss, robust_loss_grad
-from .report import Report, check
-from .model import ibp_lower_margin, indicators, init_params, margin
-from .tracker import Trajectory
+from .paper.assumptions import check_assumption_1, check_assumption_2, normalize_to_box
+from .paper.gram import gram_matrix, gram_terms
+from .paper.flow import gradient_flow
+from .paper.hinf import h_inf, h_inf_exact, lambda_0
+from .paper.loss import robust_loss, robust_loss_grad
+from .theory.checker import Report, check
+from .paper.model import ibp_lower_margin, indicators, init_params, margin
+from .paper.tracker import Trajectory
 from .train import EpsSchedule, train
 
 __version__ = "0.1.0"

@@ -47,7 +47,7 @@ from ._progress import progress as progress_bar
 from .fit import FitRun, epoch, fit_settings
 from .metrics import AttackSettings
 from .objectives import objective as make_objective
-from .tracker import Trajectory
+from .paper.tracker import Trajectory
 
 __all__ = ["fit_group", "choose_grouping", "group_epoch", "GROUPINGS"]
 

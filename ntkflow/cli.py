@@ -61,7 +61,7 @@ def _add_data_args(p, eps_default=0.04):
 def _check_flow_args(args) -> None:
     """flow's own options, checked before any work (one line naming the option)."""
     from . import _validate as V
-    from .flow import SOLVERS
+    from .paper.flow import SOLVERS
 
     if not args.eps_list or not all(0.0 <= e <= 1.0 for e in args.eps_list):  # also refuses NaN
         raise ValueError(f"--eps-list: needs one or more ε in [0, 1], got {args.eps_list}")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _validate as V
-from .assumptions import normalize_to_box
+from .paper.assumptions import normalize_to_box
 
 __all__ = ["Dataset", "mnist25", "mnist10", "mnist_idx", "read_idx", "write_idx", "cifar10", "read_cifar_bin",
            "write_cifar_bin", "synthetic_box", "synthetic_parallel", "load", "SOURCES", "MNIST_CLASSES"]

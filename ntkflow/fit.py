@@ -32,7 +32,7 @@ from .objectives import BetaFromEps, Context, objective as make_objective, own_b
 from .objectives.advibp import CASES
 from .objectives.methods import Adversarial
 from .objectives.regularizers import warmup_lambda
-from .tracker import Trajectory, stack_rows
+from .paper.tracker import Trajectory, stack_rows
 
 __all__ = ["fit", "FitSettings", "FitRun", "fit_settings", "epoch", "method_loss", "tree_distance"]
 
@@ -192,7 +192,7 @@ class FitRun:
     def __init__(self, net, params0, X, y, eps: float, obj, eps_schedule, beta_schedule, stop, run: FitSettings,
                  names=None, attack: AttackSettings = AttackSettings()):
         from .nets import two_layer_weights
-        from .tracker import tracker
+        from .paper.tracker import tracker
         from .train import Plateau, optimizer, schedule_fn, stop_rule
 
         self.net, self.X, self.y, self.eps, self.obj, self.run = net, X, y, eps, obj, run

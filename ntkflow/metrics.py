@@ -124,7 +124,7 @@ class Probe:
                                      step_size=None if a.step_size is None else a.step_size * self.eps))
 
     def error(self, u) -> float:
-        from .tracker import error_rate
+        from .paper.tracker import error_rate
 
         y = np.asarray(self.y, float) if np.ndim(u) == 1 else np.ones(len(self.y))  # ±1 labels: the "positive" tie rule
         return error_rate(min_margin(u), y, self.tie)
@@ -155,7 +155,7 @@ class Probe:
         """‖H(t) − H(0)‖₂ of the method's own Gram (cached: ``gram_change`` and ``gram_change_rel``
         share one eigendecomposition)."""
         if "_gram_change" not in self.__dict__:
-            from .tracker import sym_norm
+            from .paper.tracker import sym_norm
 
             self.__dict__["_gram_change"] = sym_norm(self.own_gram() - self.ref.own_gram())
         return self.__dict__["_gram_change"]
@@ -163,7 +163,7 @@ class Probe:
     def gram_norm(self) -> float:
         """‖H‖₂ of the method's own Gram (cached; the reference probe's serves every record)."""
         if "_gram_norm" not in self.__dict__:
-            from .tracker import sym_norm
+            from .paper.tracker import sym_norm
 
             self.__dict__["_gram_norm"] = sym_norm(self.own_gram())
         return self.__dict__["_gram_norm"]

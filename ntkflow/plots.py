@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ._io import read_json  # noqa: E402
-from .tracker import Trajectory  # noqa: E402
+from .paper.tracker import Trajectory  # noqa: E402
 
 __all__ = ["fig_flow", "fig1a", "fig1b", "fig_lr_grid", "fig_scaling", "fig_lambda0", "fig_methods",
            "fig_methods_gram", "fig_deep_ntk", "figures", "save"]
@@ -87,7 +87,7 @@ def _lambda_panels(curves, lam, title, out, envelopes: bool = False) -> list[Pat
             line, = ax[0, c].semilogy(ts, loss, label=f"m = {m}")
             ax[1, c].plot(ts, lmin / lam[eps], color=line.get_color(), label=f"m = {m}")
         if envelopes:
-            from .theory import log_loss_bound
+            from .theory.formulas import log_loss_bound
 
             m_max = max(curves[eps])
             ts, loss = curves[eps][m_max][:2]

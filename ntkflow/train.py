@@ -19,10 +19,10 @@ import optax
 
 from . import _validate as V
 from ._jax import tree_distance, x64
-from .loss import _robust_loss_and_grad
+from .paper.loss import _robust_loss_and_grad
 from .objectives.schedules import SCHEDULES, schedule as make_schedule
 from ._progress import progress as progress_bar
-from .tracker import TIE_RULES, Trajectory, stack_rows, tracker
+from .paper.tracker import TIE_RULES, Trajectory, stack_rows, tracker
 
 __all__ = ["train", "EpsSchedule", "StopRule", "OPTIMIZERS", "optimizer", "Plateau", "stop_rule", "check_lr", "schedule_fn", "check_optimizer"]
 

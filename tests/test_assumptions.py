@@ -73,7 +73,7 @@ def test_assumption_2_agrees_between_fast_and_general_paths():
     rng = np.random.default_rng(1)
     X = rng.uniform(0.05, 1.0, (40, 5))
     X[3] = X[9] * 1.02
-    from ntkflow.assumptions import _ratio_bounds, _ratio_bounds_positive
+    from ntkflow.paper.assumptions import _ratio_bounds, _ratio_bounds_positive
     import jax
     with jax.enable_x64(True):
         for eps in (0.0, 0.03):

@@ -4,7 +4,7 @@ import numpy as np
 
 from ntkflow.cli import main
 from ntkflow.plots import fig_flow
-from ntkflow.tracker import Trajectory
+from ntkflow.paper.tracker import Trajectory
 
 
 def test_report_prints_lambda0_and_assumptions(capsys):

@@ -12,9 +12,9 @@ import pytest
 import ntkflow as nf
 from conftest import make_problem
 from ntkflow._jax import row_norms, to_device
-from ntkflow.flow import _fixed_segment
-from ntkflow.loss import _robust_loss, _robust_loss_and_grad
-from ntkflow.model import _ibp_lower_margin
+from ntkflow.paper.flow import _fixed_segment
+from ntkflow.paper.loss import _robust_loss, _robust_loss_and_grad
+from ntkflow.paper.model import _ibp_lower_margin
 
 
 def _generic(fn, *args):

@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given, strategies as st
 
 import ntkflow as nf
-from ntkflow.model import _ibp_lower_margin
+from ntkflow.paper.model import _ibp_lower_margin
 from conftest import jacobian_gram, make_problem
 
 

@@ -67,7 +67,7 @@ def test_gram_is_symmetric_psd(seed, eps):
 
 
 def test_old_module_names_still_import():
-    import ntkflow.gram
-    import ntkflow.kernel
+    import ntkflow.paper.gram
+    import ntkflow.paper.hinf
 
-    assert K.h_inf is ntkflow.kernel.h_inf and K.gram_matrix is ntkflow.gram.gram_matrix
+    assert K.h_inf is ntkflow.paper.hinf.h_inf and K.gram_matrix is ntkflow.paper.gram.gram_matrix

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1] / "ntkflow"
 #: Layers from the bottom; a module's layer is the first prefix of its dotted name listed here.
 LAYERS = (
     ("_core", "_core", "_jax", "_io", "_progress", "_validate", "_netinput"),
-    ("paper", "paper", "model", "loss", "gram", "kernel", "assumptions", "flow", "tracker"),
+    ("paper", "paper"),
     ("data", "data"),  # above paper: synthetic data is built to satisfy Assumption 2, checked
     ("nets", "nets"),
     ("bounds", "bounds"),
@@ -28,7 +28,7 @@ LAYERS = (
     ("objectives", "objectives"),
     ("metrics", "metrics"),
     ("training", "training", "fit", "train", "batched"),
-    ("theory", "theory", "report"),
+    ("theory", "theory"),
     ("sweep", "sweep"),
     ("reporting", "reporting", "findings", "findings_advibp", "plots"),
     ("cli", "cli"),

@@ -8,7 +8,7 @@ import scipy.integrate
 from scipy.special import expit
 
 import ntkflow as nf
-from ntkflow import theory as T
+from ntkflow.theory import formulas as T
 
 C = (1 - math.exp(-1)) ** 2
 

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, strategies as st
 
 import ntkflow as nf
-from ntkflow.loss import _robust_loss
+from ntkflow.paper.loss import _robust_loss
 from conftest import make_problem
 
 

@@ -12,7 +12,7 @@ import ntkflow as nf
 from ntkflow.data import mnist25
 from ntkflow.fit import fit, tree_distance
 from ntkflow.metrics import AttackSettings
-from ntkflow.model import init_params
+from ntkflow.paper.model import init_params
 from ntkflow.nets import mlp, two_layer
 from ntkflow.objectives import (OBJECTIVES, BetaFromEps, Context, FanWarmup, Ramp, margin_loss, objective,
                                 schedule)

@@ -16,7 +16,7 @@ from ntkflow.cli import main
 from sweep_helpers import sweep_script
 from ntkflow.sweep import cells_of, load_config, read_table, run_sweep
 from ntkflow.sweep.store import environment
-from ntkflow.tracker import tracker
+from ntkflow.paper.tracker import tracker
 
 
 

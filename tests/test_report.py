@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import ntkflow as nf
-from ntkflow.report import STATUSES, _decide
+from ntkflow.theory.checker import STATUSES, _decide
 
 rng = np.random.default_rng(5)
 X = rng.uniform(0.1, 1.0, (8, 5))

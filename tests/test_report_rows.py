@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from ntkflow import report as R
-from ntkflow import theory as T
-from ntkflow.tracker import SERIES, Trajectory
+from ntkflow.theory import checker as R
+from ntkflow.theory import formulas as T
+from ntkflow.paper.tracker import SERIES, Trajectory
 
 
 def data(n=2, d=1, lam=1.0, ci=None, xi=1.0):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ntkflow import theory as T
+from ntkflow.theory import formulas as T
 
 SQ2PI = math.sqrt(2 * math.pi)
 

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _netinput as NI
-from .. import model as two_layer_model
+from ..paper import model as two_layer_model
 from ..nets.zoo import two_layer_weights
 from .ibp import ibp_intervals, ibp_margin_one
 from .linear import backward_cost, linear_margin_one

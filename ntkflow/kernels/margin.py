@@ -23,7 +23,7 @@ import numpy as np
 from .. import _netinput as NI
 from .._jax import mmt
 from ..bounds.engine import check_method, sample_bounds
-from ..gram import gram_matrix
+from ..paper.gram import gram_matrix
 from ..nets.layers import Patched
 from ..nets.zoo import two_layer_weights
 

@@ -105,7 +105,7 @@ def model_for(cfg: dict, cell: Cell, ds):
     training inputs in the net's layout. The paper's two-layer net takes the paper's
     initialization (w_r ~ N(0, I), a_r = ±1: ``model.init_params``); every other net
     ``net.init(seed, init=model.init or "torch")``."""
-    from ..model import init_params
+    from ..paper.model import init_params
     from ..nets import two_layer
     from ..nets.spec import net_from_spec
 
@@ -157,7 +157,7 @@ def _train_cell(cfg: dict, cell: Cell, ds, net, p0, X, lr: float, progress: bool
     ``ntkflow.train`` (its closed-form loop for IBP, else ``fit``) or the gradient flow;
     any other net through ``ntkflow.fit``."""
     from ..fit import fit
-    from ..flow import gradient_flow
+    from ..paper.flow import gradient_flow
     from ..nets import two_layer_weights
     from ..train import train
 
@@ -338,7 +338,7 @@ def finish_record(cfg: dict, cell: Cell, ds, net, X, tr, lr: float, grid: list, 
 
 def lambda0_task(cfg: dict, eps: float) -> dict:
     """λ0 = λmin(H∞) with its 95% CI on the data the ε cells train on."""
-    from ..kernel import lambda_0
+    from ..paper.hinf import lambda_0
 
     ds = dataset_for(cfg, eps)
     lam = lambda_0(ds.X, ds.y, eps, samples=cfg["track"]["lambda_0_samples"], seed=0, warn=False)

@@ -123,7 +123,7 @@ def resolve(raw: dict) -> dict:
     _check_train(out["train"])
     _check_attack(out["attack"], out["advibp"], out["track"])
     _check_data(out["data"])
-    from ..tracker import TIE_RULES
+    from ..paper.tracker import TIE_RULES
 
     if out["track"]["tie"] not in TIE_RULES:
         raise ValueError(f"config: track.tie is {out['track']['tie']!r}; choose one of {', '.join(TIE_RULES)}")
@@ -134,7 +134,7 @@ def resolve(raw: dict) -> dict:
 
 def _check_train(t: dict) -> None:
     """Every train value a cell will use, checked before any directory is written."""
-    from ..flow import SOLVERS
+    from ..paper.flow import SOLVERS
     from ..train import OPTIMIZERS
 
     from ..train import StopRule

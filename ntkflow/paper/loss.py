@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validate as V
-from ._jax import mm, x64
+from .. import _validate as V
+from .._jax import mm, x64
 from .model import _ibp_lower_margin, _ibp_preact, _signed_relu_sum
 
 __all__ = ["robust_loss", "robust_loss_grad", "loss_derivative"]

@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validate as V
-from ._jax import x64
+from .. import _validate as V
+from .._jax import x64
 
 __all__ = ["check_assumption_1", "check_assumption_2", "normalize_to_box",
            "Assumption1", "Assumption2"]

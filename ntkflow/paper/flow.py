@@ -31,11 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from . import _validate as V
-from ._jax import row_norms, x64
+from .. import _validate as V
+from .._jax import row_norms, x64
 from .gram import _gram
 from .loss import _robust_loss, _robust_loss_and_grad
-from ._progress import progress as progress_bar
+from .._progress import progress as progress_bar
 from .tracker import Trajectory, stack_rows, tracker
 
 __all__ = ["gradient_flow", "SOLVERS"]

@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validate as V
-from ._jax import mmt, x64
+from .. import _validate as V
+from .._jax import mmt, x64
 
 __all__ = ["init_params", "margin", "ibp_lower_margin", "indicators"]
 

@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validate as V
-from ._jax import chunk_size, mmt, scan_chunks, x64
+from .. import _validate as V
+from .._jax import chunk_size, mmt, scan_chunks, x64
 from .model import _ibp_preact
 
 __all__ = ["gram_matrix", "gram_terms", "GramTerms"]

@@ -49,16 +49,16 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import scipy.stats
 
-from . import _validate as V
-from . import theory as T
-from ._jax import x64
-from .assumptions import check_assumption_1, check_assumption_2
-from .data import _balanced
-from .flow import gradient_flow
-from .gram import gram_matrix
-from .kernel import lambda_0
-from .loss import loss_derivative, robust_loss
-from .model import ibp_lower_margin, init_params
+from .. import _validate as V
+from . import formulas as T
+from .._jax import x64
+from ..paper.assumptions import check_assumption_1, check_assumption_2
+from ..data import _balanced
+from ..paper.flow import gradient_flow
+from ..paper.gram import gram_matrix
+from ..paper.hinf import lambda_0
+from ..paper.loss import loss_derivative, robust_loss
+from ..paper.model import ibp_lower_margin, init_params
 
 __all__ = ["check", "Report", "Row", "STATUSES", "binomial_ci"]
 

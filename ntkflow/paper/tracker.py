@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from ._io import read_json, read_npz, write_json, write_npz
-from ._jax import chunk_size, scan_chunks
+from .._io import read_json, read_npz, write_json, write_npz
+from .._jax import chunk_size, scan_chunks
 from .gram import _gram
 from .loss import logistic, loss_derivative
 from .model import _ibp_preact, _signed_relu_sum

@@ -16,9 +16,9 @@ import numpy as np
 import scipy.linalg
 import scipy.stats
 
-from . import _validate as V
-from ._jax import chunk_size, mm, mmt, x64
-from ._progress import progress as progress_bar
+from .. import _validate as V
+from .._jax import chunk_size, mm, mmt, x64
+from .._progress import progress as progress_bar
 from .gram import _assemble, _sums
 from .model import _ibp_preact, sample_neurons
 
