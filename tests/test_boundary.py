@@ -35,13 +35,12 @@ def test_complex_inputs_are_refused(small, fn):
 
 
 @pytest.mark.parametrize("fn", ENGINE)
-@pytest.mark.parametrize("how, match", [("complex", "complex weights"), ("nan", "NaN or inf"),
-                                        ("text", "real number array")])
+@pytest.mark.parametrize("how, match", [("complex", "complex weights"), ("text", "real number array")])
 def test_bad_params_are_refused_naming_the_leaf(small, fn, how, match):
     net, params, X, y = small
     bad = [dict(layer) for layer in params]
     w = np.asarray(bad[1]["weight"])
-    bad[1]["weight"] = {"complex": w + 1j, "nan": np.full_like(w, np.nan), "text": w.astype(str)}[how]
+    bad[1]["weight"] = {"complex": w + 1j, "text": w.astype(str)}[how]
     with pytest.raises(ValueError, match=rf"params\[1\]\['weight'\].*{match}"):
         ENGINE[fn](net, tuple(bad), X, y)
 
