@@ -47,9 +47,9 @@ import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import scipy.stats
 
 from .. import _validate as V
+from .._core.stats import clopper_pearson
 from . import formulas as T
 from .._jax import x64
 from ..paper.assumptions import check_assumption_1, check_assumption_2
@@ -191,11 +191,8 @@ def _gate(conclusion: str, premises: dict, fail: str = "inapplicable") -> tuple[
 
 
 def binomial_ci(k: int, K: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Clopper–Pearson interval for a frequency k/K."""
-    a = (1 - confidence) / 2
-    lo = 0.0 if k == 0 else float(scipy.stats.beta.ppf(a, k, K - k + 1))
-    hi = 1.0 if k == K else float(scipy.stats.beta.ppf(1 - a, k + 1, K - k))
-    return lo, hi
+    """Clopper–Pearson interval for a frequency k/K (``_core.stats.clopper_pearson``)."""
+    return clopper_pearson(k, K, confidence)
 
 
 def _frequency_status(fails: int, K: int, level: float) -> str:
