@@ -46,7 +46,7 @@ from ._jax import x64
 from ._progress import progress as progress_bar
 from .fit import FitRun, epoch, fit_settings
 from .metrics import AttackSettings
-from .objectives import objective as make_objective
+from .objectives import method_name, objective as make_objective
 from .paper.tracker import Trajectory
 
 __all__ = ["fit_group", "choose_grouping", "group_epoch", "GROUPINGS"]
@@ -165,7 +165,7 @@ def _fit_group(net, params0_list, X, y, eps_list, obj, eps_schedule, beta_schedu
     runs = [FitRun(net, p0, X, y, e, obj, eps_schedule, beta_schedule, stop, s, names, attack)
             for p0, e, s in zip(params0_list, eps_list, settings)]
     first = settings[0]
-    label = f"fit_group ({obj.name}, K={len(runs)}, {grouping})"
+    label = f"fit_group ({method_name(obj)}, K={len(runs)}, {grouping})"
     step = _loop_epochs(net, runs, obj) if grouping == "loop" else _vmap_epochs(net, runs, obj, devices)
     for ep in progress_bar(range(first.epochs), first.progress, label):
         step(ep)

@@ -28,9 +28,7 @@ from . import _validate as V
 from ._jax import tree_distance, x64
 from ._progress import progress as progress_bar
 from .metrics import AttackSettings, recorder
-from .objectives import BetaFromEps, Context, objective as make_objective, own_bound
-from .objectives.advibp import CASES
-from .objectives.methods import Adversarial
+from .objectives import BetaFromEps, Context, attack_fn, judged_loss, method_name, objective as make_objective, own_bound, summarize
 from .objectives.regularizers import warmup_lambda
 from .paper.tracker import Trajectory, stack_rows
 
@@ -85,20 +83,11 @@ class FitSettings:
 
 
 def method_loss(obj, net, params, X, y, eps, beta, key):
-    """The method's loss on the whole (X, y), without regularizers, as a differentiable scalar:
-    Σ_i l(margins) on its own margins (clean, certified with the mix β, or at attack points
-    drawn with ``key`` — constants of the loss); AdvIBP's is its IBP loss."""
-    from .objectives import Certified, Standard, margin_loss
-    from .objectives.methods import bound_loss
-
+    """The method's loss on the whole (X, y), without regularizers, as a differentiable scalar
+    (``objectives.judged_loss``: clean, certified with the mix β, or at attack points drawn
+    with ``key`` — constants of the loss; AdvIBP's is its IBP loss)."""
     ctx = Context(jnp.asarray(eps), jnp.asarray(beta), jnp.asarray(0.0), key, jnp.asarray(0.0), jnp.asarray(0.0))
-    if isinstance(obj, Standard):
-        return obj.loss(net, params, X, y, ctx)
-    if isinstance(obj, Certified):
-        return jnp.sum(margin_loss(obj.margins(net, params, X, y, ctx)))
-    if isinstance(obj, Adversarial):
-        return obj.loss_at(net, params, obj.points(net, params, X, y, ctx), y)
-    return bound_loss(net, params, X, y, eps, "ibp", clip=obj.clip)
+    return judged_loss(obj, net, params, X, y, ctx)
 
 
 @x64  # X, y become jax arrays inside x64: float64 data stays float64
@@ -167,19 +156,6 @@ def _schedule_rows(run, sched, beta, eps, ep: int, steps: int) -> np.ndarray:
     return np.array(rows)
 
 
-def _aux_summary(aux: dict) -> dict:
-    """Epoch means of the per-step diagnostics; AdvIBP's case as per-case fractions."""
-    out = {}
-    for k, v in aux.items():
-        v = np.asarray(v, float)
-        if k == "case":
-            for i, name in enumerate(CASES):
-                out[f"case_{name}"] = float(np.mean(v == i))
-        else:
-            out[k] = float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan")
-    return out
-
-
 class FitRun:
     """The host side of one ``fit`` run, around the device-side ``epoch``: the initial
     (params, opt_state, obj_state, g_prev) ``carry``, each epoch's inputs (permutation from
@@ -209,10 +185,10 @@ class FitRun:
             theory = tracker(jnp.asarray(W0, jnp.float64), jnp.asarray(a, jnp.float64), X.astype(jnp.float64),
                              jnp.asarray(y, jnp.float64), self.sched(0.0), gram=run.track_gram, tie=run.tie)
         self.eval_key = jax.random.PRNGKey(run.seed + 1)
-        adv_points = None
-        if isinstance(obj, Adversarial):
+        adv_points, points = None, attack_fn(obj)
+        if points is not None:
             ctx = Context(jnp.asarray(self.sched(0.0)), 1.0, 0.0, self.eval_key, 0.0, 0.0)
-            adv_points = lambda p: obj.points(net, p, X, y, ctx)  # noqa: E731
+            adv_points = lambda p: points(net, p, X, y, ctx)  # noqa: E731
         self.record = recorder(net, jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), params0), X, y, eps,
                                names=names, own_bound=own_bound(obj), attack_points=adv_points, attack=attack,
                                tie=run.tie, gram=run.track_gram, theory=theory,
@@ -263,7 +239,7 @@ class FitRun:
         last = diverged or converged or ep + 1 == run.epochs
         if last or (ep + 1) % run.record_every == 0:
             full = last or (run.attack_every > 0 and (len(self.rows) % run.attack_every == 0))
-            self.rows.append(self.snapshot(params, ep + 1.0, full and not diverged, _aux_summary(aux)))
+            self.rows.append(self.snapshot(params, ep + 1.0, full and not diverged, summarize(self.obj, aux)))
             self.ts.append(ep + 1.0)
             diverged = diverged or not np.isfinite(self.rows[-1]["loss"])
         self.params, self.diverged, self.converged = params, diverged, converged
@@ -280,7 +256,7 @@ def _fit(net, params0, X, y, eps, obj, eps_schedule, beta_schedule, stop, run: F
          attack) -> Trajectory:
     r = FitRun(net, params0, X, y, eps, obj, eps_schedule, beta_schedule, stop, run, names, attack)
     params, opt_state, obj_state, g_prev = r.carry
-    for ep in progress_bar(range(run.epochs), run.progress, f"fit ({obj.name}, ε={eps})"):
+    for ep in progress_bar(range(run.epochs), run.progress, f"fit ({method_name(obj)}, ε={eps})"):
         idx, keys, srows = r.epoch_inputs(ep)
         params, opt_state, obj_state, g_prev, total, aux = epoch(
             net, params, opt_state, obj_state, g_prev, r.Xc, r.yc, idx, srows, keys, r.scale, r.lr, r.budget,
@@ -298,7 +274,7 @@ def _trajectory(net, params, rows, ts, obj, run, eps, diverged, converged, X) ->
     W = a = None
     if net.tag == "two_layer":
         W, a = (np.asarray(v, np.float64) for v in two_layer_weights(net, params))
-    meta = {"kind": "fit", "objective": obj.name, "optimizer": run.optimizer, "lr": run.lr, "epochs": run.epochs,
+    meta = {"kind": "fit", "objective": method_name(obj), "optimizer": run.optimizer, "lr": run.lr, "epochs": run.epochs,
             "batch_size": run.B, "eps": eps, "seed": run.seed, "momentum": run.momentum, "n": int(X.shape[0]),
             "input_shape": list(X.shape[1:]), "dtype": run.dtype, "tie": run.tie, "diverged": bool(diverged),
             "converged": bool(converged and not diverged), "epochs_run": int(ts[-1])}

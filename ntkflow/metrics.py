@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-__all__ = ["Metric", "METRICS", "register", "Probe", "AttackSettings", "recorder", "min_margin", "final_columns",
+__all__ = ["Metric", "METRICS", "register", "unregister", "Probe", "AttackSettings", "recorder", "min_margin", "final_columns",
            "CROWN_BUDGET", "LOSS_VARIATION_STEPS", "SUBSAMPLE", "SANDWICH_RELUS"]
 
 #: Largest per-sample backward-pass matrix (entries) for which the CROWN-certified error is
@@ -60,10 +60,20 @@ METRICS: dict[str, Metric] = {}
 
 
 def register(metric: Metric) -> Metric:
+    """Add ``metric``: every run records its series, and a sweep writes its ``final`` column."""
+    if not isinstance(metric, Metric):
+        raise ValueError(f"metric: expected a Metric, got {type(metric).__name__}")
     if metric.name in METRICS:
         raise ValueError(f"metric: {metric.name!r} is already registered")
     METRICS[metric.name] = metric
     return metric
+
+
+def unregister(name: str) -> None:
+    """Remove the metric ``name`` (a test's own metric)."""
+    if name not in METRICS:
+        raise ValueError(f"metric: {name!r} is not registered")
+    del METRICS[name]
 
 
 def min_margin(u) -> np.ndarray:

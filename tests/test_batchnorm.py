@@ -38,6 +38,11 @@ def test_unknown_kind_raises_in_every_dispatcher():
         backward(net, params, jnp.ones((1, 3)), 2, {}, net.shapes((2,)))
     with pytest.raises(NotImplementedError, match=r"gain.*'mystery'.*ntkflow/nets/gain.py"):
         expected_difference_gain(net, (2,), "torch")
+    from ntkflow.bounds.exact import _build
+
+    mats = {0: (np.ones((3, 2)), np.zeros(3)), 2: (np.ones((2, 3)), np.zeros(2))}
+    with pytest.raises(NotImplementedError, match=r"exact_margin.*'mystery'.*ntkflow/bounds/exact.py"):
+        _build(net, mats, {}, np.zeros(2), np.ones(2))
 
 
 # ---------------------------------------------------------------- the float64 BN reference itself

@@ -1,5 +1,6 @@
 """ntkflow.nets: layers, zoo shapes, init schemes, PyTorch npz interchange."""
 
+import json
 import math
 
 import jax
@@ -160,3 +161,40 @@ def test_structural_errors_are_one_line_value_errors():
         net.check_params(params, (5,))
     with pytest.raises(ValueError, match="model"):
         N.fan2021("K")
+
+
+def test_leading_batch_dimension_of_one_is_accepted(tmp_path):
+    """The shape a PyTorch user traces with ([1, *per-sample]) means the per-sample shape."""
+    write_torch_npz(tmp_path / "m.npz", TINY_CNN, tiny_arrays(), (1, *INPUT))
+    net, _ = N.load_torch(tmp_path / "m.npz")
+    assert net.input_shape == INPUT
+    mlp = [("0", "Linear", dict(in_features=4, out_features=3, bias=True)), ("1", "ReLU", {}),
+           ("2", "Linear", dict(in_features=3, out_features=2, bias=True))]
+    rng = np.random.default_rng(0)
+    arrays = {"0.weight": rng.normal(size=(3, 4)), "0.bias": np.zeros(3), "2.weight": rng.normal(size=(2, 3)),
+              "2.bias": np.zeros(2)}
+    write_torch_npz(tmp_path / "l.npz", mlp, arrays, (1, 4))
+    assert N.load_torch(tmp_path / "l.npz")[0].input_shape == (4,)
+    write_torch_npz(tmp_path / "bad.npz", mlp, arrays, (2, 4))  # not a batch of one: the message says which shape
+    with pytest.raises(ValueError, match=r"bad.npz: .*__meta__ input_shape is \[2, 4\]: the shape of ONE sample"):
+        N.load_torch(tmp_path / "bad.npz")
+
+
+def test_malformed_entries_are_one_line_errors_naming_file_and_field(tmp_path):
+    arrays = tiny_arrays()
+    arch = json.dumps([{"name": n, "type": t, **{k: list(v) if isinstance(v, tuple) else v for k, v in f.items()}}
+                       for n, t, f in TINY_CNN])
+    cases = {
+        "s.npz": dict(__arch__=arch, __meta__=json.dumps({"input_shape": list(INPUT)}),
+                      **{**arrays, "0.weight": np.array(["a", "b"])}),
+        "m.npz": dict(__arch__=arch, __meta__=json.dumps([1, 2]), **arrays),
+        "n.npz": dict(__arch__=arch, __meta__="{}", **{**arrays, "0.bias": np.full(3, np.nan, np.float32)}),
+        "f.npz": dict(__arch__=arch.replace('"out_features": 5', '"out_features": "abc"'), __meta__="{}", **arrays),
+    }
+    want = {"s.npz": r"'0.weight' has dtype <U1", "m.npz": "__meta__ must be a JSON object",
+            "n.npz": "'0.bias' has non-finite", "f.npz": r"layer '5' \(Linear\) has a field of the wrong type"}
+    for name, content in cases.items():
+        np.savez(tmp_path / name, **content)
+        with pytest.raises(ValueError, match=f"{name}: .*{want[name]}") as e:
+            N.load_torch(tmp_path / name)
+        assert "\n" not in str(e.value)

@@ -196,7 +196,7 @@ def trained():
     out = {}
     for name in ("standard", "ibp", "pgd"):
         out[name] = fit(net, p0, ds.X, ds.y, 0.003, objective=name, lr=2e-3, epochs=10, batch_size=50,
-                        record_every=5, options=dict(steps=5), attack=AttackSettings(steps=20, restarts=1))
+                        record_every=5, options=dict(steps=5) if name == "pgd" else None, attack=AttackSettings(steps=20, restarts=1))
     return out
 
 

@@ -227,3 +227,19 @@ def test_a_fixed_architecture_needs_no_width(tmp_path):
     assert load_config(path, [])["grid"][0]["width"] == [0]
     with pytest.raises(ValueError, match=r"grid.width must be \[0\]"):  # a width given for it is still an error
         load_config(path, ["grid.width=[5]"])
+
+
+def test_standard_is_judged_at_the_grid_radii_in_a_method_comparison():
+    """Unset grid.standard_at_eps: the paper's pair keeps standard at ε = 0 (Figure 1); with
+    any other method standard gets the grid's radii, so its robust errors are at the cell's ε."""
+    from ntkflow.sweep.cells import cells_of
+    from ntkflow.sweep.config import resolve
+
+    def std_eps(methods, **grid):
+        cfg = resolve({"grid": {"method": methods, "eps": [0.03], "width": [10], **grid}})
+        return sorted({c.eps for c in cells_of(cfg) if c.method == "standard"})
+
+    assert std_eps(["standard", "ibp"]) == [0.0]
+    assert std_eps(["standard", "pgd"]) == [0.03]
+    assert std_eps(["standard", "pgd"], standard_at_eps=False) == [0.0]  # an explicit value wins
+    assert std_eps(["standard", "ibp"], standard_at_eps=True) == [0.03]

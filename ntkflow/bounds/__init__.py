@@ -2,12 +2,13 @@
 
 ``margin_bounds(net, params, X, y, eps, method)`` for the methods in ``METHODS`` (IBP,
 CROWN-IBP, CROWN, CAP, zero-slope, and lee2021's IBP-intermediate variants, with the β mix);
-``exact_margin`` solves the exact robust margin of a small net as a MILP.
+``exact_margin`` solves the exact robust margin of a small net as a MILP. A new method is one
+``register(name, Method(slope, intermediate))`` (with its slope rule: ``register_slope``).
 """
 
-from .engine import METHODS, Method, clean_margins, margin_bounds
+from .engine import METHODS, Method, clean_margins, margin_bounds, register
 from .exact import ExactMargin, exact_margin
-from .linear import preactivation_bounds, relu_relaxation
+from .linear import SLOPES, preactivation_bounds, register_slope, relu_relaxation
 
 __all__ = ["margin_bounds", "clean_margins", "exact_margin", "ExactMargin", "METHODS", "Method",
-           "preactivation_bounds", "relu_relaxation"]
+           "preactivation_bounds", "relu_relaxation", "register", "register_slope", "SLOPES"]

@@ -29,16 +29,20 @@ from .. import _netinput as NI
 from ..paper import model as two_layer_model
 from ..nets.zoo import two_layer_weights
 from .ibp import ibp_intervals, ibp_margin_one
-from .linear import backward_cost, linear_margin_one
+from .linear import SLOPES, backward_cost, linear_margin_one
 
-__all__ = ["Method", "METHODS", "margin_bounds", "sample_bounds", "bounds_batched", "check_method",
+__all__ = ["Method", "METHODS", "register", "margin_bounds", "sample_bounds", "bounds_batched", "check_method",
            "batch_size", "clean_margins"]
 
 
 @dataclass(frozen=True)
 class Method:
-    slope: str | None  # None: pure IBP
-    intermediate: str  # "ibp" or "backward"
+    """A bound method: ``slope`` — the ReLU lower-slope rule of the backward pass (a key of
+    ``linear.SLOPES``; None: pure IBP) — and ``intermediate`` — where the pre-activation
+    bounds come from ("ibp": IBP, as CROWN-IBP; "backward": the backward pass itself, as CROWN)."""
+
+    slope: str | None
+    intermediate: str
 
 
 METHODS = {
@@ -52,6 +56,20 @@ METHODS = {
 }
 
 MEMORY_BUDGET = 1 << 25  # entries of the per-batch A matrices of a backward pass (~128 MB in float32)
+
+
+def register(name: str, method: Method) -> Method:
+    """Add the bound method ``name`` (its slope rule registered first: ``linear.register_slope``).
+    ``margin_bounds(..., name)`` and every metric and objective taking a bound then accept it;
+    ``ntkflow.objectives.register(name, objectives.certified(name))`` makes it a training method."""
+    if not isinstance(name, str) or not name.isidentifier() or name in METHODS:
+        raise ValueError(f"bound: {name!r} must be a new identifier (registered: {', '.join(METHODS)})")
+    if not isinstance(method, Method) or method.intermediate not in ("ibp", "backward") or (
+            method.slope is not None and method.slope not in SLOPES):
+        raise ValueError(f"bound: {name!r} needs a Method with intermediate 'ibp'/'backward' and a slope of "
+                         f"{', '.join(SLOPES)} (or None)")
+    METHODS[name] = method
+    return method
 
 
 def check_method(method: str) -> Method:

@@ -28,6 +28,7 @@ from .. import _validate as V
 from .._jax import x64
 from .engine import sample_bounds
 from .linear import preactivation_bounds
+from .ops import unknown_kind
 
 __all__ = ["ExactMargin", "exact_margin", "relu_count"]
 
@@ -147,6 +148,8 @@ def _build(net, mats, bounds, lo, hi):
             l, u = l - pad, u + pad
             model.tighten(cur, l, u)
             cur = model.relu(cur, l, u)
+        elif layer.kind != "reshape":  # a reshape leaves the flattened variables as they are
+            raise unknown_kind(layer, "exact_margin", "ntkflow/bounds/exact.py (_build)")
     return model, cur
 
 

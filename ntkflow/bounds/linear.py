@@ -29,10 +29,32 @@ import numpy as np
 from .ibp import ibp_intervals
 from .ops import affine_back, box_lower
 
-__all__ = ["SLOPES", "relu_relaxation", "backward", "preactivation_bounds", "linear_margin_one",
+__all__ = ["SLOPES", "register_slope", "relu_relaxation", "backward", "preactivation_bounds", "linear_margin_one",
            "backward_cost"]
 
-SLOPES = ("adaptive", "cap", "zero")
+
+def _adaptive(l, u, su):
+    return (jax.nn.relu(u) + jnp.minimum(l, 0) > 0).astype(su.dtype)
+
+
+def _cap(l, u, su):
+    return su
+
+
+def _zero(l, u, su):
+    return (l >= 0).astype(su.dtype)
+
+
+#: Lower-slope rules: name → rule(l, u, ā) -> a̲. A rule is sound for any a̲ ∈ [0, 1] on an
+#: unstable neuron (l < 0 < u: relu(z) ≥ a̲z there) and must give the exact 1 / 0 on stable ones.
+SLOPES = {"adaptive": _adaptive, "cap": _cap, "zero": _zero}
+
+
+def register_slope(name: str, rule) -> None:
+    """Add a lower-slope rule ``rule(l, u, upper_slope) -> lower_slope`` (a bound method names it)."""
+    if not isinstance(name, str) or name in SLOPES or not callable(rule):
+        raise ValueError(f"slope: {name!r} must be a new name with a callable rule")
+    SLOPES[name] = rule
 
 
 def relu_relaxation(l, u, slope: str):
@@ -42,15 +64,9 @@ def relu_relaxation(l, u, slope: str):
     pos = den > 0
     su = jnp.where(pos, up / jnp.where(pos, den, 1), 0)  # l = u = 0: the neuron is 0, slope 0
     bu = -su * lm
-    if slope == "adaptive":
-        al = (up + lm > 0).astype(su.dtype)
-    elif slope == "cap":
-        al = su
-    elif slope == "zero":
-        al = (l >= 0).astype(su.dtype)
-    else:
+    if slope not in SLOPES:
         raise ValueError(f"slope: must be one of {', '.join(SLOPES)}, got {slope!r}")
-    return al, su, bu
+    return SLOPES[slope](l, u, su), su, bu
 
 
 def backward(net, params, A, t: int, relax: dict, shapes: list):

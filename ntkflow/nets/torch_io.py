@@ -76,6 +76,36 @@ def _layer(path, spec: dict):
         return ReLU()
     except KeyError as e:
         _fail(path, f"layer {name!r} ({kind}) lacks the field {e.args[0]!r}")
+    except (TypeError, ValueError) as e:  # int("abc"), a list where a number belongs, ...
+        if str(e).startswith(f"{path}:"):
+            raise
+        _fail(path, f"layer {name!r} ({kind}) has a field of the wrong type ({e})")
+
+
+def _entry(path, arrays, key):
+    """State-dict entry ``key`` as a JAX array: real numbers, finite (a trained model's weights)."""
+    v = arrays.pop(key)
+    if v.dtype.kind not in "fiu":
+        _fail(path, f"state_dict entry {key!r} has dtype {v.dtype} (expected real numbers)")
+    if not np.all(np.isfinite(v)):
+        _fail(path, f"state_dict entry {key!r} has non-finite values")
+    return jnp.asarray(v)
+
+
+def _input_shape(path, meta, layers):
+    """``__meta__.input_shape`` per sample; a leading batch dimension of 1 (the shape a PyTorch
+    user traces with: [1, 784], [1, 3, 32, 32]) is dropped."""
+    shape = meta.get("input_shape")
+    if not shape:
+        return None
+    if not isinstance(shape, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                              for v in shape):
+        _fail(path, f"__meta__ input_shape must be a list of positive integers, got {shape!r}")
+    first = next((l for l in layers if l.kind == "affine"), None)
+    per_sample = 1 if isinstance(first, Dense) else 3 if isinstance(first, Conv2d) else None
+    if per_sample is not None and len(shape) == per_sample + 1 and shape[0] == 1:
+        shape = shape[1:]
+    return tuple(shape)
 
 
 def load_torch(path):
@@ -86,6 +116,8 @@ def load_torch(path):
     arrays = _read(path)
     arch = _json(path, arrays, "__arch__", None)
     meta = _json(path, arrays, "__meta__", {})
+    if not isinstance(meta, dict):
+        _fail(path, f"__meta__ must be a JSON object (e.g. {{\"input_shape\": [784]}}), got {type(meta).__name__}")
     if not isinstance(arch, list) or not all(isinstance(s, dict) for s in arch):
         _fail(path, "__arch__ must be a JSON list of one dict per layer")
     layers = tuple(_layer(path, s) for s in arch)
@@ -96,16 +128,16 @@ def load_torch(path):
         missing = [f"{name}.{k}" for k in keys if f"{name}.{k}" not in arrays]
         if missing:
             _fail(path, f"missing state_dict entries {missing}")
-        params.append({k: jnp.asarray(arrays.pop(f"{name}.{k}")) for k in keys})
+        params.append({k: _entry(path, arrays, f"{name}.{k}") for k in keys})
     if arrays:
         _fail(path, f"has state_dict entries no supported layer owns: {sorted(arrays)[:5]}")
-    shape = meta.get("input_shape")
+    shape = _input_shape(path, meta, layers)
     try:
-        net = Net(layers, input_shape=tuple(shape) if shape else None, names=names)
+        net = Net(layers, input_shape=shape, names=names)
         if net.input_shape is not None:
             net.check_params(tuple(params), net.input_shape)
     except ValueError as e:
-        _fail(path, str(e))
+        _fail(path, f"{e} (__meta__ input_shape is {list(shape) if shape else None}: the shape of ONE sample)")
     return net, tuple(params)
 
 

@@ -39,11 +39,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import _netinput as NI
 from .. import _validate as V
 from .base import Step
 from .methods import attack_points, bound_loss, clean_loss
+from .registry import mean_summary
 
 __all__ = ["AdvIBP", "AdvIBPState", "CASES", "fosc"]
 
@@ -115,6 +117,17 @@ class AdvIBP:
     @property
     def name(self) -> str:
         return "advibp_fixed" if self.fixed else "advibp"
+
+    def judged_loss(self, net, params, X, y, ctx):
+        """Its IBP loss: AdvIBP certifies with IBP."""
+        return bound_loss(net, params, X, y, ctx.eps, "ibp", clip=self.clip)
+
+    def summarize(self, aux: dict) -> dict:
+        """Epoch means, with the Alg. 1 case as one fraction per case (``case_<name>``)."""
+        out = mean_summary({k: v for k, v in aux.items() if k != "case"})
+        case = np.asarray(aux["case"], float)
+        out.update({f"case_{name}": float(np.mean(case == i)) for i, name in enumerate(CASES)})
+        return out
 
     def init(self, params) -> AdvIBPState:
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)

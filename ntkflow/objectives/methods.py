@@ -54,9 +54,13 @@ class Standard:
 
     name: str = "standard"
     aux_keys: tuple = ()
+    judged_errors = ("train_error",)  # clean training aims at the clean error
 
     def init(self, params):
         return ()
+
+    def judged_loss(self, net, params, X, y, ctx):
+        return clean_loss(net, params, X, y)
 
     def loss(self, net, params, X, y, ctx):
         return clean_loss(net, params, X, y)
@@ -91,8 +95,16 @@ class Certified:
     def name(self) -> str:
         return self.bound
 
+    @property
+    def own_bound(self) -> str:
+        return self.bound
+
     def init(self, params):
         return ()
+
+    def judged_loss(self, net, params, X, y, ctx):
+        """Σ_i l(m̲_i) on its (mixed) certified margins, without the regularizers."""
+        return jnp.sum(margin_loss(self.margins(net, params, X, y, ctx)))
 
     def margins(self, net, params, X, y, ctx):
         return margin_bounds(net, params, X, y, ctx.eps, self.bound, clip=self.clip,
@@ -140,6 +152,7 @@ class Adversarial:
     alpha: float = 1.25
     clip: tuple | None = None
     aux_keys: tuple = ()
+    judged_errors = ("pgd_error", "certified_error")  # the PGD error where recorded
 
     def __post_init__(self):
         if self.attack not in ("pgd", "fgsm"):
@@ -161,8 +174,15 @@ class Adversarial:
         return attack_points(net, params, X, y, ctx.eps, ctx.key, attack=self.attack, steps=self.steps,
                              step_size=self.step_size, restarts=self.restarts, alpha=self.alpha, clip=self.clip)
 
+    def attack_points(self, net, params, X, y, ctx):
+        """The points its Gram is taken at: its own training attack (drawn with ``ctx.key``)."""
+        return self.points(net, params, X, y, ctx)
+
     def loss_at(self, net, params, X_adv, y):
         return clean_loss(net, params, X_adv, y)
+
+    def judged_loss(self, net, params, X, y, ctx):
+        return self.loss_at(net, params, self.points(net, params, X, y, ctx), y)
 
     def step(self, net, params, state, X, y, ctx) -> Step:
         X_adv = self.points(net, params, X, y, ctx)

@@ -14,7 +14,7 @@ import numpy as np
 from ..metrics import final_columns
 from .config import DEFAULTS, canonical
 
-__all__ = ["Cell", "cells_of", "cell_key", "run_cell", "lambda0_task", "FINAL_KEYS"]
+__all__ = ["Cell", "cells_of", "cell_key", "run_cell", "lambda0_task", "final_keys"]
 
 #: Keys of a record's "final" table (the results.csv columns a cell produces): the run's
 #: bookkeeping, then the final value of every registered metric with a ``final`` column
@@ -25,7 +25,14 @@ _RUN_KEYS = ("final_train_error", "final_certified_error", "final_loss", "lambda
              "dead_fraction_final", "zero_output_fraction_final", "n_lr_diverged",
              "final_train_error_tie_positive", "final_certified_error_tie_positive",
              "final_train_error_tie_half", "final_certified_error_tie_half")
-FINAL_KEYS = _RUN_KEYS + tuple(k for k in final_columns() if k not in _RUN_KEYS)
+
+
+def final_keys() -> tuple:
+    """The run's keys, then every metric registered now with a ``final`` column (read at call
+    time: a metric registered after import gets its column)."""
+    return _RUN_KEYS + tuple(k for k in final_columns() if k not in _RUN_KEYS)
+
+
 #: What a valid record must have: the run's keys. A registered metric's final column is
 #: checked when present and empty in the table when absent, so registering a metric never
 #: invalidates the records computed before it existed.
@@ -35,8 +42,15 @@ REQUIRED_FINALS = _RUN_KEYS
 LATER_KEYS = {"data": ("cifar_dir", "classes"), "model": ("net", "init"),
               "train": ("eps_schedule", "t_nat", "t_adv", "beta_start", "beta_end", "lam0", "regularize", "tau"),
               "track": ("attack_every",)}
-#: Methods whose training uses [attack] / [advibp].
-ATTACK_METHODS = ("pgd", "fgsm", "advibp", "advibp_fixed")
+
+
+def reads(method: str, section: str) -> bool:
+    """Whether ``method``'s objective takes any option of config ``section`` ([attack] training
+    keys, [advibp]): its builder's keywords (``ntkflow.objectives.spec``) decide."""
+    from ..objectives import ATTACK_KEYS, spec
+
+    keys = ATTACK_KEYS if section == "attack" else tuple(DEFAULTS[section])
+    return bool(set(spec(method).options) & set(keys))
 
 
 @dataclass(frozen=True, order=True)
@@ -76,10 +90,12 @@ def cell_key(cfg: dict, cell: Cell) -> str:
     evals = {k: v for k, v in attack.items() if k.startswith("eval_") and v != DEFAULTS["attack"][k]}
     if evals:  # the evaluation attack sets every cell's final_pgd_error
         relevant["eval_attack"] = evals
-    if cell.method in ATTACK_METHODS:
+    if reads(cell.method, "attack"):
         relevant["attack"] = {k: v for k, v in attack.items() if not k.startswith("eval_")}
-    if cell.method.startswith("advibp"):
+    if reads(cell.method, "advibp"):
         relevant["advibp"] = cfg.get("advibp", DEFAULTS["advibp"])
+    if cell.method in cfg.get("objective", {}):
+        relevant["objective"] = cfg["objective"][cell.method]
     return hashlib.sha1(canonical([relevant, asdict(cell)]).encode()).hexdigest()[:10]
 
 
@@ -194,12 +210,18 @@ def method_options(cfg: dict, method: str) -> tuple[dict, dict]:
     from ..metrics import AttackSettings
     from ..objectives import BetaFromEps
 
+    from ..objectives import spec
+
     t, a = cfg["train"], cfg.get("attack", DEFAULTS["attack"])
     adv = cfg.get("advibp", DEFAULTS["advibp"])
-    options = {"steps": a["steps"], "step_size": a["step_size"] or None, "restarts": a["restarts"],
-               "alpha": a["alpha"], "regularize": t.get("regularize", False), "tau": t.get("tau", 0.5)}
-    if method.startswith("advibp"):
-        options.update(t_nat=t["t_nat"], t_adv=t["t_adv"], ramp=t["eps_ramp"], **adv)
+    # every config value an objective option may be set from, by the option's name; a method
+    # gets the ones its builder declares, then its own [objective.NAME] table
+    pool = {"steps": a["steps"], "step_size": a["step_size"] or None, "restarts": a["restarts"], "alpha": a["alpha"],
+            "regularize": t.get("regularize", False), "tau": t.get("tau", 0.5), "t_nat": t["t_nat"],
+            "t_adv": t["t_adv"], "ramp": t["eps_ramp"], **adv}
+    declared = spec(method).options
+    options = {k: pool[k] for k in declared if k in pool}
+    options.update(cfg.get("objective", {}).get(method, {}))
     fit_options = {"beta_schedule": BetaFromEps(t.get("beta_start", 1.0), t.get("beta_end", 0.0)),
                    "lam0": t.get("lam0", 0.0), "attack_every": cfg["track"].get("attack_every", 0) or None,
                    "attack": AttackSettings(steps=a["eval_steps"], restarts=a["eval_restarts"])}
@@ -260,7 +282,7 @@ def _registry_finals(cfg, cell, net, params, tr, X, y, diverged) -> dict:
     params otherwise (the closed-form IBP loop records the theory quantities only)."""
     from ..metrics import METRICS
 
-    cols = {m.final: m.name for m in METRICS.values() if m.final in FINAL_KEYS and m.final not in _RUN_KEYS
+    cols = {m.final: m.name for m in METRICS.values() if m.final in final_keys() and m.final not in _RUN_KEYS
             and "opt_in" not in m.needs}
     have = {c: float(tr.series[n][-1]) for c, n in cols.items() if n in tr.series and np.isfinite(tr.series[n][-1])}
     missing = [n for c, n in cols.items() if c not in have]

@@ -26,7 +26,7 @@ def lr_grid(lr) -> list[float]:
     return sorted(float(v) for v in (lr if isinstance(lr, list) else [lr]))
 
 
-def train_summary(traj, lr: float, method: str) -> dict:
+def train_summary(traj, lr: float, method) -> dict:
     """What a selection rule may look at: final training loss and errors, divergence and
     convergence of one run. No test quantity is in it."""
     s = traj.series
@@ -47,14 +47,12 @@ def train_summary(traj, lr: float, method: str) -> dict:
     }
 
 
-def _objective_error(s, method: str) -> float:
-    """The training error a method aims at: clean for standard, PGD for adversarial training
-    (when recorded), the certified error for every certified method and AdvIBP."""
-    if method == "standard":
-        return float(s["train_error"][-1])
-    if method in ("pgd", "fgsm") and "pgd_error" in s:
-        return float(s["pgd_error"][-1])
-    return float(s["certified_error"][-1])
+def _objective_error(s, method) -> float:
+    """The training error a method aims at (its objective's ``judged_errors``: clean for
+    standard, PGD for adversarial training when recorded, else the certified error)."""
+    from ..objectives import judged_error, objective
+
+    return judged_error(objective(method) if isinstance(method, str) else method, s)
 
 
 def select_run(summaries: list[dict], rule: str) -> int:

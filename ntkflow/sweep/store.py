@@ -32,7 +32,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .._io import ensure_writable_dir, read_json, write_json, write_text
-from .cells import Cell, FINAL_KEYS, REQUIRED_FINALS, cell_key, cells_of
+from .cells import Cell, REQUIRED_FINALS, cell_key, cells_of, final_keys
 from .config import canonical
 
 __all__ = ["Store", "read_table", "COLUMNS", "environment", "validate_record"]
@@ -90,7 +90,7 @@ def validate_record(rec, cfg: dict, cell: Cell) -> str | None:
     if missing:
         return f"final values missing: {', '.join(missing)}"
     flags = ("diverged", "normalized", "converged")
-    bad = [k for k in FINAL_KEYS if k in final and k not in flags and not _is_number(final[k])]
+    bad = [k for k in final_keys() if k in final and k not in flags and not _is_number(final[k])]
     bad += [k for k in flags if not isinstance(final[k], bool)]
     if bad:
         return f"final values not numeric (or flags not booleans): {', '.join(bad)}"
