@@ -209,13 +209,13 @@ def _frequency_status(fails: int, K: int, level: float) -> str:
     return frequency_decision(fails, K, level)
 
 
-def _runs_note(K: int, level: float) -> str:
+def _runs_note(K: int, level: float, flag: str = "--seeds") -> str:
     """How many runs a 'w.p. ≥ 1 − level' decision needs, beside how many were run."""
     if level >= 1:
         return f"{K} run(s) at level {level:.3g} ≥ 1: the claim is empty"
     need = runs_to_decide(level)
-    return (f"{K} run(s) at level {level:.3g}; with no failure 'holds' needs ≥ {need} "
-            f"(95% Clopper–Pearson upper end ≤ {level:.3g})" + ("" if K >= need else f": run ≥ {need} to decide"))
+    return (f"{K} run(s) at level {level:.3g}, where 'holds' needs ≥ {need} with no failure"
+            + ("" if K >= need else f" (too few: {flag} {need} would decide)"))
 
 
 @dataclass
@@ -497,7 +497,8 @@ def _row_lemma_4(c: _Ctx) -> Row:
     return Row("lemma_4", float(lm.min()), 0.75 * v, status, "Lemma 4 (premise: m ≥ Lemma 4′ width)",
                looseness=_ratio(float(lm.min()), 0.75 * v), observed=observed,
                note=(f"λmin(H(0)) < ¾λ0 in {fails} of {lm.size} initializations (95% CI "
-                     f"{_fmt_ci(binomial_ci(fails, lm.size))} vs δ = {c.delta}; {_runs_note(lm.size, c.delta)}); "
+                     f"{_fmt_ci(binomial_ci(fails, lm.size))} vs δ = {c.delta}; "
+                     f"{_runs_note(lm.size, c.delta, '--init-seeds')}); "
                      f"Lemma 4′ asks m ≥ {width:.3g} = B²·printed ({printed:.3g}), B = {f.x_scale**2:.3g}: "
                      f"{'met' if c.m >= width else 'not met'} (constant 1: heuristic)"),
                extra={"lambda_min_h0": lm.tolist(), "failures": fails, "required_width": width,
@@ -522,7 +523,7 @@ def _row_lemma_7(c: _Ctx) -> Row:
                      f"{_fmt_ci(ci['printed'])} vs δ = {c.delta} ({per['printed']}). Derived Lemma 7′ (Markov on "
                      f"Σ(log 2 + |u̲_i|), proved in formulas.initial_loss_bound) = {bounds['derived']:.3g}: exceeded in "
                      f"{fails['derived']} of {L0.size}, CI {_fmt_ci(ci['derived'])} ({per['derived']}); "
-                     f"{_runs_note(L0.size, c.delta)}"),
+                     f"{_runs_note(L0.size, c.delta, '--init-seeds')}"),
                extra={"loss0": L0.tolist(), "failures": fails["printed"], "bounds": bounds, "failures_by_form": fails,
                       "intervals": ci, "derived_status": per["derived"], "derived": bounds["derived"],
                       "runs_to_decide": runs_to_decide(c.delta)})
