@@ -103,6 +103,20 @@ def test_lemma_6_rate_is_violated_by_the_counterexample_flow():
     assert R._row_lemma_6_rate(_counterexample_ctx(ts, 0.6, ci=(0.9, 1.1))).status == "unknown"
 
 
+def test_lemma_6_rate_note_places_lemma_6_where_theorem_1_uses_it():
+    ts = np.linspace(0, 10, 11)
+    c = ctx(data(n=1000, lam=1.0), [run(ts, loss=5 * np.exp(-0.3 * ts), lambda_min=0.5)])  # rate exactly 0.3
+    row = R._row_lemma_6_rate(c)
+    assert row.measured == pytest.approx(0.3)
+    # the fitted rate against both printed rates: λ0/2 (main text) and λ0/4 (appendix)
+    assert row.extra["rate_over_main"] == pytest.approx(0.6) and row.extra["rate_over_appendix"] == pytest.approx(1.2)
+    assert "λ0/2 = 0.5 (main text; ratio 0.6)" in row.note and "λ0/4 = 0.25 (appendix; ratio 1.2)" in row.note
+    # Eq. 10′/Eq. 10 on the full data at L̄(0) = 1: 5.005·(1 + 1000/κ) / (4·(log(1/κ) + 1))
+    factor = (2 * (1 + 1000 / math.log(2)) / T.LEMMA6_CONSTANT) / (4 * (math.log(1 / math.log(2)) + 1))
+    assert row.extra["factor_eq10_derived_over_printed"] == pytest.approx(factor)
+    assert "exactly where it fails" in row.note and "constant factor" in row.note
+
+
 def test_lemma_6_weights_printed_and_derived():
     sub = data(n=2, xi=3.0)  # X = 3: the derived bound is 3× the printed one
     ts = np.linspace(0, 1, 11)
@@ -192,6 +206,17 @@ def test_lemma_4_accounts_for_width():
     # λ0 ∈ [0.9, 1.1]: ¾λ0 ∈ [0.675, 0.825] straddles 0.8
     straddle = ctx(data(n=2, ci=(0.9, 1.1)), [], lmins=(0.8, 0.8, 0.8), m=100)
     assert R._row_lemma_4(straddle).status == "unknown"
+
+
+def test_lemma_7_printed_and_derived_decided_from_the_interval():
+    full = data(n=2)  # ‖x_i‖ = 1, ε = 0: printed n/δ = 20; Lemma 7′ Σ(log 2 + √(1/2))/δ = 28.0
+    row = R._row_lemma_7(ctx(full, [], losses0=(25.0,) * 36))
+    assert row.bound == pytest.approx(20.0)
+    assert row.extra["derived"] == pytest.approx(2 * (math.log(2) + math.sqrt(0.5)) / 0.1)
+    assert row.status == "violated" and row.extra["derived_status"] == "holds"
+    assert R._row_lemma_7(ctx(full, [], losses0=(1.0,) * 3)).status == "unknown"  # 0 of 3 cannot decide
+    row = R._row_lemma_7(ctx(full, [], losses0=(1.0,) * 36))
+    assert row.status == "holds" and row.extra["intervals"]["printed"][1] <= 0.1
 
 
 def test_theorem_1_rows_decide_at_the_least_favourable_end():
