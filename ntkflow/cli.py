@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 import numpy as np
@@ -112,7 +113,9 @@ def _cmd_check(args) -> int:
             ensure_writable_file(path, flag)
     ds = _load_data(args)
     rep = check(ds.X, ds.y, args.eps, args.width, delta=args.delta, samples=args.samples, seed=args.seed,
-                t1=args.t1, flow_n=args.flow_n, seeds=args.seeds, max_steps=args.max_steps, progress=not args.quiet)
+                t1=args.t1, flow_n=args.flow_n, seeds=args.seeds, init_seeds=args.init_seeds, max_steps=args.max_steps,
+                progress=not args.quiet)
+    rep.meta["command"] = "ntkflow " + shlex.join(args.argv)  # the page names the command that regenerates it
     print(rep)
     if args.json:
         write_json(args.json, rep.to_dict())
@@ -153,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--flow-n", type=int, default=50, help="samples in the gradient-flow subset")
     c.add_argument("--seeds", type=int, default=3,
                    help="initializations for the probabilistic rows (one gradient flow each)")
+    c.add_argument("--init-seeds", type=int, default=None,
+                   help="initializations for Lemmas 4 and 7 (default: enough to decide at δ, 36 at δ = 0.1)")
     c.add_argument("--max-steps", type=int, default=200, help="RK4 steps that cap the default flow horizon")
     c.add_argument("--json", default=None, help="write the report as JSON here")
     c.add_argument("--markdown", default=None, help="write the report as Markdown here")
@@ -309,7 +314,9 @@ def _cmd_demo(args) -> int:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.fn(args)
     except ValueError as e:  # bad input: one line, no traceback

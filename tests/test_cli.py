@@ -19,7 +19,13 @@ def test_check_writes_json_and_markdown(tmp_path, capsys):
                  "--flow-n", "6", "--quiet", "--json", str(js), "--markdown", str(md)]) == 0
     d = json.loads(js.read_text())
     assert d["rows"]["lemma_6_weights"]["extra"]["derived_status"] == "holds"
-    assert md.read_text().startswith("| row |")
+    # the page opens with the exact command that regenerates it, then the table
+    lines = md.read_text().splitlines()
+    assert lines[0] == ("Regenerate with: `ntkflow check --data synthetic --n 10 --eps 0.01 --width 60 --samples 500 "
+                        f"--flow-n 6 --quiet --json {js} --markdown {md}`")
+    assert lines[2].startswith("| row |")
+    assert d["meta"]["init_seeds"] == 36  # runs_to_decide(0.1): Lemmas 4 and 7 decidable by default
+    assert len(d["rows"]["lemma_7"]["extra"]["loss0"]) == 36 and len(d["rows"]["lemma_4"]["extra"]["lambda_min_h0"]) == 36
     assert "epsilon_bound" in capsys.readouterr().out
 
 

@@ -9,7 +9,7 @@ from ntkflow.theory.checker import STATUSES, _decide
 rng = np.random.default_rng(5)
 X = rng.uniform(0.1, 1.0, (8, 5))
 Y = np.array([1.0, -1, 1, -1, 1, -1, 1, -1])
-KW = dict(samples=2000, flow_n=8, seeds=2, lemma4_seeds=2, max_steps=40, progress=False)
+KW = dict(samples=2000, flow_n=8, seeds=2, init_seeds=2, max_steps=40, progress=False)
 ROWS = ["assumption_1", "assumption_2", "lambda_0", "epsilon_bound", "width_bound", "theorem_1_time", "lemma_4",
         "lemma_7", "lemma_1", "lemma_2", "corollary_1", "lemma_5", "lemma_6_rate", "lemma_6_weights", "eq5_identity",
         "theorem_1_conclusion"]
@@ -101,7 +101,7 @@ def test_check_bad_input():
         nf.check(X, Y, 1.1, 10, **KW)
 
 
-@pytest.mark.parametrize("name, value", [("delta", 0.0), ("delta", "x"), ("lemma4_seeds", 0), ("max_steps", 0),
+@pytest.mark.parametrize("name, value", [("delta", 0.0), ("delta", "x"), ("init_seeds", 0), ("max_steps", 0),
                                          ("seeds", 0), ("seeds", 1.5), ("t1", -1.0), ("flow_n", 1),
                                          ("samples", 1), ("seed", -1)])
 def test_check_bad_options_name_the_argument(name, value):
@@ -122,8 +122,8 @@ def test_cli_check_passes_seeds_and_max_steps(monkeypatch, capsys):
 
     monkeypatch.setattr(nf, "check", fake_check)
     assert main(["check", "--data", "synthetic", "--n", "8", "--eps", "0.01", "--width", "40", "--seeds", "4",
-                 "--max-steps", "20", "--quiet"]) == 0
-    assert seen["seeds"] == 4 and seen["max_steps"] == 20 and seen["m"] == 40
+                 "--max-steps", "20", "--init-seeds", "50", "--quiet"]) == 0
+    assert seen["seeds"] == 4 and seen["max_steps"] == 20 and seen["m"] == 40 and seen["init_seeds"] == 50
     monkeypatch.undo()  # the real check refuses before any work
     assert main(["check", "--data", "synthetic", "--n", "8", "--seeds", "0", "--quiet"]) == 2
     assert "seeds" in capsys.readouterr().err

@@ -45,12 +45,28 @@ def test_binomial_ci_is_clopper_pearson():
         assert R.binomial_ci(k, K) == pytest.approx((ref.low, ref.high))
 
 
-def test_frequency_status_compares_failures_with_delta():
-    assert R._frequency_status(0, 5, 0.1) == "holds"
+def test_frequency_status_is_decided_from_the_clopper_pearson_interval():
+    # 0 of 3: CI [0, 0.71] straddles δ = 0.1 — undecided, not "holds" (k/K ≤ δ was the old rule)
+    assert R._frequency_status(0, 3, 0.1) == "unknown"
+    assert R._frequency_status(0, 5, 0.1) == "unknown"  # CI [0, 0.52]
+    assert R._frequency_status(0, 35, 0.1) == "unknown" and R._frequency_status(0, 36, 0.1) == "holds"  # 0.1000 vs 0.0974
+    assert R._frequency_status(1, 20, 0.1) == "unknown"  # 5% ≤ δ, but CI [0.001, 0.25]
+    assert R._frequency_status(1, 60, 0.1) == "holds"  # CI upper end 0.0894
     assert R._frequency_status(1, 5, 0.1) == "unknown"  # 20% > δ but CI [0.005, 0.72] contains δ
     assert R._frequency_status(3, 5, 0.1) == "violated"  # CI lower end 0.147 > δ
     assert R._frequency_status(2, 3, 0.1) == "unknown" and R._frequency_status(3, 3, 0.1) == "violated"
-    assert R._frequency_status(1, 20, 0.1) == "holds"
+    for k, K in [(0, 3), (0, 36), (2, 40), (5, 20), (9, 30)]:
+        lo, hi = scipy.stats.binomtest(k, K).proportion_ci(method="exact")
+        assert R._frequency_status(k, K, 0.1) == ("violated" if lo > 0.1 else "holds" if hi <= 0.1 else "unknown")
+
+
+def test_every_point_vacuous_stays_vacuous_even_when_undecided():
+    pts = [R._Points(ok=np.ones(2, bool), vacuous=np.ones(2, bool), applicable=np.ones(2, bool))] * 3
+    assert R._points_status(pts, 0.1, True) == "vacuous"  # 0 of 3 is undecided, but the bound says nothing
+    pts = [R._Points(ok=np.ones(2, bool), vacuous=np.array([True, False]), applicable=np.ones(2, bool))] * 3
+    assert R._points_status(pts, 0.1, True) == "unknown"
+    assert R._points_status(pts * 12, 0.1, True) == "holds"  # 36 runs
+    assert R._points_status(pts, None, True) == "holds"  # a sure claim: no failure, holds
 
 
 def test_gate_and_ends():
@@ -87,6 +103,20 @@ def test_lemma_6_rate_is_violated_by_the_counterexample_flow():
     assert R._row_lemma_6_rate(_counterexample_ctx(ts, 0.6, ci=(0.9, 1.1))).status == "unknown"
 
 
+def test_lemma_6_rate_note_places_lemma_6_where_theorem_1_uses_it():
+    ts = np.linspace(0, 10, 11)
+    c = ctx(data(n=1000, lam=1.0), [run(ts, loss=5 * np.exp(-0.3 * ts), lambda_min=0.5)])  # rate exactly 0.3
+    row = R._row_lemma_6_rate(c)
+    assert row.measured == pytest.approx(0.3)
+    # the fitted rate against both printed rates: λ0/2 (main text) and λ0/4 (appendix)
+    assert row.extra["rate_over_main"] == pytest.approx(0.6) and row.extra["rate_over_appendix"] == pytest.approx(1.2)
+    assert "λ0/2 = 0.5 (main text; ratio 0.6)" in row.note and "λ0/4 = 0.25 (appendix; ratio 1.2)" in row.note
+    # Eq. 10′/Eq. 10 on the full data at L̄(0) = 1: 5.005·(1 + 1000/κ) / (4·(log(1/κ) + 1))
+    factor = (2 * (1 + 1000 / math.log(2)) / T.LEMMA6_CONSTANT) / (4 * (math.log(1 / math.log(2)) + 1))
+    assert row.extra["factor_eq10_derived_over_printed"] == pytest.approx(factor)
+    assert "exactly where it fails" in row.note and "constant factor" in row.note
+
+
 def test_lemma_6_weights_printed_and_derived():
     sub = data(n=2, xi=3.0)  # X = 3: the derived bound is 3× the printed one
     ts = np.linspace(0, 1, 11)
@@ -108,7 +138,10 @@ def test_lemma_2_is_decided_point_by_point():
     assert row.bound == pytest.approx(12 * 4 / (math.sqrt(2 * math.pi) * 0.1))
     # 0.5/0.001 = 500 > 191.5 at t = 1, although 0.6 < Eq. 7 at R(t1) = 0.96
     assert row.status == "violated" and row.measured == pytest.approx(500)
-    assert R._row_lemma_2(ctx(sub, [run(ts, max_weight_change=R_t, gram_change=[0, 0.1, 0.6])] * 3)).status == "holds"
+    good = run(ts, max_weight_change=R_t, gram_change=[0, 0.1, 0.6])
+    assert R._row_lemma_2(ctx(sub, [good] * 3)).status == "unknown"  # 0 of 3: CI [0, 0.71] ∋ δ
+    row = R._row_lemma_2(ctx(sub, [good] * 36))
+    assert row.status == "holds" and row.extra["derived_status"] == "holds" and "≥ 36" in row.note
     # one failing run of three: 33% > δ but not significantly
     mixed = early_jump[:1] + [run(ts, max_weight_change=R_t, gram_change=[0, 0.1, 0.6])] * 2
     assert R._row_lemma_2(ctx(sub, mixed)).status == "unknown"
@@ -127,7 +160,8 @@ def test_corollary_1_point_by_point():
     row = R._row_corollary_1(ctx(sub, runs))  # λmin(H(0)) − 191.5·0.001 = 0.81 > 0.5 at t = 1
     assert row.status == "violated" and row.measured == pytest.approx(0.5)
     runs = [run(ts, max_weight_change=[0, 0.001, 0.002], lambda_min=[1.0, 0.9, 0.7])] * 3
-    assert R._row_corollary_1(ctx(sub, runs)).status == "holds"
+    assert R._row_corollary_1(ctx(sub, runs)).status == "unknown"  # 3 runs cannot decide at δ
+    assert R._row_corollary_1(ctx(sub, runs * 12)).status == "holds"
     runs = [run(ts, max_weight_change=[0, 0.01, 0.02], lambda_min=[1.0, 0.5, 0.5])] * 3
     assert R._row_corollary_1(ctx(sub, runs)).status == "vacuous"
 
@@ -145,9 +179,10 @@ def test_lemma_1_needs_its_eps_condition():
 def test_lemma_5_is_inapplicable_when_weights_move_beyond_R():
     sub = data(n=2)  # R = √(2π)/384 · 0.1 / 4 = 1.6e-4; Lemma 4′ width 4 log 20 = 12
     ts = np.linspace(0, 1, 5)
-    moved = [run(ts, max_weight_change=ts, lambda_min=0.6) for _ in range(3)]
+    moved = [run(ts, max_weight_change=ts, lambda_min=0.6) for _ in range(36)]
     row = R._row_lemma_5(ctx(sub, moved))
     assert row.status == "inapplicable" and row.observed == "holds"
+    assert R._row_lemma_5(ctx(sub, moved[:3])).observed == "unknown"
     assert row.extra["premises"]["displacement"] is False
     collapsed = [run(ts, max_weight_change=ts, lambda_min=0.3) for _ in range(3)]
     assert R._row_lemma_5(ctx(sub, collapsed)).observed == "violated"
@@ -166,10 +201,22 @@ def test_lemma_4_accounts_for_width():
     low.m = 5
     row = R._row_lemma_4(low)
     assert row.status == "inapplicable" and row.observed == "violated"
-    assert R._row_lemma_4(ctx(full, [], lmins=(1.0, 0.9, 0.8), m=100)).status == "holds"
+    assert R._row_lemma_4(ctx(full, [], lmins=(1.0, 0.9, 0.8), m=100)).status == "unknown"  # 0 of 3
+    assert R._row_lemma_4(ctx(full, [], lmins=(1.0, 0.9, 0.8) * 12, m=100)).status == "holds"  # 0 of 36
     # λ0 ∈ [0.9, 1.1]: ¾λ0 ∈ [0.675, 0.825] straddles 0.8
     straddle = ctx(data(n=2, ci=(0.9, 1.1)), [], lmins=(0.8, 0.8, 0.8), m=100)
     assert R._row_lemma_4(straddle).status == "unknown"
+
+
+def test_lemma_7_printed_and_derived_decided_from_the_interval():
+    full = data(n=2)  # ‖x_i‖ = 1, ε = 0: printed n/δ = 20; Lemma 7′ Σ(log 2 + √(1/2))/δ = 28.0
+    row = R._row_lemma_7(ctx(full, [], losses0=(25.0,) * 36))
+    assert row.bound == pytest.approx(20.0)
+    assert row.extra["derived"] == pytest.approx(2 * (math.log(2) + math.sqrt(0.5)) / 0.1)
+    assert row.status == "violated" and row.extra["derived_status"] == "holds"
+    assert R._row_lemma_7(ctx(full, [], losses0=(1.0,) * 3)).status == "unknown"  # 0 of 3 cannot decide
+    row = R._row_lemma_7(ctx(full, [], losses0=(1.0,) * 36))
+    assert row.status == "holds" and row.extra["intervals"]["printed"][1] <= 0.1
 
 
 def test_theorem_1_rows_decide_at_the_least_favourable_end():
@@ -178,7 +225,12 @@ def test_theorem_1_rows_decide_at_the_least_favourable_end():
     ok = ctx(full, [], m=2 * w, losses0=(1.4,))
     assert R._row_width_bound(ok).status == "holds"
     assert R._row_theorem_1_time(ok).status == "holds"
-    assert R._row_epsilon_bound(ok).status == "vacuous"  # ε = 0 meets a bound below 1/255
+    # ε = 0 meets the bound (0 ≤ bound): natural training is covered, whatever the bound's size
+    assert R._row_epsilon_bound(ok).extra["derived"] < R.EPS_PRACTICAL
+    assert R._row_epsilon_bound(ok).status == "holds"
+    # a positive ε at or below a bound smaller than one grey level: met, but no practical ε is
+    tiny = ctx(full, [], eps=0.5 * R._row_epsilon_bound(ok).extra["derived"])
+    assert R._row_epsilon_bound(tiny).status == "vacuous"
     assert R._row_width_bound(ctx(full, [], m=w / 2)).status == "not_met"
     # the width falls with λ0: m between width(1.1) and width(0.9) is undecided
     wide = data(n=2, ci=(0.9, 1.1))
@@ -193,13 +245,15 @@ def test_theorem_1_conclusion():
     ts = np.linspace(0, 2 * t_need, 21)
     zero_early = [run(ts, loss=1.4, certified_error=np.where(ts < t_need / 2, 0.5, 0.0))] * 3
     row = R._row_theorem_1_conclusion(ctx(sub, zero_early, m=m))
+    assert row.status == "unknown" and "≥ 11" in row.note  # 0 of 3 at 3δ = 0.3: CI [0, 0.71]
+    row = R._row_theorem_1_conclusion(ctx(sub, zero_early * 4, m=m))  # 12 runs ≥ runs_to_decide(0.3) = 11
     assert row.status == "holds" and row.observed == "holds"
     never = [run(ts, loss=1.4, certified_error=0.5)] * 3
     assert R._row_theorem_1_conclusion(ctx(sub, never, m=m)).status == "unknown"  # 3/3 vs 3δ = 0.3: CI [0.29, 1]
     assert R._row_theorem_1_conclusion(ctx(sub, never, m=m, delta=0.05)).status == "violated"
     short = [run(ts[:5], loss=1.4, certified_error=0.5)] * 3  # t1 < t_need: cannot tell yet
     assert R._row_theorem_1_conclusion(ctx(sub, short, m=m)).observed == "unknown"
-    row = R._row_theorem_1_conclusion(ctx(sub, zero_early, m=1000))
+    row = R._row_theorem_1_conclusion(ctx(sub, zero_early * 4, m=1000))
     assert row.status == "not_met" and row.observed == "holds"
 
 

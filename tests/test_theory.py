@@ -68,9 +68,12 @@ def test_weight_change_bound_variants():
 def test_time_limit_and_time_needed():
     c = SQ2PI * 2.0 / 384
     assert T.time_limit(0.1, 3.0, 100, 4, 2, 2.0) == pytest.approx(c * 0.1 * 3 * 10 / (8 * 8))
-    # Eq. 9′ divides by X = max_i(‖x_i‖₂ + ε√d)
-    assert T.time_limit(0.1, 3.0, 100, 4, 2, 2.0, x_scale=2.5, variant="derived") == pytest.approx(
+    # Eq. 9′ divides by X = max_i(‖x_i‖₂ + ε√d) and by Lemma 2′'s f = 1 + 2εξ/(3(1+ε)³√d) (1 at ε = 0)
+    assert T.time_limit(0.1, 3.0, 100, 4, 2, 2.0, x_scale=2.5, variant="derived", eps=0.0) == pytest.approx(
         c * 0.1 * 3 * 10 / (8 * 8) / 2.5)
+    f = 1 + 2 * 0.1 * 2.0 / (3 * 1.1**3 * 2)
+    assert T.time_limit(0.1, 3.0, 100, 4, 2, 2.0, x_scale=2.5, variant="derived", eps=0.1) == pytest.approx(
+        c * 0.1 * 3 * 10 / (8 * 8) / 2.5 / f)
     assert T.time_needed(2.0, 0.5) == pytest.approx(8 * (math.log(2.0 / math.log(2)) + 2.0))
     # Eq. 10′: 2(L̄(0) + n/κ)/((1 − 1/e)²λ0) ≈ 5.005/λ0 · (L̄(0) + n/κ)
     assert T.time_needed(2.0, 0.5, n=10, variant="derived") == pytest.approx(
@@ -80,7 +83,7 @@ def test_time_limit_and_time_needed():
     t = T.time_needed(3.0, 0.7)
     assert T.loss_bound(t, 3.0, 0.7, "appendix") == pytest.approx(T.KAPPA)
     with pytest.raises(ValueError, match="x_scale"):
-        T.time_limit(0.1, 3.0, 100, 4, 2, 2.0, variant="derived")
+        T.time_limit(0.1, 3.0, 100, 4, 2, 2.0, variant="derived", eps=0.0)
     with pytest.raises(ValueError, match="^n: "):
         T.time_needed(1.0, 1.0, variant="derived")
     with pytest.raises(ValueError, match="variant"):
@@ -88,35 +91,48 @@ def test_time_limit_and_time_needed():
 
 
 def test_epsilon_bound_printed_and_derived():
-    n, d, delta, lam, xi, X = 3, 2, 0.5, 4.0, 1.0, 1.7
+    n, d, delta, lam, xi, X, eps = 3, 2, 0.5, 4.0, 1.0, 1.7, 0.01
     R = SQ2PI * xi / 384 * delta * lam / (d**1.5 * n**2)
     printed = min(delta**2 * lam**2 / (d**2.5 * n**3), math.sqrt(2 * d) * R / math.log(math.sqrt(2 * math.pi * d / R) * xi))
-    # c′ = (1 − 1/e)² c / 2 = c/5.005 (Eq. 12′), ÷X (Eq. 9′)
-    cp = (1 - math.exp(-1)) ** 2 * SQ2PI * xi / 384 / 2
-    derived = min(cp * delta**2 * lam**2 / (d**2.5 * n**4 * X),
-                  R / math.sqrt(2 * d * math.log(math.sqrt(2 * math.pi * d) * xi / R)))
+    # Lemma 2′'s factor f = 1 + 2εξ/(3(1+ε)³√d) shrinks R and c; c′ = (1 − 1/e)² c / (2f) (Eq. 12′), ÷X (Eq. 9′),
+    # and Lemma 7′'s slope √(2/π) n d ε/δ in place of n d ε/δ
+    f = 1 + 2 * eps * xi / (3 * (1 + eps) ** 3 * math.sqrt(d))
+    cp = (1 - math.exp(-1)) ** 2 * SQ2PI * xi / 384 / (2 * f)
+    Rp = R / f
+    derived = min(cp * delta**2 * lam**2 / (math.sqrt(2 / math.pi) * d**2.5 * n**4 * X),
+                  Rp / math.sqrt(2 * d * math.log(math.sqrt(2 * math.pi * d) * xi / Rp)))
     assert T.epsilon_bound(n, d, delta, lam, xi, "printed") == pytest.approx(printed)
-    assert T.epsilon_bound(n, d, delta, lam, xi, "derived", x_scale=X) == pytest.approx(derived)
+    assert T.epsilon_bound(n, d, delta, lam, xi, "derived", x_scale=X, eps=eps) == pytest.approx(derived)
+    assert T.radius(delta, lam, d, n, xi, "derived", eps=eps) == pytest.approx(Rp)
     with pytest.raises(ValueError, match="x_scale"):
-        T.epsilon_bound(n, d, delta, lam, xi, "derived")
+        T.epsilon_bound(n, d, delta, lam, xi, "derived", eps=eps)
+    with pytest.raises(ValueError, match="eps"):
+        T.epsilon_bound(n, d, delta, lam, xi, "derived", x_scale=X)
 
 
 def test_width_bound_printed_derived_and_eps_zero_corollary():
     n, d, delta, lam, xi, X = 3, 2, 0.5, 4.0, 1.0, 1.3
     assert T.width_bound(n, d, delta, lam, 0.0, variant="printed") == pytest.approx(
         (d**1.5 * n**4 * delta * lam / (delta**2 * lam**2)) ** 2)
-    cp = (1 - math.exp(-1)) ** 2 * SQ2PI * xi / 384 / 2
-    den = cp * delta * lam**2 / (d**1.5 * n**3 * X) - n * d * 1e-9 / delta
-    eq14 = ((n / delta + n / math.log(2)) / den) ** 2
+    eps = 1e-9
+    f = 1 + 2 * eps * xi / (3 * (1 + eps) ** 3 * math.sqrt(d))
+    cp = (1 - math.exp(-1)) ** 2 * SQ2PI * xi / 384 / (2 * f)
+    x = X - eps * math.sqrt(d)  # the largest ‖x_i‖
+    s1 = math.sqrt(d * (1 - 2 / math.pi) + 2 * d**2 / math.pi)
+    a = n * (math.log(2) + math.sqrt(x**2 / 4 + 0.5 * (x / math.sqrt(2) + eps * s1) ** 2)) / delta  # Lemma 7′ at m = 1
+    den = cp * delta * lam**2 / (d**1.5 * n**3 * X) - math.sqrt(2 / math.pi) * n * d * eps / delta
+    eq14 = ((a + n / math.log(2)) / den) ** 2
     lemma4 = X**4 * n**2 / lam**2 * math.log(n / delta)
     assert eq14 > lemma4
-    assert T.width_bound(n, d, delta, lam, 1e-9, xi, x_scale=X) == pytest.approx(eq14)
-    # at ε = 0 Eq. 14′ scales as n⁸d³/(λ0⁴δ⁴) (corollary in Sec. 4.3), up to X²(1 + δ/κ)²/c′²
+    assert T.width_bound(n, d, delta, lam, eps, xi, x_scale=X) == pytest.approx(eq14)
+    # at ε = 0 Eq. 14′ scales as n⁸d³/(λ0⁴δ⁴) (corollary in Sec. 4.3), up to X²(log 2 + X/√2 + δ/κ)²/c′²
     w = T.width_bound(n, d, delta, lam, 0.0, xi, x_scale=X)
-    assert w == pytest.approx(X**2 * (1 + delta / math.log(2)) ** 2 * n**8 * d**3 / (lam**4 * delta**4) / cp**2)
+    cp0 = (1 - math.exp(-1)) ** 2 * SQ2PI * xi / 384 / 2
+    assert w == pytest.approx(X**2 * (math.log(2) + X / math.sqrt(2) + delta / math.log(2)) ** 2 * n**8 * d**3
+                              / (lam**4 * delta**4) / cp0**2)
     # where Lemma 4′ needs more (large X, large λ0), the derived width is Lemma 4′'s
-    assert T.width_bound(2, 1, 0.5, 1e4, 0.0, 1.0, x_scale=50.0) == pytest.approx(
-        T.lemma4_width(2, 1e4, 0.5, B=2500.0, variant="derived"))
+    assert T.width_bound(2, 1, 0.5, 1e5, 0.0, 1.0, x_scale=50.0) == pytest.approx(
+        T.lemma4_width(2, 1e5, 0.5, B=2500.0, variant="derived"))
     assert T.width_bound(n, d, delta, lam, 0.5, xi, x_scale=X) == math.inf  # ε too large: no width suffices
     assert T.width_bound(n, d, delta, lam, 0.5, variant="printed") == math.inf
     with pytest.raises(ValueError, match="x_scale"):

@@ -18,7 +18,8 @@ Slips in the print (each has a ``variant=``):
   (``radius(variant="thesis")``).
 * Lemma 6 is false, not merely unproved. Step (ii) of A.5 uses −Σl'² ≤ Σl', i.e.
   l'² ≥ |l'|, but the logistic loss has l' ∈ (−1, 0) everywhere. ``lemma6_counterexample``
-  runs a flow that meets every premise of A.5 and ends above κ at Eq. 10's time. The main
+  runs a flow that meets every premise of A.5 and ends above κ at Eq. 10's time (with
+  every margin positive: what fails is the sufficient test L̄ < κ). The main
   text prints L̄(t) ≤ exp(2L̄(0)) L̄(0) e^{−λ0t/2}, Appendix A.5 ends with
   exp(L̄(0)) L̄(0) e^{−λ0t/4} (``variant="main"`` / ``"appendix"``); Eq. 10 is the appendix
   variant's time. ``variant="derived"`` is a valid replacement (``log_loss_bound``).
@@ -31,14 +32,31 @@ Slips in the print (each has a ``variant=``):
   δλ0 in the numerator and Sec. 4.3 drops ε; and the statement's probability 1 − δ is a
   union over three δ-events (Lemma 2's Markov step, Lemma 4, Lemma 7), so ≈ 1 − 3δ.
 
-The derived chain (``variant="derived"`` everywhere), step by step:
+* Lemma 7's proof (A.6) is wrong in three places: it takes Var(a_r σ(w_rᵀx_i)) = σ_i²/2
+  with σ_i = ‖x_i‖₂² (true: ‖x_i‖₂²/2), applies Chebyshev without the square root
+  (P(|u_i| ≤ σ_i²/(2δ)) instead of P(|u_i| ≤ σ_i/√(2δ))) and bounds the sum over i of
+  n events, each of probability δ, as one δ-event (no union bound). ``variant="derived"``
+  of ``initial_loss_bound`` replaces it by Markov's inequality (proof there).
+* Lemma 2's proof (A.2) bounds the change of H_ij by the indicator changes of Lemma 1
+  alone, but a neuron's term also contains ε·sign(w_r), which changes when a coordinate of
+  w_r crosses 0 while every indicator stays. ``gram_change_bound(variant="derived")`` adds
+  that term (proof there); the radius R that keeps Eq. 7 at λ0/4 shrinks by the factor
+  ``lemma2_flip_factor`` ≤ 1 + 2ε/3 (``radius(variant="derived")``).
+
+The derived chain (``variant="derived"`` everywhere), step by step. Proved here: Lemma 6′,
+Eq. 9′, Lemma 4′'s Hoeffding scale, Lemma 2′, Lemma 7′ and the algebra of Eqs. 11′–14′.
+Still heuristic: Lemma 4′'s width, Ω(·) taken with constant 1 (Hoeffding on each entry,
+|H_ij(0) − H∞_ij| ≤ λ0/(4n) for all n² entries, gives m ≥ 32B²n²log(2n²/δ)/λ0²; the
+constant is not carried), and the probability of Theorem 1 (a union of three δ-events).
 
 1. Lemma 6′ (``log_loss_bound``): dL̄/dt ≤ −k·min(1, L̄²/n), k = (1−1/e)²λ0/2, hence
    Eq. 10′: L̄(t) < κ for t > 2(L̄(0) + n/κ)/((1−1/e)²λ0) (``time_needed``).
-2. Eq. 9′: n t X/√m ≤ R holds for t ≤ cδλ0√m/(d^1.5 n³ X) (``time_limit``).
-3. Eq. 11′–12′: 1 < 2 ⇔ L̄(0) + n/κ < c′δλ0²√m/(d^1.5 n³ X), c′ = (1−1/e)²c/2 = c/5.005.
-4. Eq. 14′ with Lemma 7 (constant 1): (c′δλ0²/(d^1.5n³X) − ndε/δ)√m > n/δ + n/κ, which
-   gives the ε bound (``epsilon_bound``) and, with Lemma 4′'s width, the width bound.
+2. Lemma 2′ (``gram_change_bound``): R′ = R/f, f = ``lemma2_flip_factor`` (``radius``).
+3. Eq. 9′: n t X/√m ≤ R′ holds for t ≤ (c/f)δλ0√m/(d^1.5 n³ X) (``time_limit``).
+4. Eq. 11′–12′: 1 < 3 ⇔ L̄(0) + n/κ < c′δλ0²√m/(d^1.5 n³ X), c′ = (1−1/e)²c/(2f) = c/(5.005f).
+5. Eq. 14′ with Lemma 7′ in its linear form L̄(0) ≤ a + b√m (``lemma7_linear``):
+   (c′δλ0²/(d^1.5n³X) − b)√m > a + n/κ, b = √(2/π)·n d ε/δ, which gives the ε bound
+   (``epsilon_bound``) and, with Lemma 4′'s width, the width bound.
 """
 
 from __future__ import annotations
@@ -52,7 +70,8 @@ import scipy.optimize
 __all__ = [
     "radius", "flip_probability_bound", "lemma1_eps_condition", "gram_change_bound", "gram_change_trivial_bound",
     "lemma4_width", "loss_bound", "log_loss_bound", "lemma6_gradient_floor", "weight_change_bound", "time_limit",
-    "time_needed", "initial_loss_bound", "epsilon_bound", "width_bound", "input_scale", "constant_gram_loss",
+    "time_needed", "constant_gram_margin", "initial_loss_bound", "lemma7_second_moment", "lemma7_linear", "lemma2_flip_factor",
+    "lemma2_flip_term", "epsilon_bound", "width_bound", "input_scale", "constant_gram_loss",
     "lemma6_counterexample", "Lemma6Counterexample", "KAPPA", "LEMMA6_CONSTANT",
 ]
 
@@ -89,9 +108,16 @@ def input_scale(X, eps) -> float:
     return float(np.max(np.linalg.norm(X, axis=1)) + eps * math.sqrt(X.shape[1]))
 
 
-def radius(delta, lambda0, d, n, xi, variant: str = "paper") -> float:
+def radius(delta, lambda0, d, n, xi, variant: str = "paper", *, eps=None) -> float:
     """R = c δ λ0 / (d^1.5 n²), c = √(2π) ξ / 384 (Theorem 1, Lemma 5; the appendix A.4 and
-    the thesis print c = √(2πξ)/384: ``variant="thesis"``)."""
+    the thesis print c = √(2πξ)/384: ``variant="thesis"``).
+
+    derived (needs ``eps``): R/f, f = ``lemma2_flip_factor(eps, d, xi)``: Lemma 2′ (with the
+    sign-flip term) at R/f is at most the printed Eq. 7 at R (proof in ``gram_change_bound``),
+    so whatever Lemma 5 gets from Eq. 7 at R it gets from Lemma 2′ at R/f.
+    """
+    if variant == "derived":
+        return radius(delta, lambda0, d, n, xi) / lemma2_flip_factor(_need("eps", eps), d, xi)
     return _c(xi, variant) * delta * lambda0 / (d**1.5 * n**2)
 
 
@@ -118,12 +144,49 @@ def lemma1_eps_condition(d, R, xi, variant: str = "printed") -> float:
     return math.inf if arg <= 1 else R / math.sqrt(2 * d * math.log(arg))
 
 
-def gram_change_bound(eps, d, n, R, xi, delta) -> float:
-    """‖H(t) − H(0)‖₂ ≤ 12 (1+ε)(1+2ε+ε²) d^1.5 n² R / (√(2π) ξ δ) w.p. ≥ 1 − δ (Lemma 2, Eq. 7).
+def gram_change_bound(eps, d, n, R, xi, delta, variant: str = "printed", *, x_inf: float = 1.0) -> float:
+    """Bound on ‖H(t) − H(0)‖₂ for all W with max_r ‖w_r − w_r(0)‖₂ ≤ R, w.p. ≥ 1 − δ (Lemma 2).
 
-    Linear in R: ``gram_change_bound(..., R=1, ...)`` is the bound per unit R.
+    printed (Eq. 7): 12 (1+ε)(1+2ε+ε²) d^1.5 n² R / (√(2π) ξ δ), linear in R.
+    derived (Lemma 2′): printed + ``lemma2_flip_term`` = printed + 4ε d ‖x‖∞ n² erf(R/√2)/δ,
+    ``x_inf`` = max_ik |x_ik| (≤ 1 under Assumption 1).
+
+    Proof of the derived form. With σ_ri = y_i a_r, s_r = sign(w_r) and the indicator
+    α_ri ∈ {0, 1} of Sec. 3.4, neuron r contributes T_rij = (1/m) y_i y_j α_ri α_rj ⟨v_ri, v_rj⟩,
+    v_ri = x_i − σ_ri ε s_r, to H_ij (Eq. 6). Split T_rij(t) − T_rij(0) into
+    (i) [α_ri α_rj](t) − [α_ri α_rj](0) times ⟨v_ri, v_rj⟩(t), at most 1(an indicator of r
+    changes)·d(1+ε)² in size (‖v‖ ≤ ‖x‖ + ε√d ≤ (1+ε)√d) — A.2's term, whose expectation
+    Lemma 1 bounds by R̃ d(1+ε)²/m; and (ii) [α_ri α_rj](0) times ⟨v_ri, v_rj⟩(t) − ⟨v_ri, v_rj⟩(0)
+    = −ε(σ_rj⟨x_i, Δs_r⟩ + σ_ri⟨x_j, Δs_r⟩) (‖s_r‖² = d on both sides, a.s.), which A.2 omits.
+    Δs_r has entries ±2 exactly on the N_r coordinates whose sign changed, so
+    |(ii)| ≤ 4ε ‖x‖∞ N_r / m. A coordinate can change sign only if |w_rk(0)| ≤
+    |w_rk − w_rk(0)| ≤ R, so N_r ≤ #{k: |w_rk(0)| ≤ R} for every W within R (a function of the
+    initialization only) and E N_r ≤ d·P(|N(0,1)| ≤ R) = d erf(R/√2). Summing over r and the
+    n² entries (‖·‖₂ ≤ Σ_ij |·|) and applying Markov's inequality once to the sum of (i) and
+    (ii) gives the bound. Since erf(R/√2) ≤ √(2/π)R, derived(R) ≤ printed(R)·f with
+    f = ``lemma2_flip_factor``; hence derived(R/f) ≤ printed(R).
     """
-    return 12 * (1 + eps) * (1 + 2 * eps + eps**2) * d**1.5 * n**2 * R / (math.sqrt(2 * math.pi) * xi * delta)
+    _check_variant(variant, ("printed", "derived"))
+    printed = 12 * (1 + eps) * (1 + 2 * eps + eps**2) * d**1.5 * n**2 * R / (math.sqrt(2 * math.pi) * xi * delta)
+    return printed if variant == "printed" else printed + lemma2_flip_term(eps, d, n, R, delta, x_inf=x_inf)
+
+
+def lemma2_flip_term(eps, d, n, R, delta, *, x_inf: float = 1.0) -> float:
+    """4ε d ‖x‖∞ n² erf(R/√2)/δ: Lemma 2′'s sign-flip term (``gram_change_bound``).
+
+    Per entry, the flip part of H_ij(t) − H_ij(0) is at most 4ε‖x‖∞·(1/m)Σ_r N_r, whose
+    expectation is at most 4ε‖x‖∞ d P(|w_rk(0)| ≤ R) = 4ε‖x‖∞ d erf(R/√2).
+    """
+    return 4 * eps * d * x_inf * n**2 * math.erf(R / math.sqrt(2)) / delta
+
+
+def lemma2_flip_factor(eps, d, xi, *, x_inf: float = 1.0) -> float:
+    """f = 1 + 2ε‖x‖∞ξ/(3(1+ε)³√d) ≥ 1: the flip term's slope at R → 0 over Eq. 7's slope, plus 1.
+
+    Lemma 2′ at R/f is at most Eq. 7 at R (``gram_change_bound``); ξ ≤ √d under
+    Assumption 1, so f ≤ 1 + 2ε/3.
+    """
+    return 1 + 2 * eps * x_inf * xi / (3 * (1 + eps) ** 3 * math.sqrt(d))
 
 
 def gram_change_trivial_bound(X, eps) -> float:
@@ -213,15 +276,18 @@ def weight_change_bound(t, n, m, *, variant: str = "printed", x_norm_max=None, e
     return n * t * (x_norm_max + eps * math.sqrt(d)) / math.sqrt(m)
 
 
-def time_limit(delta, lambda0, m, d, n, xi, *, x_scale=None, variant: str = "printed") -> float:
+def time_limit(delta, lambda0, m, d, n, xi, *, x_scale=None, variant: str = "printed", eps=None) -> float:
     """Eq. 9: the time for which the Lemma 6 weight bound stays ≤ R = radius(...).
 
     printed: c δ λ0 √m / (d^1.5 n³) (from n t/√m ≤ R).
-    derived: c δ λ0 √m / (d^1.5 n³ X), X = ``x_scale`` = max_i(‖x_i‖₂ + ε√d) (from n t X/√m ≤ R).
+    derived (needs ``x_scale``, ``eps``): c δ λ0 √m / (f d^1.5 n³ X), X = ``x_scale`` =
+    max_i(‖x_i‖₂ + ε√d), f = ``lemma2_flip_factor`` (from n t X/√m ≤ R/f, Lemma 2′).
     """
     _check_variant(variant, ("printed", "derived"))
     t = _c(xi) * delta * lambda0 * math.sqrt(m) / (d**1.5 * n**3)
-    return t if variant == "printed" else t / _need("x_scale", x_scale)
+    if variant == "printed":
+        return t
+    return t / (_need("x_scale", x_scale) * lemma2_flip_factor(_need("eps", eps), d, xi))
 
 
 def time_needed(loss0, lambda0, *, n=None, variant: str = "printed", kappa: float = KAPPA) -> float:
@@ -237,29 +303,80 @@ def time_needed(loss0, lambda0, *, n=None, variant: str = "printed", kappa: floa
     return 2 * (loss0 + _need("n", n) / kappa) / (LEMMA6_CONSTANT * lambda0)
 
 
-def initial_loss_bound(n, m, d, eps, delta) -> float:
-    """Lemma 7 with constant 1: L̄(0) ≤ n√m d ε/δ + n/δ w.p. ≥ 1 − δ (L(0) ≤ n/δ at ε = 0)."""
-    return n * math.sqrt(m) * d * eps / delta + n / delta
+_L1_SQ = (1 - 2 / math.pi, 2 / math.pi)  # E‖w‖₁² = d(1 − 2/π) + d²(2/π) for w ~ N(0, I_d)
 
 
-def _cprime(xi) -> float:
-    """c′ of Eq. 12′: Eq. 10′ < Eq. 9′ ⇔ L̄(0) + n/κ < c′δλ0²√m/(d^1.5n³X), c′ = (1−1/e)²c/2."""
-    return LEMMA6_CONSTANT * _c(xi) / 2
+def lemma7_second_moment(x_norm, d, eps, m):
+    """M ≥ E u̲_i(0)²: ‖x‖²/4 + ½(‖x‖/√2 + ε s₁)² + (m−1)(2/π)ε²d², s₁² = E‖w‖₁² = d(1−2/π) + 2d²/π.
+
+    Proof. u̲_i(0) = m^{-1/2} Σ_r Z_r with Z_r i.i.d.: with g = w_rᵀx_i ~ N(0, ‖x_i‖²),
+    ℓ = ‖w_r‖₁ and s = y_i a_r = ±1 (prob. ½ each, independent of w_r),
+    Z = 1(s=1) relu(g − εℓ) − 1(s=−1) relu(g + εℓ) (Eq. 3, ``ibp_lower_margin``). Then
+    E u̲² = E Z² + (m−1)(E Z)². (a) 0 ≤ relu(g+εℓ) − relu(g−εℓ) ≤ 2εℓ gives
+    |E Z| ≤ ε E ℓ = ε d √(2/π). (b) relu(g − εℓ) ≤ relu(g), E relu(g)² = ‖x‖²/2, and
+    relu(g + εℓ) ≤ relu(g) + εℓ with Minkowski give E Z² ≤ ‖x‖²/4 + ½(‖x‖/√2 + ε s₁)².
+    Exact at ε = 0 (E u² = ‖x‖²/2).
+    """
+    x = np.asarray(x_norm, dtype=float)
+    s1 = math.sqrt(d * _L1_SQ[0] + d**2 * _L1_SQ[1])
+    return x**2 / 4 + 0.5 * (x / math.sqrt(2) + eps * s1) ** 2 + (m - 1) * (2 / math.pi) * eps**2 * d**2
 
 
-def epsilon_bound(n, d, delta, lambda0, xi, variant: str = "derived", *, x_scale=None) -> float:
+def initial_loss_bound(n, m, d, eps, delta, variant: str = "printed", *, x_norms=None) -> float:
+    """Lemma 7: a bound on L̄(0) that holds w.p. ≥ 1 − δ over the initialization.
+
+    printed (constant 1): n√m d ε/δ + n/δ (L(0) ≤ n/δ at ε = 0). Its proof (A.6) does not
+    hold: module docstring.
+    derived (Lemma 7′, needs ``x_norms`` = (‖x_i‖₂)_i): Σ_i (log 2 + √M_i)/δ,
+    M_i = ``lemma7_second_moment(‖x_i‖, d, ε, m)``.
+
+    Proof. l(u) = log(1 + e^{−u}) ≤ log 2 + |u| (for u ≥ 0 l ≤ log 2; for u < 0,
+    log(1 + e^{|u|}) ≤ log(2e^{|u|})). So E L̄(0) ≤ Σ_i (log 2 + E|u̲_i(0)|) ≤ Σ_i (log 2 + √M_i)
+    (Jensen: E|u| ≤ √(E u²) ≤ √M_i). L̄(0) ≥ 0, so Markov's inequality gives
+    P(L̄(0) > E L̄(0)/δ) ≤ δ. One event, no union bound needed.
+    """
+    _check_variant(variant, ("printed", "derived"))
+    if variant == "printed":
+        return n * math.sqrt(m) * d * eps / delta + n / delta
+    x = np.asarray(_need("x_norms", x_norms), dtype=float)
+    if x.shape != (n,):
+        raise ValueError(f"x_norms: need {n} norms, got shape {x.shape}")
+    return float(np.sum(KAPPA + np.sqrt(lemma7_second_moment(x, d, eps, m))) / delta)
+
+
+def lemma7_linear(n, d, eps, delta, x_max) -> tuple[float, float]:
+    """(a, b) with Lemma 7′ ≤ a + b√m for every m: the form Eq. 14′ solves for m.
+
+    √M ≤ √(M at m = 1) + √(m−1)·εd√(2/π) (√(p+q) ≤ √p + √q), and M grows with ‖x‖, so with
+    x_max = max_i ‖x_i‖₂: a = n(log 2 + √(M at m = 1, ‖x‖ = x_max))/δ, b = √(2/π) n d ε/δ.
+    """
+    a = n * (KAPPA + math.sqrt(float(lemma7_second_moment(x_max, d, eps, 1)))) / delta
+    return a, math.sqrt(2 / math.pi) * n * d * eps / delta
+
+
+def _cprime(xi, eps=0.0, d=1) -> float:
+    """c′ of Eq. 12′: Eq. 10′ < Eq. 9′ ⇔ L̄(0) + n/κ < c′δλ0²√m/(d^1.5n³X), c′ = (1−1/e)²c/(2f),
+    f = ``lemma2_flip_factor`` (f = 1 at ε = 0)."""
+    return LEMMA6_CONSTANT * _c(xi) / (2 * lemma2_flip_factor(eps, d, xi))
+
+
+def epsilon_bound(n, d, delta, lambda0, xi, variant: str = "derived", *, x_scale=None, eps=None) -> float:
     """Theorem 1's bound on ε: min(first term, Lemma 1 condition at R = radius(...)).
 
     printed: min(δ²λ0²/(d^2.5 n³), √(2d)R/log(√(2πd/R)ξ)) (O(·) constant 1).
-    derived (needs ``x_scale`` = X): min(c′δ²λ0²/(d^2.5 n⁴ X), R/√(2d log(√(2πd)ξ/R))) with
-    c′ = (1−1/e)²c/2 = c/5.005 and c1 = 1: the coefficient of √m in Eq. 14′ must be positive.
+    derived (needs ``x_scale`` = X and the ``eps`` being tested, which enters through Lemma
+    2′'s factor f ≤ 1 + 2ε/3): min(c′δ²λ0²/(√(2/π) d^2.5 n⁴ X), R′/√(2d log(√(2πd)ξ/R′))) with
+    c′ = (1−1/e)²c/(2f) and R′ = R/f: the coefficient of √m in Eq. 14′ with Lemma 7′'s
+    b = √(2/π) n d ε/δ (``lemma7_linear``) must be positive. ε meets it iff ε ≤ this value.
     """
     _check_variant(variant, ("printed", "derived"))
-    R = radius(delta, lambda0, d, n, xi)
     if variant == "printed":
+        R = radius(delta, lambda0, d, n, xi)
         return min(delta**2 * lambda0**2 / (d**2.5 * n**3), lemma1_eps_condition(d, R, xi, "printed"))
-    first = _cprime(xi) * delta**2 * lambda0**2 / (d**2.5 * n**4 * _need("x_scale", x_scale))
-    return min(first, lemma1_eps_condition(d, R, xi, "derived"))
+    e = _need("eps", eps)
+    first = (_cprime(xi, e, d) * delta**2 * lambda0**2
+             / (math.sqrt(2 / math.pi) * d**2.5 * n**4 * _need("x_scale", x_scale)))
+    return min(first, lemma1_eps_condition(d, radius(delta, lambda0, d, n, xi, "derived", eps=e), xi, "derived"))
 
 
 def width_bound(n, d, delta, lambda0, eps, xi=None, variant: str = "derived", *, x_scale=None) -> float:
@@ -267,34 +384,42 @@ def width_bound(n, d, delta, lambda0, eps, xi=None, variant: str = "derived", *,
 
     printed: ((d^1.5 n⁴ δ λ0) / (δ²λ0² − ε d^2.5 n⁴))² (Theorem 1, constant 1).
     derived (needs ``xi`` and ``x_scale`` = X): the larger of Eq. 14′ solved for m,
-    ((n/δ + n/κ) / (c′δλ0²/(d^1.5 n³ X) − n d ε/δ))² with c′ = c/5.005, c1 = c2 = 1, and
-    Lemma 4′'s width B² n² log(n/δ)/λ0², B = X². At ε = 0 the first is
-    n⁸d³X²(1 + δ/κ)²/(c′²λ0⁴δ⁴), the corollary's n⁸d³/(λ0⁴δ⁴) up to X²(1+δ/κ)²/c′².
+    ((a + n/κ) / (c′δλ0²/(d^1.5 n³ X) − b))² with Lemma 7′'s (a, b) (``lemma7_linear`` at
+    max‖x_i‖ = X − ε√d) and c′ = c/(5.005 f), and Lemma 4′'s width B² n² log(n/δ)/λ0², B = X².
+    At ε = 0 the first is n⁸d³X²(log 2 + X/√2 + δ/κ)²/(c′²λ0⁴δ⁴), the corollary's
+    n⁸d³/(λ0⁴δ⁴) up to X²(log 2 + X/√2 + δ/κ)²/c′².
     """
     _check_variant(variant, ("printed", "derived"))
     if variant == "printed":
         den = delta**2 * lambda0**2 - eps * d**2.5 * n**4
         return math.inf if den <= 0 else (d**1.5 * n**4 * delta * lambda0 / den) ** 2
     xs = _need("x_scale", x_scale)
-    den = _cprime(_need("xi", xi)) * delta * lambda0**2 / (d**1.5 * n**3 * xs) - n * d * eps / delta
-    eq14 = math.inf if den <= 0 else ((n / delta + n / KAPPA) / den) ** 2
+    a, b = lemma7_linear(n, d, eps, delta, xs - eps * math.sqrt(d))
+    den = _cprime(_need("xi", xi), eps, d) * delta * lambda0**2 / (d**1.5 * n**3 * xs) - b
+    eq14 = math.inf if den <= 0 else ((a + n / KAPPA) / den) ** 2
     return max(eq14, lemma4_width(n, lambda0, delta, B=xs**2, variant="derived"))
 
 
 # ----------------------------------------------------------------------------- Lemma 6 refuted
-def constant_gram_loss(t, n, h):
-    """L̄(t) of the flow du/dt = −H l'(u) with H = h·I and u(0) = 0 (exact).
+def constant_gram_margin(t, h):
+    """u(t) of du/dt = h/(1 + eᵘ), u(0) = 0 (each margin of the flow with H = h·I; exact).
 
-    Each u_i solves du/dt = h/(1 + eᵘ), i.e. u + eᵘ = 1 + h t; L̄ = n log(1 + e^{−u}).
-    For large t, eᵘ ≈ h t and L̄ ≈ n/(h t): a 1/t decay, below every exponential envelope.
+    Separating variables, u + eᵘ = 1 + h t; u is increasing, so u(t) > 0 for every t > 0.
     """
     def u_at(s):
         return 0.0 if s <= 1 else scipy.optimize.brentq(lambda u: u + math.exp(u) - s, 0.0, math.log(s),
                                                          xtol=1e-15, rtol=1e-15)
 
-    t = np.asarray(t, dtype=float)
-    u = np.vectorize(u_at, otypes=[float])(1 + h * t)
-    return n * np.logaddexp(0.0, -u)
+    return np.vectorize(u_at, otypes=[float])(1 + h * np.asarray(t, dtype=float))
+
+
+def constant_gram_loss(t, n, h):
+    """L̄(t) of the flow du/dt = −H l'(u) with H = h·I and u(0) = 0 (exact).
+
+    Each u_i is ``constant_gram_margin(t, h)``; L̄ = n log(1 + e^{−u}).
+    For large t, eᵘ ≈ h t and L̄ ≈ n/(h t): a 1/t decay, below every exponential envelope.
+    """
+    return n * np.logaddexp(0.0, -constant_gram_margin(t, h))
 
 
 @dataclass(frozen=True)
@@ -304,7 +429,11 @@ class Lemma6Counterexample:
     H(t) = (λ0/2)·I (so λmin(H) = λ0/2 for all t), u(0) = 0, L̄(0) = n log 2. For every n
     L̄ exceeds the appendix envelope from just after Eq. 10's time (L̄ decays like 1/t, the
     envelope exponentially); for n ≥ 103 it is still ≥ κ at Eq. 10's time (0.717 at n = 1000,
-    → 0.721 as n grows), so Eq. 10 does not give zero training error either.
+    → 0.721 as n grows). The training error is nevertheless 0 for every t > 0: each margin
+    u_i(t) = ``constant_gram_margin(t, λ0/2)`` > 0 (u + eᵘ = 1 + ht, h > 0). What fails at
+    Eq. 10's time is the sufficient test L̄ < κ (which implies every u_i > 0), not the
+    conclusion it is used for; L̄ = Σ_i l(u_i) with n equal small margins stays above κ
+    long after each u_i is positive.
     ``t_needed``: Eq. 10 (appendix variant, ``time_needed``) at L̄(0); ``loss_at_t_needed``:
     L̄ there (Lemma 6 claims < κ). ``t_violated``: first time L̄(t) exceeds the appendix
     envelope. ``t_needed_derived``/``loss_at_t_needed_derived``: the valid replacement's
@@ -330,7 +459,12 @@ class Lemma6Counterexample:
 
 
 def lemma6_counterexample(n: int = 1000, lambda0: float = 1.0) -> Lemma6Counterexample:
-    """Run the constant-Gram flow that refutes Lemma 6 (module docstring; ``Lemma6Counterexample``)."""
+    """Run the constant-Gram flow that refutes Lemma 6 (module docstring; ``Lemma6Counterexample``).
+
+    Along this flow every margin u_i(t) > 0 for t > 0, so the (certified) training error is 0
+    from the start; what it refutes is the envelope and the sufficient test L̄ < κ by Eq. 10's
+    time, not zero training error.
+    """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: must be an integer >= 1, got {n!r}")
     if not (isinstance(lambda0, (int, float, np.floating)) and math.isfinite(lambda0) and lambda0 > 0):
