@@ -174,6 +174,18 @@ def _method_line(rows, recs, method, width, eps, n_test) -> str:
             f"(epochs {min(epochs)}–{max(epochs)}) | {len(mine) - len(ok)} | {shown} |")
 
 
+def _conflict_line(recs) -> str:
+    """How often Alg. 1 consulted the FOSC test (only when the moments disagree, ⟨m₁, m₂⟩ ≤ 0)
+    and the per-run mean cos(g_adv, g_IBP) over the joint phase: how much c_max could matter."""
+    f = branch_frequencies(recs)
+    used = f["adv_priority"] + f["ibp_priority"]
+    cos = [float(np.nanmean(c)) for rec in recs
+           if np.any(np.isfinite(c := np.asarray((rec or {}).get("series", {}).get("cos_adv_ibp", []), float)))]
+    cos_txt = f"; mean cos(g_adv, g_IBP) per run {min(cos):.2f}–{max(cos):.2f}" if cos else ""
+    return (f"- AdvIBP's FOSC test (Alg. 1 line 12, reached only when ⟨m₁, m₂⟩ ≤ 0) decided {used:.3f} of its "
+            f"joint steps: c_max can change at most these{cos_txt}")
+
+
 def _paired(rows, width, eps, key="final_test_certified_error"):
     """Paired (AdvIBP, baseline) values over the seeds where both runs are finite."""
     a, b = (_by_seed(rows, m, width, eps, key) for m in METHODS)
@@ -227,7 +239,9 @@ def advibp_section(directory) -> list[str]:
                 "|---|---|---|---|---|---|---|---|"]
         out += [_method_line(rows, recs, m, width, eps, n_test) for m in METHODS
                 if any(r["method"] == m and int(r["width"]) == width and float(r["eps"]) == eps for r in rows)]
-        out += [""] + (_comparison_lines(rows, width, eps) if all(
+        mine = [recs[r["cell_id"]] for r in rows
+                if r["method"] == "advibp" and int(r["width"]) == width and float(r["eps"]) == eps]
+        out += [""] + ([_conflict_line(mine)] if mine else []) + (_comparison_lines(rows, width, eps) if all(
             any(r["method"] == m and int(r["width"]) == width and float(r["eps"]) == eps for r in rows)
             for m in METHODS) else ["- only one method in this group: no comparison"]) + [""]
     return out

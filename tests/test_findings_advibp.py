@@ -111,6 +111,7 @@ def test_branch_frequencies_sum_to_one_and_match_the_hand_count(tmp_path):
     lines = advibp_section(make_sweep(tmp_path, [0.1] * 5, [0.2] * 5, cases=cases))
     assert "init 0.083, bisector 0.583, adv_priority 0.167, ibp_priority 0.167" in _line(lines, "| advibp |")
     assert "fixed 1.000" in _line(lines, "| advibp_fixed |")
+    assert "decided 0.333 of its joint steps" in _line(lines, "- AdvIBP's FOSC test")  # (0.5 + 0.5)/3
 
 
 def test_c_max_outside_the_measured_fosc_range_is_flagged(tmp_path):
