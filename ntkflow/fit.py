@@ -169,7 +169,7 @@ class FitRun:
                  names=None, attack: AttackSettings = AttackSettings()):
         from .nets import two_layer_weights
         from .paper.tracker import tracker
-        from .train import Plateau, optimizer, schedule_fn, stop_rule
+        from .train import Plateau, armed_from, optimizer, schedule_fn, stop_rule
 
         self.net, self.X, self.y, self.eps, self.obj, self.run = net, X, y, eps, obj, run
         self.sched, self.beta = schedule_fn(eps_schedule, eps), beta_schedule or BetaFromEps()
@@ -203,6 +203,7 @@ class FitRun:
         self.rng = np.random.default_rng(run.seed)
         self.key = jax.random.PRNGKey(run.seed)
         self.plateau = Plateau(stop, n) if stop else None
+        self.armed = armed_from(self.sched, eps, run.epochs)  # the stop rule watches epochs >= armed
         self.params = params
         self.rows, self.ts = [self.snapshot(params, 0.0, True)], [0.0]
         self.diverged = self.converged = self.done = False
@@ -234,8 +235,7 @@ class FitRun:
         epoch_loss = float(total) * self.n / (self.steps * run.B)
         finite = all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree_util.tree_leaves(params))
         diverged = not (np.isfinite(epoch_loss) and finite)
-        converged = (not diverged and self.plateau is not None and self.sched(float(ep)) == self.eps
-                     and self.plateau(epoch_loss))
+        converged = not diverged and self.plateau is not None and ep >= self.armed and self.plateau(epoch_loss)
         last = diverged or converged or ep + 1 == run.epochs
         if last or (ep + 1) % run.record_every == 0:
             full = last or (run.attack_every > 0 and (len(self.rows) % run.attack_every == 0))

@@ -24,7 +24,7 @@ from .objectives.schedules import SCHEDULES, schedule as make_schedule
 from ._progress import progress as progress_bar
 from .paper.tracker import TIE_RULES, Trajectory, stack_rows, tracker
 
-__all__ = ["train", "EpsSchedule", "StopRule", "OPTIMIZERS", "optimizer", "Plateau", "stop_rule", "check_lr", "schedule_fn", "check_optimizer"]
+__all__ = ["train", "EpsSchedule", "StopRule", "OPTIMIZERS", "optimizer", "Plateau", "armed_from", "stop_rule", "check_lr", "schedule_fn", "check_optimizer"]
 
 #: Optimizers at unit learning rate: every one of them is linear in lr, so ``_epoch`` scales
 #: the update by a traced lr and a learning-rate grid shares one compilation.
@@ -102,6 +102,17 @@ class Plateau:
         else:
             self.wait += 1
         return self.wait >= self.rule.patience
+
+
+def armed_from(sched, target: float, epochs: int) -> int:
+    """The first epoch from which ε = ``sched(epoch)`` stays at its target to the end of the budget: the stop rule
+    is armed there. A schedule that visits the target and leaves it (fan2021's FGSM warm-up at
+    ε_train, then a ramp from 0) is armed only after its last departure; ``epochs`` when the
+    last epoch is off target (never armed)."""
+    e = int(epochs)
+    while e > 0 and sched(float(e - 1)) == target:
+        e -= 1
+    return e
 
 
 def stop_rule(stop) -> StopRule | None:
@@ -280,6 +291,7 @@ def _train(W0, a, X, y, eps, run: _Run) -> Trajectory:
     steps = n // run.B
     rng = np.random.default_rng(run.seed)
     plateau = Plateau(run.stop, n) if run.stop else None
+    armed = armed_from(run.sched, eps, run.epochs)
     W = cast(W0)
     state = opt.init(W)
     g_prev = jnp.zeros_like(W)
@@ -294,8 +306,8 @@ def _train(W0, a, X, y, eps, run: _Run) -> Trajectory:
                                                   jnp.asarray(run.lr, W.dtype), opt)
         epoch_loss = float(total) * n / (steps * run.B)
         diverged = not (np.isfinite(epoch_loss) and bool(jnp.all(jnp.isfinite(W))))
-        # armed once a whole epoch ran at the target ε (a warm-up or ramp is no plateau)
-        converged = not diverged and plateau is not None and run.sched(float(ep)) == eps and plateau(epoch_loss)
+        # armed once ε stays at its target (a warm-up or ramp is no plateau)
+        converged = not diverged and plateau is not None and ep >= armed and plateau(epoch_loss)
         last = diverged or converged or ep + 1 == run.epochs
         if last or (ep + 1) % run.record_every == 0:
             Wr = W.astype(jnp.float64)

@@ -28,6 +28,12 @@ Departures from the print, each deliberate:
   batch-mean IBP loss L̄_mean as in fan2021, put on the sum scale: B·L̄_mean², whose
   gradient is 2·L̄_mean·g_IBP. The κ are invariant to this scaling.
 
+- The step's loss (summed by the trainer into the epoch loss its stop rule watches) is
+  L_adv + L̄_IBP, not the κ-weighted sum: AdvIBP's κ scale like 1/‖g‖ (bisector:
+  κ_adv = γ/v₁), so the weighted sum stays flat as the gradients shrink and a plateau of it
+  is not a plateau of training; and a stop rule that reads one quantity for AdvIBP and its
+  baseline compares them like for like. The descent direction is g_final, unchanged.
+
 ``fixed=True`` is fan2021's baseline (Eq. 5, "weighted sum"): the same warm-up, then
 κ = (``kappa_adv``, ``kappa_ibp``, 0) at every step.
 """
@@ -183,7 +189,7 @@ class AdvIBP:
             ka, ki, kr, case = self.weights(state, fv, c_t)
         mean = l_ibp / B
         g = _axpy((ka, g_adv), (ki + kr * 2 * mean, g_ibp))
-        loss = ka * l_adv + ki * l_ibp + kr * B * mean ** 2
+        loss = l_adv + l_ibp  # what the stop rule watches: the same quantity for both methods (see module doc)
         n_adv, n_ibp = jnp.sqrt(_vdot(g_adv, g_adv)), jnp.sqrt(_vdot(g_ibp, g_ibp))
         new = AdvIBPState(_axpy((self.beta1, state.m1), (1 - self.beta1, g_adv)),
                           _axpy((self.beta1, state.m2), (1 - self.beta1, g_ibp)),
