@@ -10,7 +10,7 @@ import pytest
 import ntkflow.nets as N
 from ntkflow.bounds.linear import backward
 from ntkflow.bounds.ops import interval_step
-from ntkflow.nets.gain import expected_difference_gain
+from ntkflow.analysis.gain import expected_difference_gain
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def test_unknown_kind_raises_in_every_dispatcher():
         interval_step(Mystery(), {}, jnp.zeros(3), jnp.ones(3))
     with pytest.raises(NotImplementedError, match=r"backward.*'mystery'.*ntkflow/bounds/linear.py"):
         backward(net, params, jnp.ones((1, 3)), 2, {}, net.shapes((2,)))
-    with pytest.raises(NotImplementedError, match=r"gain.*'mystery'.*ntkflow/nets/gain.py"):
+    with pytest.raises(NotImplementedError, match=r"gain.*'mystery'.*ntkflow/analysis/gain.py"):
         expected_difference_gain(net, (2,), "torch")
     from ntkflow.bounds.exact import _build
 

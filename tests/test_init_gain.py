@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import ntkflow.nets as N
-from ntkflow.nets.gain import affine_indices
+import ntkflow.analysis as NA
+from ntkflow.analysis.gain import affine_indices
 
 SCHEMES = ("torch", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal", "ntk", "ibp")
 UNIFORM_BOUND = {  # U(±b): b(fan_in, fan_out)
@@ -40,7 +41,7 @@ def test_schemes_have_pytorchs_distributions(x64):
         for W, b, fi, fo in _weights(net, net.init(1, shape, init=s), shape):
             se = 5 / math.sqrt(W.size)  # 5 relative standard errors of a mean of W.size entries (CV ≤ 1)
             assert np.all(b == 0) == (s != "torch"), s
-            assert abs(np.abs(W).mean() / N.mean_abs_weight(s, fi, fo, rows=W.shape[0]) - 1) < se, (s, W.shape)
+            assert abs(np.abs(W).mean() / NA.mean_abs_weight(s, fi, fo, rows=W.shape[0]) - 1) < se, (s, W.shape)
             if s in UNIFORM_BOUND:
                 bound = UNIFORM_BOUND[s](fi, fo)
                 assert bound * (1 - 20 / W.size) < np.abs(W).max() <= bound, (s, W.shape)
@@ -56,8 +57,8 @@ def test_schemes_have_pytorchs_distributions(x64):
 
 
 def test_table_3_1_closed_forms_and_its_slips():
-    fans, table = N.TABLE_3_1["fans"], N.TABLE_3_1
-    cf = N.difference_gain_closed_form
+    fans, table = NA.TABLE_3_1["fans"], NA.TABLE_3_1
+    cf = NA.difference_gain_closed_form
     for n in fans:  # equal fans, square orthogonal: the table's setting
         assert cf("xavier_uniform", n) == pytest.approx(math.sqrt(3) / 4 * math.sqrt(n), rel=1e-12)
         assert cf("xavier_uniform", n, variant="print") == pytest.approx(cf("torch", n), rel=1e-12)  # the slip
@@ -89,12 +90,12 @@ def test_closed_forms_match_monte_carlo_on_a_wide_mlp():
     n = 256
     net = N.mlp((n, n, n))
     X = np.random.default_rng(0).standard_normal((8, n)).astype(np.float32)
-    cf = N.difference_gain_closed_form
+    cf = NA.difference_gain_closed_form
     for s in ("torch", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal", "ibp"):
-        g = N.difference_gain(net, net.init(5, (n,), init=s, dtype=np.float32), X, 0.1)
+        g = NA.difference_gain(net, net.init(5, (n,), init=s, dtype=np.float32), X, 0.1)
         assert g.shape == (2,)
         np.testing.assert_allclose(g, cf(s, n), rtol=0.06, err_msg=s)  # per-trial sd ≤ 1.2 % (16 inits)
-        np.testing.assert_allclose(N.expected_difference_gain(net, (n,), s), cf(s, n), rtol=1e-12)  # no padding
+        np.testing.assert_allclose(NA.expected_difference_gain(net, (n,), s), cf(s, n), rtol=1e-12)  # no padding
         if s in ("xavier_uniform", "kaiming_uniform", "kaiming_normal"):  # the print does not fit
             assert np.all(np.abs(g / cf(s, n, variant="print") - 1) > 0.3), s
         if s == "torch":  # ... PyTorch's default does fit Table 3.1's "Xavier (uniform)" ¼√n
@@ -106,8 +107,8 @@ def test_orthogonal_gain_at_fan_in_32768_is_the_tables_72_22():
     # (rows ≤ fan-in), so a 64-row layer measures it at a fraction of the QR's cost.
     net = N.mlp((32768, 64))
     X = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
-    g = N.difference_gain(net, net.init(0, (8,), init="orthogonal", dtype=np.float32), X, 0.1)
-    assert N.difference_gain_closed_form("orthogonal", 32768, rows=512) == pytest.approx(72.22, abs=0.005)
+    g = NA.difference_gain(net, net.init(0, (8,), init="orthogonal", dtype=np.float32), X, 0.1)
+    assert NA.difference_gain_closed_form("orthogonal", 32768, rows=512) == pytest.approx(72.22, abs=0.005)
     assert g[0] == pytest.approx(72.22, rel=0.02)
 
 
@@ -123,20 +124,20 @@ def test_cnn7_measured_gains_match_the_expectation_and_table_3_1():
     # uniform and Gaussian schemes alike are rescalings of one draw, so four schemes cover
     # the table's rows (kaiming_normal and xavier_uniform: on the MLP above)
     for s in ("torch", "xavier_normal", "kaiming_uniform", "ibp"):
-        g = N.difference_gain(net, net.init(7, shape, init=s, dtype=np.float32), X, 8 / 255)
-        e = N.expected_difference_gain(net, shape, s)
+        g = NA.difference_gain(net, net.init(7, shape, init=s, dtype=np.float32), X, 8 / 255)
+        e = NA.expected_difference_gain(net, shape, s)
         assert np.all(np.abs(g / e - 1) < CNN7_RTOL), (s, g, e)
         # zero padding: the convs' expected gains sit below (n_i/2)E|W|, the dense layers' on it
-        closed = np.array([N.difference_gain_closed_form(s, n, fo)
+        closed = np.array([NA.difference_gain_closed_form(s, n, fo)
                            for n, fo in zip(fans[1:], [576, 1152, 1152, 1152, 512, 10])])  # PyTorch's fan_out
         assert np.all(e[:4] / closed[:4] < 0.99) and np.all(e[:4] / closed[:4] > 0.9)
         np.testing.assert_allclose(e[4:], closed[4:], rtol=1e-12)
         fc = g[4]  # fan-in 32768: Table 3.1's last column
         if not s.startswith("xavier"):
-            assert fc == pytest.approx(N.TABLE_3_1[s][3], rel=0.02), s
+            assert fc == pytest.approx(NA.TABLE_3_1[s][3], rel=0.02), s
         else:  # Glorot with CNN-7's real fans (32768 in, 512 out) fits neither Xavier row of the table
-            assert fc == pytest.approx(N.difference_gain_closed_form(s, 32768, 512), rel=0.02)
-            assert abs(fc / N.TABLE_3_1["torch"][3] - 1) > 0.3 and abs(fc / N.TABLE_3_1["xavier_normal"][3] - 1) > 0.3
+            assert fc == pytest.approx(NA.difference_gain_closed_form(s, 32768, 512), rel=0.02)
+            assert abs(fc / NA.TABLE_3_1["torch"][3] - 1) > 0.3 and abs(fc / NA.TABLE_3_1["xavier_normal"][3] - 1) > 0.3
 
 
 def test_difference_gain_rejects_bad_input(x64):
@@ -145,15 +146,15 @@ def test_difference_gain_rejects_bad_input(x64):
     X = np.ones((2, 5))
     for eps in (0.0, -1.0, float("nan"), "a"):
         with pytest.raises(ValueError, match="eps"):
-            N.difference_gain(net, p, X, eps)
+            NA.difference_gain(net, p, X, eps)
     with pytest.raises(ValueError, match="X"):
-        N.difference_gain(net, p, np.ones(5), 0.1)
+        NA.difference_gain(net, p, np.ones(5), 0.1)
     with pytest.raises(ValueError, match="params"):
-        N.difference_gain(net, p, np.ones((2, 6)), 0.1)
+        NA.difference_gain(net, p, np.ones((2, 6)), 0.1)
     with pytest.raises(ValueError, match="two affine"):
         one = N.mlp((3,))
-        N.difference_gain(one, one.init(0, (5,)), X, 0.1)
+        NA.difference_gain(one, one.init(0, (5,)), X, 0.1)
     with pytest.raises(ValueError, match="scheme"):
-        N.expected_difference_gain(net, (5,), "he")
-    g = N.difference_gain(net, p, X, 0.1)
+        NA.expected_difference_gain(net, (5,), "he")
+    g = NA.difference_gain(net, p, X, 0.1)
     assert isinstance(g, np.ndarray) and g.dtype == np.float64 and g.shape == (1,)

@@ -41,8 +41,8 @@ import numpy as np
 
 from .._jax import x64
 from ..bounds.ibp import ibp_intervals
-from .base import Net
-from .init import INITS
+from ..nets.base import Net
+from ..nets.init import INITS
 
 __all__ = ["difference_gain", "difference_gain_closed_form", "expected_difference_gain", "mean_abs_weight",
            "affine_indices", "TABLE_3_1"]
@@ -204,7 +204,7 @@ def expected_difference_gain(net, input_shape, scheme: str) -> np.ndarray:
                 m = m.reshape(-1)
             else:
                 raise NotImplementedError(f"gain: no rule for layer kind {layer.kind!r} "
-                                          f"({type(layer).__name__}); add one in ntkflow/nets/gain.py")
+                                          f"({type(layer).__name__}); add one in ntkflow/analysis/gain.py")
     means = np.asarray(means)
     return means[1:] / means[:-1]
 
