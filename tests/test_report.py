@@ -12,7 +12,7 @@ Y = np.array([1.0, -1, 1, -1, 1, -1, 1, -1])
 KW = dict(samples=2000, flow_n=8, seeds=2, init_seeds=2, max_steps=40, progress=False)
 ROWS = ["assumption_1", "assumption_2", "lambda_0", "epsilon_bound", "width_bound", "theorem_1_time", "lemma_4",
         "lemma_7", "lemma_1", "lemma_2", "corollary_1", "lemma_5", "lemma_6_rate", "lemma_6_weights", "eq5_identity",
-        "theorem_1_conclusion"]
+        "theorem_1_conclusion", "movement_necessary", "loss_rate_lower"]
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,10 @@ def test_report_has_every_row_with_an_honest_status(report):
     assert lemma5.status == "inapplicable" and lemma5.extra["premises"]["displacement"] is False
     assert lemma5.observed in ("holds", "violated", "unknown")
     assert report.meta["seeds"] == 2 and len(report["lemma_7"].extra["loss0"]) == 2
+    # the two necessary conditions are theorems: they hold along the real flows
+    assert report["movement_necessary"].status == "holds" and report["movement_necessary"].measured >= 1
+    assert report["loss_rate_lower"].status == "holds" and report["loss_rate_lower"].measured >= 1
+    assert report["movement_necessary"].extra["route_eps_threshold"] > 0
 
 
 def test_flow_is_certified_and_its_horizon_reported(report):

@@ -271,3 +271,35 @@ def test_observed_is_rendered_and_serialized():
     assert "inapplicable (observed: holds)" in rep.to_markdown()
     assert rep.to_dict()["rows"]["lemma_5"]["observed"] == "holds"
     assert set(R.STATUSES) >= {"not_met", "inapplicable"}
+
+
+# ----------------------------------------------------------------------------- necessary conditions
+def _with(run_, path=None, lam_max=None):
+    run_.path = np.asarray(path, float) if path is not None else None
+    run_.lam_max = np.asarray(lam_max, float) if lam_max is not None else None
+    return run_
+
+
+def test_movement_necessary_compares_the_polyline_with_the_bound():
+    s = data(n=2, d=1, xi=1.0)  # X = 1
+    ts = [0.0, 1.0, 2.0]
+    loss = [10.0, 3.0, 0.5]
+    need = [(10.0 - L) / (2 * 1.0 * math.sqrt(100)) for L in loss]  # (L̄(0) − L̄(t))/(nX√m), m = 100
+    ok = R._row_movement_necessary(ctx(s, [_with(run(ts, loss=loss), path=[0, need[1] * 1.5, need[2] * 1.01],
+                                                lam_max=[1, 1, 1])]))
+    assert ok.status == "holds" and ok.measured == pytest.approx(1.01)
+    assert ok.extra["path_at_kappa"] == [pytest.approx(need[2] * 1.01)]
+    bad = R._row_movement_necessary(ctx(s, [_with(run(ts, loss=loss), path=[0, need[1] * 0.5, need[2]],
+                                                 lam_max=[1, 1, 1])]))
+    assert bad.status == "violated" and bad.measured == pytest.approx(0.5)
+
+
+def test_loss_rate_lower_refuses_exponential_decay_from_a_large_loss():
+    s = data(n=2, d=1, xi=1.0)
+    ts = np.linspace(0, 10, 11)
+    slow = 50.0 / (1 + 1.0 * 50.0 * ts)  # exactly the envelope at Λ = 1 / 1.05 margin: holds
+    fast = 50.0 * np.exp(-2.0 * ts)  # exponential from L̄(0) = 50 with λmax = 1: impossible
+    ok = R._row_loss_rate_lower(ctx(s, [_with(run(ts, loss=slow), path=np.zeros(11), lam_max=np.ones(11))]))
+    assert ok.status == "holds" and ok.measured >= 1
+    bad = R._row_loss_rate_lower(ctx(s, [_with(run(ts, loss=fast), path=np.zeros(11), lam_max=np.ones(11))]))
+    assert bad.status == "violated" and bad.measured < 1e-3

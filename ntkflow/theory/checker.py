@@ -56,6 +56,7 @@ import numpy as np
 from .. import _validate as V
 from .._core.stats import clopper_pearson, frequency_decision, runs_to_decide
 from . import formulas as T
+from . import necessary as NB
 from .._jax import x64
 from ..paper.assumptions import check_assumption_1, check_assumption_2
 from ..data import _balanced
@@ -330,22 +331,31 @@ class _Run:
     qform: np.ndarray  # l'ᵀHl' per save (Eq. 5's right side)
     grad_sq: np.ndarray  # Σ l'² per save
     warnings: list
+    path: np.ndarray | None = None  # (1/m)Σ_r length of w_r's polyline through the saves, per save
+    lam_max: np.ndarray | None = None  # λmax(H) per save
 
 
 @x64
 def _saved_quantities(W0, a, X, y, eps, W_saved):
-    """Sign changes, l'ᵀHl' and Σl'² at every saved W."""
+    """Sign changes, l'ᵀHl', Σl'², the mean polyline path length and λmax(H) at every saved W."""
     s0 = np.sign(W0)
     ever = np.zeros(W0.shape, bool)
-    changes, qform, grad_sq = [], [], []
+    changes, qform, grad_sq, path, lam_max = [], [], [], [], []
+    prev, length = np.asarray(W0), np.zeros(W0.shape[0])
     for W in W_saved:
         flip = np.sign(W) != s0
         ever |= flip
         changes.append(int(flip.sum()))
+        length = length + np.linalg.norm(np.asarray(W) - prev, axis=1)
+        prev = np.asarray(W)
+        path.append(float(length.mean()))
         lp = np.asarray(loss_derivative(ibp_lower_margin(W, a, X, y, eps)))
-        qform.append(float(lp @ gram_matrix(W, a, X, y, eps) @ lp))
+        H = gram_matrix(W, a, X, y, eps)
+        qform.append(float(lp @ H @ lp))
         grad_sq.append(float(lp @ lp))
-    return np.array(changes), int(ever.sum()), np.array(qform), np.array(grad_sq)
+        lam_max.append(float(np.linalg.eigvalsh(H)[-1]))
+    return (np.array(changes), int(ever.sum()), np.array(qform), np.array(grad_sq), np.array(path),
+            np.array(lam_max))
 
 
 def _horizon(sub: _Data, eps, W0, a0, t1, max_steps) -> dict:
@@ -370,10 +380,10 @@ def _flow(sub: _Data, eps, m, init, horizon, progress) -> _Run:
         warnings.simplefilter("always")
         tr = gradient_flow(W0, a0, sub.X, sub.y, eps, t1, save_at=np.linspace(0, t1, saves), dt=horizon["dt"],
                            certify=True, keep_W=True, progress=progress)
-    changes, ever, qform, grad_sq = _saved_quantities(W0, a0, sub.X, sub.y, eps, tr.W_saved)
+    changes, ever, qform, grad_sq, path, lam_max = _saved_quantities(W0, a0, sub.X, sub.y, eps, tr.W_saved)
     tr.W_saved = None  # large; what the rows need is computed
     return _Run(init=init, tr=tr, sign_changes=changes, sign_changed_ever=ever, qform=qform, grad_sq=grad_sq,
-                warnings=[str(w.message) for w in caught])
+                warnings=[str(w.message) for w in caught], path=path, lam_max=lam_max)
 
 
 @dataclass
@@ -829,9 +839,78 @@ def _row_theorem_1_conclusion(c: _Ctx) -> Row:
                       "runs_to_decide": runs_to_decide(level) if level < 1 else None})
 
 
+def _first_below_kappa(run: _Run) -> int | None:
+    hit = np.flatnonzero(run.tr.loss < T.KAPPA)
+    return int(hit[0]) if hit.size else None
+
+
+def _row_movement_necessary(c: _Ctx) -> Row:
+    """``theory.path_length_lower_bound`` along the flows, and the width-free ε below which the
+    proof route (every path length ≤ R) can hold at all (``theory.route_eps_threshold``)."""
+    s, f = c.sub, c.full
+    ok, worst, at_kappa = [], math.inf, []
+    for r in c.runs:
+        L = r.tr.loss
+        # the polyline through the saves is itself a path from W(0) to W(t): the bound applies to it exactly
+        need = np.array([NB.path_length_lower_bound(L[0], max(Lt, 1e-300), s.n, s.x_scale, c.m) for Lt in L])
+        ok.append(bool(np.all(r.path >= need * (1 - 1e-9))))
+        pos = need > 0
+        if pos.any():
+            worst = min(worst, float(np.min(r.path[pos] / need[pos])))
+        k = _first_below_kappa(r)
+        if k is not None:
+            at_kappa.append((r.path[k], NB.path_length_lower_bound(L[0], T.KAPPA, s.n, s.x_scale, c.m)))
+    v = f.lam.value
+    R = T.radius(c.delta, v, f.d, f.n, f.xi) if v > 0 else 0.0
+    route = NB.route_eps_threshold(R, f.x_scale, f.n, f.d)
+    sufficient = f.eps_bound(v, c.delta, c.eps)
+    status = "holds" if all(ok) else "violated"
+    reached = (f"at the first recorded L̄ < κ: mean path {at_kappa[0][0]:.3g} ≥ bound {at_kappa[0][1]:.3g}"
+               if at_kappa else "no flow reached L̄ < κ within t1")
+    return Row("movement_necessary", worst if math.isfinite(worst) else None, 1.0, status,
+               "necessary: (1/m)Σ_r∫‖dw_r/dt‖ ≥ (L̄(0) − L̄(t))/(nX√m) (theory.path_length_lower_bound)",
+               observed=status,
+               note=(f"measured/needed mean path length of the saved polyline, worst over saves and flows "
+                     f"(≥ 1 is a theorem for any path); {reached}. The proof route keeps every path ≤ R = "
+                     f"{R:.3g}, which by E L̄(0) ≥ n·l(−√(2/π)εd√m/4) needs ε ≤ {route:.3g} at every width "
+                     f"(theory.route_eps_threshold, m → ∞) — beside the sufficient ε bound {sufficient:.3g} "
+                     f"(derived chain) and this ε = {c.eps:g}; {_horizon_note(c)}"),
+               extra={"route_eps_threshold": route, "epsilon_bound_derived": sufficient, "R": R,
+                      "path_at_kappa": [p for p, _ in at_kappa], "bound_at_kappa": [b for _, b in at_kappa]})
+
+
+#: Λ = this × the largest λmax(H) over the saves: the sup over [0, t] lies between saves.
+LAMBDA_MAX_MARGIN = 1.05
+
+
+def _row_loss_rate_lower(c: _Ctx) -> Row:
+    """``theory.loss_lower_envelope`` along the flows: L̄(t) ≥ L̄(0)/(1 + Λ L̄(0) t)."""
+    ok, worst, parts = [], math.inf, []
+    for r in c.runs:
+        lam = LAMBDA_MAX_MARGIN * float(np.max(r.lam_max))
+        # the flow's L̄ is at least the recorded one less n·X·certificate (‖∂L̄/∂W‖_F ≤ nX); exact at t = 0
+        L = r.tr.loss - np.where(r.tr.ts > 0, c.sub.n * c.sub.x_scale * float(r.tr.error_estimate), 0.0)
+        env = NB.loss_lower_envelope(r.tr.loss[0], lam, r.tr.ts)
+        ok.append(bool(np.all(L >= env * (1 - 1e-9))))
+        worst = min(worst, float(np.min(L / env)))
+        parts.append((lam, float(L[-1]), float(env[-1])))
+    status = "holds" if all(ok) else "violated"
+    lam, Lt, envt = parts[0]
+    return Row("loss_rate_lower", worst, 1.0, status,
+               "necessary: L̄(t) ≥ L̄(0)/(1 + ΛL̄(0)t), Λ = sup λmax(H) (theory.loss_lower_envelope)",
+               looseness=worst, observed=status,
+               note=(f"min over recorded t of (L̄(t) − nX·certificate)/envelope(t), Λ = {LAMBDA_MAX_MARGIN}× the largest saved "
+                     f"λmax(H) (the sup lies between saves); first flow at t1: L̄ = {Lt:.3g} vs envelope "
+                     f"{envt:.3g} (Λ = {lam:.3g}). From L̄(0) ∝ n√m ε no exponential decay is possible until "
+                     f"ΛL̄(0)t ≫ 1: the abstract's linear rate holds only from small losses; the upper envelope is "
+                     f"Lemma 6′ (lemma_6_rate); {_horizon_note(c)}"),
+               extra={"lambda_max": [p[0] for p in parts]})
+
+
 _ROWS = (_row_assumption_1, _row_assumption_2, _row_lambda_0, _row_epsilon_bound, _row_width_bound,
          _row_theorem_1_time, _row_lemma_4, _row_lemma_7, _row_lemma_1, _row_lemma_2, _row_corollary_1, _row_lemma_5,
-         _row_lemma_6_rate, _row_lemma_6_weights, _row_eq5_identity, _row_theorem_1_conclusion)
+         _row_lemma_6_rate, _row_lemma_6_weights, _row_eq5_identity, _row_theorem_1_conclusion,
+         _row_movement_necessary, _row_loss_rate_lower)
 
 
 # ----------------------------------------------------------------------------- check
