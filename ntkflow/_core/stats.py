@@ -22,7 +22,7 @@ import numpy as np
 import scipy.stats
 
 __all__ = ["Interval", "Rate", "clopper_pearson", "rate", "pooled_rate", "mean_interval", "paired_difference",
-           "difference", "interval_difference", "hull", "slope_interval", "frequency_decision", "runs_to_decide",
+           "difference", "interval_difference", "hull", "slope_interval", "chance_interval", "frequency_decision", "runs_to_decide",
            "CONFIDENCE"]
 
 CONFIDENCE = 0.95
@@ -205,6 +205,20 @@ def slope_interval(x, y, confidence: float = CONFIDENCE) -> Interval:
         return Interval(float(fit.slope), math.nan, math.nan, int(x.size))
     half = float(scipy.stats.t.ppf(0.5 + _confidence(confidence) / 2, x.size - 2) * fit.stderr)
     return Interval(float(fit.slope), fit.slope - half, fit.slope + half, int(x.size))
+
+
+def chance_interval(chance: float, K: int, confidence: float = CONFIDENCE) -> Interval:
+    """The errors a random guess (error rate ``chance`` per sample) can show on K samples:
+    [the binomial α/2 quantile of Bin(K, chance)/K, 1]. A certified error can exceed the
+    guess's (an uncertified point counts as an error), so the band runs up to 1; an error
+    inside it is indistinguishable from chance."""
+    if not 0 < chance < 1:
+        raise ValueError(f"chance: must be in (0, 1), got {chance!r}")
+    K = int(K)
+    if K < 1:
+        raise ValueError(f"K: need at least one sample, got {K}")
+    lo = float(scipy.stats.binom.ppf((1 - _confidence(confidence)) / 2, K, chance)) / K
+    return Interval(float(chance), lo, 1.0, K)
 
 
 def frequency_decision(failures: int, K: int, level: float, confidence: float = CONFIDENCE) -> str:
