@@ -145,7 +145,9 @@ def test_lr_grid_sweep_table_figures_and_findings(config, tmp_path, monkeypatch)
     n = rows[0]["n_train"]
     assert iv.n == 2 * n and iv.k == round(sum(vals) * n) and iv.value == pytest.approx(np.mean(vals))
     page = findings({"tiny": out})
-    assert "Claim 1" in page and iv.fmt() in page
+    from ntkflow._core.stats import Interval
+
+    assert "Claim 1" in page and Interval.fmt(iv, 3, percent=True) in page  # the table's pooled count
     target = tmp_path / "F.md"
     assert main(["findings", f"tiny={out}", "--out", str(target)]) == 0
     assert target.read_text().startswith("# Findings")
