@@ -152,6 +152,14 @@ def _pct(iv: Interval) -> str:
     return Interval.fmt(iv, 3, percent=True)
 
 
+def _mean(iv: Interval, digits: int = 3) -> str:
+    """A mean over seeds: "v [lo, hi]", or "v at every seed" when the seeds agree exactly (a
+    zero-width interval says no spread was seen, not that the value is known exactly)."""
+    if iv.finite and iv.lo == iv.hi:
+        return f"{iv.value:.{digits}f} at every seed ({iv.n} seeds)"
+    return iv.fmt(digits)
+
+
 def _sig(iv: Interval) -> str:
     """An estimate in three significant digits, "v [lo, hi]" (for quantities spanning decades)."""
     if not np.isfinite(iv.value):
@@ -351,38 +359,17 @@ def _dataset(p: Protocol):
                 n_test=d.get("n_test", 0), d=d.get("d", 784), mnist_dir=d.get("mnist_dir") or None)
 
 
-def initialization_section(ps: list, *, eps_grid=(0.001, 0.01, 0.02, 0.04), seeds: int = 10,
-                           samples: int = 20_000) -> list[str]:
-    """What the initialization says, on the data of the first two-layer protocol: L̄(0)/n per
-    width at ε = 0.001 (Lemma 7; Eq. 10's time to κ grows with it) beside each protocol's
-    gradient-flow time lr × steps and final L̄/n; and per ε the fraction of neurons whose IBP
-    bound can help, λ0 and the final dead fraction (the paper's conjecture and its mechanism)."""
-    from .paper.hinf import lambda_0
-    from .paper.initialization import helpful_probability, hurting_probability, initial_loss, margin_shift
+def _time_table(ps: list, X, y, lam, e0: float, seeds: int) -> list[str]:
+    """Per width at ε = e0: L̄(0)/n over initialization seeds, its first-order value, Eq. 10's
+    time, and per protocol the gradient-flow time lr × steps and the final L̄/n."""
+    from .paper.initialization import initial_loss, margin_shift
     from .theory.formulas import time_needed
 
-    if not ps:
-        return []
-    ds = _dataset(ps[0])
-    X, y = np.asarray(ds.X, float), np.asarray(ds.y, float)
     n, dim = X.shape
-    lam = {e: lambda_0(X, y, e, samples=samples, seed=0, warn=False) for e in eps_grid}
-    e0 = eps_grid[0]
-    widths = sorted({w for p in ps for w in p.widths("ibp", e0)})
-    out = ["## What the initialization already says", "",
-           f"Computed on the training set of `{ps[0].label}` (n = {n}, d = {dim}) at the paper's initialization; "
-           f"L̄(0) over {seeds} initialization seeds (t interval), the neuron fractions over {samples:,} neurons, λ0 "
-           "with its jackknife interval (`paper.hinf.lambda_0`).", "",
-           f"**Training time (Lemma 7, Eq. 10).** At ε = {e0:g} the IBP loss at initialization grows with the width "
-           "(first order: √m·ε·E‖w‖₁/2, E‖w‖₁ = d·√(2/π)); Eq. 10's sufficient time to reach κ, "
-           "(4/λ0)(log(L̄(0)/κ) + L̄(0)), grows with it. Each protocol's gradient-flow time is lr × steps "
-           f"(the SGD step is a flow step of the summed L̄); λ0 = {lam[e0].value:.3g} "
-           f"[{lam[e0].ci[0]:.3g}, {lam[e0].ci[1]:.3g}] at ε = {e0:g}.", "",
-           "| width | L̄(0)/n | √m·ε·E‖w‖₁/2 | Eq. 10 time | " + " | ".join(
-               f"`{p.label}`: lr × steps; final L̄/n" for p in ps) + " |", "|" + "---|" * (4 + len(ps))]
-    for w in widths:
+    out = ["| width | L̄(0)/n | √m·ε·E‖w‖₁/2 | Eq. 10 time | " + " | ".join(
+        f"`{p.label}`: lr × steps; final L̄/n" for p in ps) + " |", "|" + "---|" * (4 + len(ps))]
+    for w in sorted({w for p in ps for w in p.widths("ibp", e0)}):
         l0 = initial_loss(X, y, e0, w, seeds=range(seeds))
-        t10 = time_needed(l0.value * n, lam[e0].value)
         cells = []
         for p in ps:
             rows = p.select("ibp", w, e0)
@@ -394,19 +381,59 @@ def initialization_section(ps: list, *, eps_grid=(0.001, 0.01, 0.02, 0.04), seed
             conv = sum(bool(r.get("converged")) for r in rows)
             cells.append(f"{t[0]:.3g}" + (f"–{t[-1]:.3g}" if t[-1] != t[0] else "") + f"; {_sig(fin)} "
                          f"({conv}/{len(rows)} converged)")
-        out.append(f"| {w:,} | {l0.fmt(3)} | {margin_shift(w, dim, e0):.3g} | {t10:.3g} | " + " | ".join(cells) + " |")
-    out += ["", "**Why IBP training kills the net at large ε.** A neuron with y·a = +1 can raise the IBP margin only "
-            "where wᵀx − ε‖w‖₁ > 0; one with y·a = −1 lowers it wherever wᵀx + ε‖w‖₁ > 0 "
-            "(`paper.initialization`; by w → −w the second probability is one minus the first). "
-            f"The paper's conjecture: {CONJECTURE}. The thesis names the pull towards inactive neurons: {THESIS_DEAD}.",
-            "", "| ε | P(wᵀx − ε‖w‖₁ > 0) (can help) | P(wᵀx + ε‖w‖₁ > 0) (hurts) | λ0 | " + " | ".join(
-                f"`{p.label}`: dead neurons at the end (m = 2,000)" for p in ps) + " |", "|" + "---|" * (4 + len(ps))]
-    for e in eps_grid:
-        h, u, lo = helpful_probability(X, e, samples=samples), hurting_probability(X, e, samples=samples), lam[e]
+        out.append(f"| {w:,} | {l0.fmt(3)} | {margin_shift(w, dim, e0):.3g} | "
+                   f"{time_needed(l0.value * n, lam.value):.3g} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _mechanism_table(ps: list, X, lam: dict, samples: int) -> list[str]:
+    """Per ε: the fractions of neurons whose IBP bound can help / hurts at initialization, λ0,
+    and each protocol's final dead fraction at m = 2,000."""
+    from .paper.initialization import helpful_probability, hurting_probability
+
+    out = ["| ε | P(wᵀx − ε‖w‖₁ > 0) (can help) | P(wᵀx + ε‖w‖₁ > 0) (hurts) | λ0 | " + " | ".join(
+        f"`{p.label}`: dead neurons at the end (m = 2,000)" for p in ps) + " |", "|" + "---|" * (4 + len(ps))]
+    for e, lo in lam.items():
+        h, u = helpful_probability(X, e, samples=samples), hurting_probability(X, e, samples=samples)
         dead = [_pct(p.stat("dead_fraction_final", "ibp", 2000, e)) if p.select("ibp", 2000, e) else "—" for p in ps]
-        out.append(f"| {e:g} | {h.fmt(3)} | {u.fmt(3)} | {lo.value:.3g} [{lo.ci[0]:.3g}, {lo.ci[1]:.3g}] | "
+        out.append(f"| {e:g} | {h.fmt(4)} | {u.fmt(4)} | {lo.value:.3g} [{lo.ci[0]:.3g}, {lo.ci[1]:.3g}] | "
                    + " | ".join(dead) + " |")
-    return out + [""]
+    return out
+
+
+def initialization_section(ps: list, *, eps_grid=(0.001, 0.01, 0.02, 0.04), seeds: int = 10,
+                           samples: int = 20_000) -> list[str]:
+    """What the initialization says, on the data of the first two-layer protocol: L̄(0)/n per
+    width at ε = eps_grid[0] (Lemma 7; Eq. 10's time to κ grows with it) beside each protocol's
+    gradient-flow time lr × steps and final L̄/n; and per ε the fraction of neurons whose IBP
+    bound can help, λ0 and the final dead fraction (the paper's conjecture and its mechanism)."""
+    from .paper.hinf import lambda_0
+
+    if not ps:
+        return []
+    ds = _dataset(ps[0])
+    X, y = np.asarray(ds.X, float), np.asarray(ds.y, float)
+    lam = {e: lambda_0(X, y, e, samples=samples, seed=0, warn=False) for e in eps_grid}
+    e0 = eps_grid[0]
+    return (["## What the initialization already says", "",
+             f"Computed on the training set of `{ps[0].label}` (n = {X.shape[0]}, d = {X.shape[1]}) at the paper's "
+             f"initialization; L̄(0) over {seeds} initialization seeds (t interval), the neuron fractions over "
+             f"{samples:,} neurons (t interval over neurons), λ0 with its jackknife interval (`paper.hinf.lambda_0`, "
+             f"{samples:,} neurons).", "",
+             f"**Training time (Lemma 7, Eq. 10).** At ε = {e0:g} the IBP loss at initialization grows with the width "
+             "(first order: √m·ε·E‖w‖₁/2, E‖w‖₁ = d·√(2/π)), and Eq. 10's sufficient time to reach κ, "
+             "(4/λ0)(log(L̄(0)/κ) + L̄(0)), grows with it. Eq. 10 is a sufficient time, far above the times at which "
+             "runs reach the plateau; what carries over is its growth with L̄(0): a fixed budget of flow time "
+             "leaves wider nets further from converged. Each protocol's gradient-flow time is lr × steps (the SGD "
+             f"step is a flow step of the summed L̄); λ0 = {lam[e0].value:.3g} [{lam[e0].ci[0]:.3g}, "
+             f"{lam[e0].ci[1]:.3g}] at ε = {e0:g}.", ""]
+            + _time_table(ps, X, y, lam[e0], e0, seeds)
+            + ["", "**Why IBP training kills the net at large ε.** A neuron with y·a = +1 can raise the IBP margin "
+               "only where wᵀx − ε‖w‖₁ > 0; one with y·a = −1 lowers it wherever wᵀx + ε‖w‖₁ > 0 "
+               "(`paper.initialization`; by w → −w the second probability is one minus the first). "
+               f"The paper's conjecture: {CONJECTURE}. The thesis names the pull towards inactive neurons: "
+               f"{THESIS_DEAD}.", ""]
+            + _mechanism_table(ps, X, lam, samples) + [""])
 
 
 # ----------------------------------------------------------------------------- methods and deep nets
@@ -503,8 +530,8 @@ def _ntk_lines(p: Protocol, methods) -> list[str]:
         rate_txt = (f" — log-log slope in the width {slope.fmt(2)}: " +
                     (f"no rate claimed ({why})" if why else f"drift falls like m^{slope.value:.2f}")
                     if np.isfinite(slope.value) else "")
-        out.append(f"- `{mth}`: λmin(H(0)) " + ", ".join(f"{w:,}: {lam[w].fmt(3)}" for w in ws)
-                   + "; drift ‖H(T) − H(0)‖/‖H(0)‖ " + ", ".join(f"{w:,}: {drift[w].fmt(3)}" for w in ws) + rate_txt)
+        out.append(f"- `{mth}`: λmin(H(0)) " + ", ".join(f"{w:,}: {_mean(lam[w])}" for w in ws)
+                   + "; drift ‖H(T) − H(0)‖/‖H(0)‖ " + ", ".join(f"{w:,}: {_mean(drift[w])}" for w in ws) + rate_txt)
     return (["Empirical certified-margin NTK (the Gram of the method's margins on the training set):"] + out + [""]
             if out else [])
 
@@ -575,7 +602,8 @@ def _lee2021_lines(p: Protocol, methods) -> list[str]:
         have = [m for m in methods if cos[m].n and np.isfinite(loss[m].value)]
         out.append(f"Width {w:,}, per method: time-averaged cosine distance of consecutive gradients; loss variation "
                    "(lee2021's measure); final training loss:")
-        out += [f"- {m}: {cos[m].fmt(3)}; {var[m].fmt(3) if var[m].n else 'not stored'}; {loss[m].fmt(1)}" for m in have]
+        out += [f"- {m}: {_mean(cos[m])}; {_mean(var[m]) if var[m].n else 'not stored'}; {_mean(loss[m], 1)}"
+                for m in have]
         if len(have) >= 3:
             rho, pv = scipy.stats.spearmanr([cos[m].value for m in have], [loss[m].value for m in have])
             out.append(f"- the cosine distance tracks distance from convergence: Spearman ρ = {rho:.2f} against the final "
@@ -593,8 +621,9 @@ def _lee2021_lines(p: Protocol, methods) -> list[str]:
                                                                                      else ml.fmt(3)))
         missing = [m for m in have if not var[m].n]
         if missing:
-            out.append(f"- loss variation not stored for {', '.join(missing)} (these cells predate the metric): "
-                       "lee2021's primary comparison needs a rerun of this sweep with `loss_variation` recorded")
+            out.append(f"- loss variation not stored for {', '.join(missing)} (their cells were stored without it): "
+                       f"lee2021's primary comparison needs these cells rerun (`ntkflow sweep` of this config into "
+                       f"a fresh directory) with `loss_variation` recorded at every checkpoint")
         out.append("")
     return out
 
@@ -636,7 +665,7 @@ def methods_section(p: Protocol) -> list[str]:
     if "advibp" in methods:
         inc, cos = _series_mean(p, "advibp", "ibp_increase"), _series_mean(p, "advibp", "cos_adv_ibp")
         out += [f"AdvIBP's approximate projection: the step raised L̄_IBP to first order (⟨g_final, g_IBP⟩ < 0) on "
-                f"{inc.fmt(3)} of its steps (warm-up steps excluded); cos(g_adv, g_IBP) averaged {cos.fmt(3)}.", ""]
+                f"{_mean(inc)} of its steps (warm-up steps excluded); cos(g_adv, g_IBP) averaged {_mean(cos)}.", ""]
     return out
 
 
