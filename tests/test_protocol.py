@@ -140,11 +140,14 @@ def test_lr_grid_sweep_table_figures_and_findings(config, tmp_path, monkeypatch)
     from ntkflow.findings import Protocol, findings
 
     p = Protocol("tiny", out)
-    m, se, k = p.stat("final_certified_error", "ibp", 40, 0.05)
+    iv = p.stat("final_certified_error", "ibp", 40, 0.05)
     vals = [r["final_certified_error"] for r in rows if r["method"] == "ibp" and r["width"] == 40 and r["eps"] == 0.05]
-    assert k == 2 and m == pytest.approx(np.mean(vals)) and se == pytest.approx(np.std(vals, ddof=1) / np.sqrt(2))
+    n = rows[0]["n_train"]
+    assert iv.n == 2 * n and iv.k == round(sum(vals) * n) and iv.value == pytest.approx(np.mean(vals))
     page = findings({"tiny": out})
-    assert "Claim 1" in page and f"{m:.3f} ± {se:.3f}" in page
+    from ntkflow._core.stats import Interval
+
+    assert "Claim 1" in page and Interval.fmt(iv, 3, percent=True) in page  # the table's pooled count
     target = tmp_path / "F.md"
     assert main(["findings", f"tiny={out}", "--out", str(target)]) == 0
     assert target.read_text().startswith("# Findings")
@@ -164,11 +167,14 @@ def test_protocol_config_errors(config, override, match):
         load_config(config, [override])
 
 
-def test_methods_verdicts_need_two_standard_errors_and_two_seeds():
+def test_methods_verdicts_are_read_from_the_interval_of_the_difference():
+    from ntkflow._core.stats import Interval, rate
     from ntkflow.findings import _verdict
 
-    assert _verdict((0.10, 0.01, 3), (0.20, 0.01, 3), "lower").startswith("supported (lower by 0.100")
-    assert _verdict((0.30, 0.01, 3), (0.20, 0.01, 3), "lower").startswith("contradicted")
-    assert _verdict((0.19, 0.01, 3), (0.20, 0.01, 3), "lower").startswith("within noise")
-    assert _verdict((0.10, float("nan"), 1), (0.20, 0.01, 3), "lower").startswith("one seed, no error bar")
-    assert _verdict((float("nan"),) * 2 + (0,), (0.2, 0.01, 3), "lower") == "not measured"
+    a, b = rate(10, 300), rate(60, 300)
+    assert _verdict(a, b, "lower").startswith("supported (lower")
+    assert _verdict(b, a, "lower").startswith("contradicted")
+    assert _verdict(rate(55, 300), b, "lower").startswith("not distinguishable")
+    one = Interval(0.1, float("nan"), float("nan"), 1)
+    assert _verdict(one, Interval(0.2, 0.1, 0.3, 3), "lower").startswith("one seed, no interval")
+    assert _verdict(Interval(float("nan"), 0, 0, 0), b, "lower") == "not measured"

@@ -22,7 +22,8 @@ import numpy as np
 import scipy.stats
 
 __all__ = ["Interval", "Rate", "clopper_pearson", "rate", "pooled_rate", "mean_interval", "paired_difference",
-           "difference", "frequency_decision", "runs_to_decide", "CONFIDENCE"]
+           "difference", "interval_difference", "hull", "slope_interval", "chance_interval", "frequency_decision", "runs_to_decide",
+           "CONFIDENCE"]
 
 CONFIDENCE = 0.95
 
@@ -162,6 +163,62 @@ def difference(a, b, confidence: float = CONFIDENCE) -> Interval:
     df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
     half = float(scipy.stats.t.ppf(0.5 + _confidence(confidence) / 2, df) * se)
     return Interval(d, d - half, d + half, n)
+
+
+def interval_difference(a: Interval, b: Interval) -> Interval:
+    """a − b from two independent estimates with their own intervals (MOVER, Newcombe 1998):
+    lo = d − √((a − a_lo)² + (b_hi − b)²), hi = d + √((a_hi − a)² + (b − b_lo)²).
+
+    With Clopper–Pearson intervals on both sides this is the interval of a difference of two
+    error rates (it stays asymmetric near 0 and 1, where a normal interval would not); no
+    interval when either side has none."""
+    d = a.value - b.value
+    n = int(min(a.n, b.n))
+    if not (a.finite and b.finite) or not np.isfinite(d):
+        return Interval(d, math.nan, math.nan, n)
+    lo = d - math.hypot(a.value - a.lo, b.hi - b.value)
+    hi = d + math.hypot(a.hi - a.value, b.value - b.lo)
+    return Interval(d, lo, hi, n)
+
+
+def hull(first: Interval, *others: Interval) -> Interval:
+    """The smallest interval holding every finite interval given, at ``first``'s value: the
+    conservative union of two error sources estimated separately (e.g. binomial and over seeds)."""
+    ivs = [i for i in (first, *others) if i.finite]
+    if not ivs:
+        return first
+    return Interval(first.value, min(i.lo for i in ivs), max(i.hi for i in ivs), first.n)
+
+
+def slope_interval(x, y, confidence: float = CONFIDENCE) -> Interval:
+    """The least-squares slope of y on x with its t interval (df = points − 2); ``n`` = points.
+    No interval with fewer than three points (df = 0)."""
+    x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"x, y: need the same length, got {x.size} and {y.size}")
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size < 2 or np.ptp(x) == 0:
+        return Interval(math.nan, math.nan, math.nan, int(x.size))
+    fit = scipy.stats.linregress(x, y)
+    if x.size < 3:
+        return Interval(float(fit.slope), math.nan, math.nan, int(x.size))
+    half = float(scipy.stats.t.ppf(0.5 + _confidence(confidence) / 2, x.size - 2) * fit.stderr)
+    return Interval(float(fit.slope), fit.slope - half, fit.slope + half, int(x.size))
+
+
+def chance_interval(chance: float, K: int, confidence: float = CONFIDENCE) -> Interval:
+    """The errors a random guess (error rate ``chance`` per sample) can show on K samples:
+    [the binomial α/2 quantile of Bin(K, chance)/K, 1]. A certified error can exceed the
+    guess's (an uncertified point counts as an error), so the band runs up to 1; an error
+    inside it is indistinguishable from chance."""
+    if not 0 < chance < 1:
+        raise ValueError(f"chance: must be in (0, 1), got {chance!r}")
+    K = int(K)
+    if K < 1:
+        raise ValueError(f"K: need at least one sample, got {K}")
+    lo = float(scipy.stats.binom.ppf((1 - _confidence(confidence)) / 2, K, chance)) / K
+    return Interval(float(chance), lo, 1.0, K)
 
 
 def frequency_decision(failures: int, K: int, level: float, confidence: float = CONFIDENCE) -> str:
