@@ -27,12 +27,14 @@ import scipy.stats
 from ._core.stats import (Interval, Rate, chance_interval, difference, hull, interval_difference, mean_interval,
                           paired_difference, pooled_rate, rate, slope_interval)
 from ._io import read_json
+from .findings_advibp import advibp_section
 from .sweep.store import read_table
 
 __all__ = ["findings", "Protocol", "claim_lines", "methods_section", "initialization_section"]
 
 #: Methods beyond the paper's pair: a directory with any of them is a methods comparison.
 _PAPER_METHODS = {"standard", "ibp"}
+_ADVIBP_METHODS = {"advibp", "advibp_fixed"}
 
 CLAIMS = (
     "IBP training error is above standard training error at every width",
@@ -680,7 +682,8 @@ def findings(dirs: dict, command: str | None = None, preface: str | None = None,
     allp = [Protocol(k, v) for k, v in dirs.items()]
     ps = [p for p in allp if not {r["method"] for r in p.rows} - _PAPER_METHODS
           and p.cfg.get("model", {}).get("net", "two_layer") == "two_layer"]
-    mp = [p for p in allp if p not in ps]
+    ap = [p for p in allp if p not in ps and {r["method"] for r in p.rows} <= _ADVIBP_METHODS]
+    mp = [p for p in allp if p not in ps and p not in ap]
     seeds = ", ".join(f"`{p.label}` {len(p.seeds)}" for p in allp)
     lines = ["# Findings: Figure 1 of Wang et al. (2022) under stated protocols", "",
              "Generated from stored sweep results by "
@@ -722,4 +725,8 @@ def findings(dirs: dict, command: str | None = None, preface: str | None = None,
             net = p.cfg.get("model", {}).get("net", "two_layer")
             lines += _protocol_section(p) + ([f"- net: `{net}`, init `{p.cfg['model'].get('init') or 'torch'}`", ""]
                                              if net != "two_layer" else []) + methods_section(p)
+    for p in ap:
+        # A sweep of AdvIBP and its fixed-κ baseline alone (experiments/advibp.toml) is judged by
+        # fan2021's own measure, held out and paired by seed, in its own section.
+        lines += [""] + advibp_section(p.dir)
     return "\n".join(lines)

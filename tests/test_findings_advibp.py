@@ -131,3 +131,14 @@ def test_verdicts_decide_from_the_interval():
     assert difference_verdict(Interval(0.1, 0.05, 0.15, 5)) == "real: AdvIBP higher"
     # seeds that all differ by the same amount: no spread, no decision (not "real")
     assert difference_verdict(Interval(0.005, 0.005, 0.005, 5)).startswith("undecided")
+
+
+def test_the_findings_page_routes_an_advibp_sweep_to_its_section(tmp_path):
+    """``ntkflow findings advibp=DIR``: an AdvIBP-vs-baseline directory gets fan2021's held-out
+    comparison, not the training-error methods table (which would judge it by the wrong measure)."""
+    from ntkflow.findings import findings
+
+    page = findings({"advibp": make_sweep(tmp_path, [0.05, 0.06, 0.055], [0.2, 0.22, 0.21])}, init=False)
+    assert "## AdvIBP vs its fixed-κ baseline (fan2021)" in page
+    assert "## Training methods side by side" not in page
+    assert "real: AdvIBP lower" in page
