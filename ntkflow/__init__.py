@@ -22,6 +22,10 @@ __all__ = [
     "gradient_flow", "train", "EpsSchedule", "Trajectory", "check", "Report", "theory", "data",
 ]
 
-# The net / bound engine (issue 13): nets, bounds, attacks and the margin Gram as extension points.
-from . import attacks, bounds, kernels, nets  # noqa: E402
-__all__ += ["nets", "bounds", "attacks", "kernels"]
+# The engine, beside the paper's functions: nets, their bounds, training objectives, the metric
+# registry, the sweep (the trainer is ``ntkflow.fit.fit``: exporting it here would shadow its
+# module, the clash ``ntkflow.train`` already has). Bad input raises ``NtkflowError``.
+from . import attacks, bounds, kernels, metrics, nets, objectives, sweep  # noqa: E402
+from ._core.errors import NtkflowError  # noqa: E402
+
+__all__ += ["nets", "bounds", "objectives", "metrics", "sweep", "attacks", "kernels", "NtkflowError"]

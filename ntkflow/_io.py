@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from ._core.errors import NtkflowError
 
 
 def _atomic(path: Path, write) -> None:
@@ -50,17 +51,17 @@ def read_json(path) -> dict:
     try:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not a readable JSON file ({type(e).__name__})") from None
+        raise NtkflowError(f"{path}: not a readable JSON file ({type(e).__name__})") from None
 
 
 def read_npz(path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
             if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy under an .npz name
-                raise ValueError("a single array, not an npz archive")
+                raise NtkflowError("a single array, not an npz archive")
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path}: not a readable npz file ({type(e).__name__})") from None
+        raise NtkflowError(f"{path}: not a readable npz file ({type(e).__name__})") from None
 
 
 def _default(o):
@@ -87,7 +88,7 @@ def _probe(directory: Path, name: str, path: Path) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".ntkflow-probe.", suffix=".tmp")
     except OSError as e:
-        raise ValueError(f"{name}: cannot write to {path} ({e.strerror or type(e).__name__} in {directory})") from None
+        raise NtkflowError(f"{name}: cannot write to {path} ({e.strerror or type(e).__name__} in {directory})") from None
     os.close(fd)
     os.unlink(tmp)
 
@@ -101,10 +102,10 @@ def ensure_writable_dir(path, name: str) -> Path:
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ValueError(f"{name}: {path} is a file, not a directory")
+        raise NtkflowError(f"{name}: {path} is a file, not a directory")
     base = _nearest_existing(path)
     if not base.is_dir():
-        raise ValueError(f"{name}: cannot create {path}: {base} is a file, not a directory")
+        raise NtkflowError(f"{name}: cannot create {path}: {base} is a file, not a directory")
     _probe(base, name, path)
     return path
 
@@ -118,9 +119,9 @@ def ensure_writable_file(path, name: str) -> Path:
     """
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{name}: {path} is a directory, not a file")
+        raise NtkflowError(f"{name}: {path} is a directory, not a file")
     base = _nearest_existing(path.parent)
     if not base.is_dir():
-        raise ValueError(f"{name}: cannot create {path}: {base} is a file, not a directory")
+        raise NtkflowError(f"{name}: cannot create {path}: {base} is a file, not a directory")
     _probe(base, name, path)
     return path

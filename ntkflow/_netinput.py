@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validate as V
+from ._core.errors import NtkflowError
 from .nets.base import Net, float_dtype
 
 __all__ = ["Problem", "problem", "concrete", "spec_matrix", "input_box", "check_net", "check_values", "unit_float"]
@@ -42,7 +43,7 @@ def check_net(net, params, input_shape, dtype=None) -> None:
     in ``dtype`` (the float the engine computes in) — a float32 run of a weight above 3.4e38
     would give inf/NaN bounds with no error."""
     if not isinstance(net, Net):
-        raise ValueError(f"net: expected an ntkflow.nets.Net, got {type(net).__name__}")
+        raise NtkflowError(f"net: expected an ntkflow.nets.Net, got {type(net).__name__}")
     net.check_params(params, input_shape)
     check_values(params, dtype)
 
@@ -56,48 +57,48 @@ def check_values(params, dtype=None) -> None:
         name = "params" + jax.tree_util.keystr(path)
         v = np.asarray(leaf)
         if np.iscomplexobj(v):
-            raise ValueError(f"{name}: complex weights are not supported (the engine's bounds are real)")
+            raise NtkflowError(f"{name}: complex weights are not supported (the engine's bounds are real)")
         if not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)
                 or v.dtype == np.bool_):
-            raise ValueError(f"{name}: expected a real number array, got dtype {v.dtype}")
+            raise NtkflowError(f"{name}: expected a real number array, got dtype {v.dtype}")
         # NaN/inf params are not refused here: a diverged run's metrics are computed on them and
         # must come back NaN (recorded as diverged); a finite weight that overflows is refused
         fin = v[np.isfinite(v)] if v.dtype.kind == "f" else v
         with np.errstate(over="ignore", invalid="ignore"):
             if not np.all(np.isfinite(fin.astype(dtype))):
-                raise ValueError(f"{name}: a weight overflows {dtype} (|w| up to {np.max(np.abs(v)):.3g})")
+                raise NtkflowError(f"{name}: a weight overflows {dtype} (|w| up to {np.max(np.abs(v)):.3g})")
 
 
 def _inputs(net, params, X):
     if np.iscomplexobj(X):
-        raise ValueError("X: complex inputs are not supported (the imaginary part would be dropped)")
+        raise NtkflowError("X: complex inputs are not supported (the imaginary part would be dropped)")
     X = jnp.asarray(X)
     if not jnp.issubdtype(X.dtype, jnp.floating):
         X = X.astype(float_dtype())
     if X.ndim < 2 or X.shape[0] == 0:
-        raise ValueError(f"X: expected (n, *input_shape) with n ≥ 1, got shape {X.shape}")
+        raise NtkflowError(f"X: expected (n, *input_shape) with n ≥ 1, got shape {X.shape}")
     if not isinstance(net, Net):
-        raise ValueError(f"net: expected an ntkflow.nets.Net, got {type(net).__name__}")
+        raise NtkflowError(f"net: expected an ntkflow.nets.Net, got {type(net).__name__}")
     if net.input_shape is not None and tuple(X.shape[1:]) != net.input_shape:
-        raise ValueError(f"X: per-sample shape {tuple(X.shape[1:])} does not match the net's input {net.input_shape}")
+        raise NtkflowError(f"X: per-sample shape {tuple(X.shape[1:])} does not match the net's input {net.input_shape}")
     check_net(net, params, X.shape[1:], X.dtype)
     if concrete(X) and not np.all(np.isfinite(np.asarray(X))):
-        raise ValueError("X: contains NaN or inf")
+        raise NtkflowError("X: contains NaN or inf")
     return X
 
 
 def _labels(net, y, n):
     y = jnp.asarray(y)
     if y.shape != (n,):
-        raise ValueError(f"y: expected {n} labels (shape ({n},)), got shape {y.shape}")
+        raise NtkflowError(f"y: expected {n} labels (shape ({n},)), got shape {y.shape}")
     if not concrete(y):
         return y
     v = np.asarray(y)
     if net.num_outputs == 1:
         if not np.all(np.abs(v) == 1):
-            raise ValueError(f"y: a single-output net needs labels ±1, got values {np.unique(v)[:5].tolist()}")
+            raise NtkflowError(f"y: a single-output net needs labels ±1, got values {np.unique(v)[:5].tolist()}")
     elif not (np.all(v == np.round(v)) and v.min() >= 0 and v.max() < net.num_outputs):
-        raise ValueError(f"y: class labels must be integers in [0, {net.num_outputs}), "
+        raise NtkflowError(f"y: class labels must be integers in [0, {net.num_outputs}), "
                          f"got values {np.unique(v)[:5].tolist()}")
     return y
 
@@ -121,9 +122,9 @@ def unit_float(name: str, v, *, allow_none: bool = True):
     try:
         f = float(v)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be a number in [0, 1], got {v!r}") from None
+        raise NtkflowError(f"{name}: must be a number in [0, 1], got {v!r}") from None
     if not 0.0 <= f <= 1.0:
-        raise ValueError(f"{name}: must be in [0, 1], got {f}")
+        raise NtkflowError(f"{name}: must be in [0, 1], got {f}")
     return f
 
 
@@ -133,11 +134,11 @@ def _clip(clip, X):
     try:
         c0, c1 = (float(c) for c in clip)
     except (TypeError, ValueError):
-        raise ValueError(f"clip: must be a pair (low, high) of numbers, got {clip!r}") from None
+        raise NtkflowError(f"clip: must be a pair (low, high) of numbers, got {clip!r}") from None
     if not (np.isfinite(c0) and np.isfinite(c1) and c0 < c1):
-        raise ValueError(f"clip: needs finite low < high, got {clip!r}")
+        raise NtkflowError(f"clip: needs finite low < high, got {clip!r}")
     if concrete(X) and (np.any(np.asarray(X) < c0) or np.any(np.asarray(X) > c1)):
-        raise ValueError(f"X: has points outside clip=({c0}, {c1})")
+        raise NtkflowError(f"X: has points outside clip=({c0}, {c1})")
     return c0, c1
 
 

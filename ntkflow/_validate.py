@@ -14,6 +14,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from ._core.errors import NtkflowError
 from ._jax import row_norms, to_device
 
 __all__ = [
@@ -43,7 +44,7 @@ _LIMIT = float(np.finfo(np.float64).max) / 16
 
 
 def _fail(msg: str) -> None:
-    raise ValueError(msg)
+    raise NtkflowError(msg)
 
 
 def array(name: str, x: Any, ndim: int, *, dtype=np.float64, finite: bool = True) -> np.ndarray:

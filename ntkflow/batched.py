@@ -20,7 +20,7 @@ Groupings (``grouping=``):
   a solo ``fit`` runs; a finished model is skipped.
 - ``"auto"``: ``choose_grouping``: loop on CPU, vmap on an accelerator. On CPU, vmap of
   K = 8 DM-small models ran 3.8× slower per model than one model (XLA turns the batched
-  convolution into a grouped one; issue 15), and benchmarks/bench_deep.py measured vmap at
+  convolution into a grouped one), and benchmarks/bench_deep.py measured vmap at
   2.46× (DM-small) and 1.14× (3×1024 MLP) per model against loop's 1.06× and 0.95×: on CPU
   the loop is never worse, and it is bit-identical to solo runs.
 
@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validate as V
+from ._core.errors import NtkflowError
 from ._jax import x64
 from ._progress import progress as progress_bar
 from .fit import FitRun, epoch, fit_settings
@@ -77,7 +78,7 @@ def group_epoch(net, carry, X, y, idx, sched, keys, scale, lr, budget, objective
 @x64  # X, y become jax arrays inside x64: float64 data stays float64
 def fit_group(net, params0_list, X, y, eps_list, *, lrs, seeds, objective="ibp", options: dict | None = None,
               grouping: str = "auto", devices=None, optimizer: str = "sgd", epochs: int,
-              batch_size: int | None = None, eps_schedule=None, beta_schedule=None, lam0: float = 0.0,
+              batch_size: int | None = None, eps_schedule=None, beta_schedule=None, reg_weight: float = 0.0,
               momentum: float | None = None, stop=None, tie: str = "wrong", track_gram: bool = False, metrics=None,
               attack: AttackSettings = AttackSettings(), record_every: int = 1, attack_every: int | None = None,
               dtype: str = "float64", progress: bool = False) -> list[Trajectory]:
@@ -93,7 +94,7 @@ def fit_group(net, params0_list, X, y, eps_list, *, lrs, seeds, objective="ibp",
       grouping: "auto" | "vmap" | "loop" (module docstring).
       devices: devices to shard the model axis over under "vmap" (default ``jax.devices()``;
         one device: no sharding).
-      objective, options, optimizer, epochs, batch_size, eps_schedule, beta_schedule, lam0,
+      objective, options, optimizer, epochs, batch_size, eps_schedule, beta_schedule, reg_weight,
         momentum, stop, tie, track_gram, metrics, attack, record_every, attack_every, dtype,
         progress: as ``ntkflow.fit.fit``, the same for every model (an ε schedule is taken
         relative to each model's target ε).
@@ -107,18 +108,18 @@ def fit_group(net, params0_list, X, y, eps_list, *, lrs, seeds, objective="ibp",
     lrs = _per_model("lrs", lrs, K, lambda v: V.positive_float("lr", v))
     seeds = _per_model("seeds", seeds, K, lambda v: V.positive_int("seed", v, minimum=0))
     if grouping not in GROUPINGS:
-        raise ValueError(f"grouping: unknown {grouping!r}; choose one of {', '.join(GROUPINGS)}")
+        raise NtkflowError(f"grouping: unknown {grouping!r}; choose one of {', '.join(GROUPINGS)}")
     obj = make_objective(objective, **(options or {}))
     X, y = jnp.asarray(X), jnp.asarray(y)
     n = int(X.shape[0])
     settings = [fit_settings(n, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed,
-                             momentum=momentum, record_every=record_every, attack_every=attack_every, lam0=lam0,
+                             momentum=momentum, record_every=record_every, attack_every=attack_every, reg_weight=reg_weight,
                              tie=tie, track_gram=track_gram, dtype=dtype, progress=progress)
                 for lr, seed in zip(lrs, seeds)]
     grouping = choose_grouping(net) if grouping == "auto" else grouping
     devices = list(jax.devices() if devices is None else devices)
     if not devices:
-        raise ValueError("devices: empty; pass None (every device) or a list of jax devices")
+        raise NtkflowError("devices: empty; pass None (every device) or a list of jax devices")
     trajectories = _fit_group(net, params0_list, X, y, eps_list, obj, eps_schedule, beta_schedule, stop, settings,
                               metrics, attack, grouping, devices)
     for t in trajectories:
@@ -129,7 +130,7 @@ def fit_group(net, params0_list, X, y, eps_list, *, lrs, seeds, objective="ibp",
 def _group_size(params0_list) -> int:
     """K, after checking that the params are a non-empty list of one structure and shapes."""
     if not isinstance(params0_list, (list, tuple)) or not params0_list:
-        raise ValueError("params0_list: expected a non-empty list of initial params (one per model), got "
+        raise NtkflowError("params0_list: expected a non-empty list of initial params (one per model), got "
                          f"{type(params0_list).__name__} of length {len(params0_list) if hasattr(params0_list, '__len__') else '?'}")
 
     def signature(p):
@@ -139,7 +140,7 @@ def _group_size(params0_list) -> int:
     first = signature(params0_list[0])
     for k, p in enumerate(params0_list[1:], 1):
         if signature(p) != first:
-            raise ValueError(f"params0_list: model {k}'s params differ in structure or shapes from model 0's "
+            raise NtkflowError(f"params0_list: model {k}'s params differ in structure or shapes from model 0's "
                              "(a group shares one net)")
     return len(params0_list)
 
@@ -147,15 +148,15 @@ def _group_size(params0_list) -> int:
 def _per_model(name: str, values, K: int, check) -> list:
     """``check`` applied to each of K values; one-line errors name ``name[k]``."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
-        raise ValueError(f"{name}: expected a list of {K} values (one per model), got {values!r}")
+        raise NtkflowError(f"{name}: expected a list of {K} values (one per model), got {values!r}")
     if len(values) != K:
-        raise ValueError(f"{name}: expected {K} entries (one per model of params0_list), got {len(values)}")
+        raise NtkflowError(f"{name}: expected {K} entries (one per model of params0_list), got {len(values)}")
     out = []
     for k, v in enumerate(values):
         try:
             out.append(check(v))
         except ValueError as e:
-            raise ValueError(f"{name}[{k}]: {str(e).split(': ', 1)[-1]}") from None
+            raise NtkflowError(f"{name}[{k}]: {str(e).split(': ', 1)[-1]}") from None
     return out
 
 

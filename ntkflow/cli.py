@@ -7,6 +7,7 @@ import shlex
 import sys
 
 import numpy as np
+from ._core.errors import NtkflowError
 
 __all__ = ["main"]
 
@@ -65,14 +66,14 @@ def _check_flow_args(args) -> None:
     from .paper.flow import SOLVERS
 
     if not args.eps_list or not all(0.0 <= e <= 1.0 for e in args.eps_list):  # also refuses NaN
-        raise ValueError(f"--eps-list: needs one or more ε in [0, 1], got {args.eps_list}")
+        raise NtkflowError(f"--eps-list: needs one or more ε in [0, 1], got {args.eps_list}")
     if not args.widths or min(args.widths) < 1:
-        raise ValueError(f"--widths: needs one or more widths m >= 1, got {args.widths}")
+        raise NtkflowError(f"--widths: needs one or more widths m >= 1, got {args.widths}")
     V.positive_int("--saves", args.saves)
     V.positive_int("--samples", args.samples, minimum=2)
     V.positive_float("--t1", args.t1, allow_zero=True)
     if args.solver not in SOLVERS:
-        raise ValueError(f"--solver: unknown {args.solver!r}; choose one of {', '.join(SOLVERS)}")
+        raise NtkflowError(f"--solver: unknown {args.solver!r}; choose one of {', '.join(SOLVERS)}")
     V.seed(args.seed, "--seed")
 
 
@@ -235,14 +236,14 @@ def _cmd_findings(args) -> int:
     for spec in args.dirs:
         label, sep, path = spec.partition("=")
         if not sep or not label or not path:
-            raise ValueError(f"dirs: expected LABEL=DIR, got {spec!r}")
+            raise NtkflowError(f"dirs: expected LABEL=DIR, got {spec!r}")
         dirs[label] = path
     preface = None
     if args.preface:
         try:
             preface = Path(args.preface).read_text()
         except (OSError, UnicodeDecodeError) as e:
-            raise ValueError(f"preface: cannot read {args.preface} ({type(e).__name__})") from None
+            raise NtkflowError(f"preface: cannot read {args.preface} ({type(e).__name__})") from None
     cmd = "ntkflow findings " + " ".join(args.dirs) + "".join(
         f" --{k} {v}" for k, v in (("preface", args.preface), ("out", args.out)) if v)
     page = findings(dirs, command=cmd, preface=preface)
@@ -300,7 +301,7 @@ def _cmd_demo(args) -> int:
 
     config = Path(args.config)
     if not config.exists():
-        raise ValueError(f"config: {config} not found (run `make demo` from the repository root)")
+        raise NtkflowError(f"config: {config} not found (run `make demo` from the repository root)")
     ensure_writable_dir(args.out, "--out")
     cfg = load_config(config, args.set)
     # the demo owns its directory: a changed demo config keeps the cells still valid and reruns the rest
@@ -319,7 +320,7 @@ def main(argv=None) -> int:
     args.argv = argv
     try:
         return args.fn(args)
-    except ValueError as e:  # bad input: one line, no traceback
+    except NtkflowError as e:  # a user's mistake: one line, no traceback (any other error is a bug: traceback)
         msg = str(e)
     except OSError as e:  # the filesystem said no: one line naming the path
         paths = " → ".join(str(p) for p in (e.filename, e.filename2) if p is not None)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _validate as V
+from ._core.errors import NtkflowError
 from .paper.assumptions import normalize_to_box
 
 __all__ = ["Dataset", "mnist25", "mnist10", "mnist_idx", "read_idx", "write_idx", "cifar10", "read_cifar_bin",
@@ -70,7 +71,7 @@ def _quota(avail: np.ndarray, k: int, strict: bool, name: str) -> np.ndarray:
         want = np.full(c, k // c)
         want[: k % c] += 1
         if (want > avail).any():
-            raise ValueError(f"{name}: asked for {k} balanced samples, only {'/'.join(map(str, avail))} per class "
+            raise NtkflowError(f"{name}: asked for {k} balanced samples, only {'/'.join(map(str, avail))} per class "
                              "available")
         return want
     k = min(k, int(avail.sum()))
@@ -106,10 +107,10 @@ def _sizes(n, n_test, *, n_min: int = 2):
 def _split(X, y, n, n_test, seed, name):
     total = len(y)
     if n_test > total - 2:
-        raise ValueError(f"n_test: must be at most {total - 2} for {name} ({total} samples, 2 kept for training), "
+        raise NtkflowError(f"n_test: must be at most {total - 2} for {name} ({total} samples, 2 kept for training), "
                          f"got {n_test}")
     if n is not None and not 2 <= n <= total - n_test:
-        raise ValueError(f"n: must be between 2 and {total - n_test} for {name} (with {n_test} held out), got {n}")
+        raise NtkflowError(f"n: must be between 2 and {total - n_test} for {name} (with {n_test} held out), got {n}")
     rng = np.random.default_rng(seed)
     test = _balanced(y, n_test, rng, name="n_test") if n_test > 0 else np.array([], int)
     rest = np.setdiff1d(np.arange(total), test)
@@ -212,18 +213,18 @@ def read_idx(path) -> np.ndarray:
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise ValueError(f"{path}: cannot read IDX file ({type(e).__name__}: {e})") from None
+        raise NtkflowError(f"{path}: cannot read IDX file ({type(e).__name__}: {e})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+        raise NtkflowError(f"{path}: not an IDX file (bad magic number)")
     ndim = raw[3]
     if len(raw) < 4 + 4 * ndim:
-        raise ValueError(f"{path}: truncated IDX header")
+        raise NtkflowError(f"{path}: truncated IDX header")
     shape = tuple(int.from_bytes(raw[4 + 4 * k: 8 + 4 * k], "big") for k in range(ndim))
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     body = raw[4 + 4 * ndim:]
     need = int(np.prod(shape)) * dtype.itemsize
     if len(body) != need:
-        raise ValueError(f"{path}: IDX body has {len(body)} bytes, header says {need} (truncated or corrupt)")
+        raise NtkflowError(f"{path}: IDX body has {len(body)} bytes, header says {need} (truncated or corrupt)")
     return np.frombuffer(body, dtype=dtype).reshape(shape)
 
 
@@ -239,7 +240,7 @@ def _find(directory: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
         if (directory / name).exists():
             return directory / name
-    raise ValueError(f"mnist_dir: {directory} has no {stem}[.gz]")
+    raise NtkflowError(f"mnist_dir: {directory} has no {stem}[.gz]")
 
 
 def _mnist_split(d: Path, split: str):
@@ -248,9 +249,9 @@ def _mnist_split(d: Path, split: str):
     lab_path = _find(d, f"{split}-labels-idx1-ubyte")
     labs = read_idx(lab_path)
     if imgs.ndim != 3 or labs.ndim != 1 or len(imgs) != len(labs):
-        raise ValueError(f"mnist_dir: {split} images {imgs.shape} and labels {labs.shape} do not match")
+        raise NtkflowError(f"mnist_dir: {split} images {imgs.shape} and labels {labs.shape} do not match")
     if len(labs) and labs.max() > 9:
-        raise ValueError(f"{lab_path}: label {int(labs.max())} at record {int(labs.argmax())} is not a digit 0..9")
+        raise NtkflowError(f"{lab_path}: label {int(labs.max())} at record {int(labs.argmax())} is not a digit 0..9")
     return imgs, labs.astype(np.int64)
 
 
@@ -269,10 +270,10 @@ def mnist_idx(mnist_dir, n: int | None = None, *, n_test: int | None = None, nor
     """
     n, n_test, seed, normalize_eps, flat = _file_args(n, n_test, seed, normalize_eps, flat)
     if classes not in MNIST_CLASSES:
-        raise ValueError(f"classes: must be one of {', '.join(map(repr, MNIST_CLASSES))}, got {classes!r}")
+        raise NtkflowError(f"classes: must be one of {', '.join(map(repr, MNIST_CLASSES))}, got {classes!r}")
     d = Path(mnist_dir)
     if not d.is_dir():
-        raise ValueError(f"mnist_dir: {d} is not a directory")
+        raise NtkflowError(f"mnist_dir: {d} is not a directory")
     parts = []
     for split in ("train", "t10k"):
         imgs, labs = _mnist_split(d, split)
@@ -302,15 +303,15 @@ def read_cifar_bin(path) -> tuple[np.ndarray, np.ndarray]:
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise ValueError(f"{path}: cannot read CIFAR-10 binary file ({type(e).__name__}: {e.strerror})") from None
+        raise NtkflowError(f"{path}: cannot read CIFAR-10 binary file ({type(e).__name__}: {e.strerror})") from None
     if len(raw) == 0 or len(raw) % _CIFAR_RECORD:
-        raise ValueError(f"{path}: {len(raw)} bytes is not a positive multiple of {_CIFAR_RECORD} (a CIFAR-10 "
+        raise NtkflowError(f"{path}: {len(raw)} bytes is not a positive multiple of {_CIFAR_RECORD} (a CIFAR-10 "
                          "binary record: 1 label byte + 3072 pixel bytes); truncated or not CIFAR-10")
     rec = np.frombuffer(raw, np.uint8).reshape(-1, _CIFAR_RECORD)
     labels = rec[:, 0]
     if labels.max() > 9:
         i = int(labels.argmax())
-        raise ValueError(f"{path}: record {i} has label byte {int(labels[i])} > 9 (not a CIFAR-10 binary file; "
+        raise NtkflowError(f"{path}: record {i} has label byte {int(labels[i])} > 9 (not a CIFAR-10 binary file; "
                          "CIFAR-100 has 2 label bytes)")
     return rec[:, 1:].reshape(-1, *_CIFAR_SHAPE), labels
 
@@ -327,7 +328,7 @@ def _cifar_files(cifar_dir) -> tuple[list[Path], Path]:
     in its ``cifar-10-batches-bin``, the folder the archive unpacks to)."""
     d = Path(cifar_dir)
     if not d.is_dir():
-        raise ValueError(f"cifar_dir: {d} is not a directory")
+        raise NtkflowError(f"cifar_dir: {d} is not a directory")
     if (d / "cifar-10-batches-bin").is_dir():
         d = d / "cifar-10-batches-bin"
     missing = [f for f in (*CIFAR_TRAIN, CIFAR_TEST) if not (d / f).is_file()]
@@ -335,10 +336,10 @@ def _cifar_files(cifar_dir) -> tuple[list[Path], Path]:
         python = ((d / "data_batch_1").exists() or (d / "cifar-10-batches-py").exists()
                   or any(d.glob("*.pkl")) or any(d.glob("*.pickle")))
         if python:
-            raise ValueError(f"cifar_dir: {d} holds the python (pickled) version of CIFAR-10, which ntkflow never "
+            raise NtkflowError(f"cifar_dir: {d} holds the python (pickled) version of CIFAR-10, which ntkflow never "
                              "reads; download the binary version (cifar-10-binary.tar.gz) and point cifar_dir at "
                              "its cifar-10-batches-bin folder")
-        raise ValueError(f"cifar_dir: {d} has no {', '.join(missing)} (the CIFAR-10 binary version: "
+        raise NtkflowError(f"cifar_dir: {d} has no {', '.join(missing)} (the CIFAR-10 binary version: "
                          f"{CIFAR_TRAIN[0]} … {CIFAR_TRAIN[-1]}, {CIFAR_TEST})")
     return [d / f for f in CIFAR_TRAIN], d / CIFAR_TEST
 
@@ -407,26 +408,26 @@ def load(source: str, *, n: int | None = None, eps: float = 0.0, mnist_dir=None,
         d: the synthetic dimension.
     """
     if source not in SOURCES:
-        raise ValueError(f"data: unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+        raise NtkflowError(f"data: unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     eps = V.eps_value(eps)
     norm = eps if normalize else None
     if classes is not None and source != "mnist":
-        raise ValueError(f"classes: applies to source 'mnist' only (the IDX files), not {source!r}")
+        raise NtkflowError(f"classes: applies to source 'mnist' only (the IDX files), not {source!r}")
     shape = {} if flat is None else {"flat": V.flag("flat", flat)}
     if shape and not flat and source in ("synthetic", "parallel"):
-        raise ValueError(f"flat: source {source!r} has no image shape; leave flat unset or True")
+        raise NtkflowError(f"flat: source {source!r} has no image shape; leave flat unset or True")
     if source == "mnist25":
         return mnist25(n=n, normalize_eps=norm, seed=seed, n_test=n_test, **shape)
     if source == "mnist10":
         return mnist10(n=n, normalize_eps=norm, seed=seed, n_test=n_test, **shape)
     if source == "mnist":
         if mnist_dir is None:
-            raise ValueError("data: source 'mnist' needs mnist_dir (the directory with the IDX files)")
+            raise NtkflowError("data: source 'mnist' needs mnist_dir (the directory with the IDX files)")
         return mnist_idx(mnist_dir, n=n, n_test=n_test or None, normalize_eps=norm, seed=seed,
                          classes="25" if classes is None else classes, **shape)
     if source == "cifar10":
         if cifar_dir is None:
-            raise ValueError("data: source 'cifar10' needs cifar_dir (the directory with the binary version's "
+            raise NtkflowError("data: source 'cifar10' needs cifar_dir (the directory with the binary version's "
                              "data_batch_*.bin files)")
         return cifar10(cifar_dir, n=n, n_test=n_test or None, normalize_eps=norm, seed=seed, **shape)
     fn = synthetic_box if source == "synthetic" else synthetic_parallel

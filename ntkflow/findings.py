@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import scipy.stats
 
+from ._core.errors import NtkflowError
 from ._core.stats import (Interval, Rate, chance_interval, difference, hull, interval_difference, mean_interval,
                           paired_difference, pooled_rate, rate, slope_interval)
 from ._io import read_json
@@ -88,11 +89,11 @@ class Protocol:
         self.label, self.dir = label, Path(directory)
         cfg = read_json(self.dir / "config.json") if (self.dir / "config.json").exists() else None
         if not isinstance(cfg, dict) or "train" not in cfg:
-            raise ValueError(f"{label}: {self.dir} has no readable config.json (not a sweep directory)")
+            raise NtkflowError(f"{label}: {self.dir} has no readable config.json (not a sweep directory)")
         self.cfg = cfg
         self.rows = read_table(self.dir / "results.csv")
         if not self.rows:
-            raise ValueError(f"{label}: {self.dir / 'results.csv'} has no finished cells")
+            raise NtkflowError(f"{label}: {self.dir / 'results.csv'} has no finished cells")
         self.ok = [r for r in self.rows if not r.get("diverged", False)]
         self.seeds = sorted({int(r["seed"]) for r in self.rows})
 
@@ -678,7 +679,7 @@ def findings(dirs: dict, command: str | None = None, preface: str | None = None,
     ``init``: add the initialization section (computed from the data, not stored; ``init_kw``
     goes to ``initialization_section``)."""
     if not dirs:
-        raise ValueError("findings: give at least one LABEL=DIR")
+        raise NtkflowError("findings: give at least one LABEL=DIR")
     allp = [Protocol(k, v) for k, v in dirs.items()]
     ps = [p for p in allp if not {r["method"] for r in p.rows} - _PAPER_METHODS
           and p.cfg.get("model", {}).get("net", "two_layer") == "two_layer"]

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._core.errors import NtkflowError
 from ._core.stats import Interval, mean_interval, paired_difference, pooled_rate
 from ._io import read_json
 from .objectives.advibp import CASES
@@ -54,11 +55,11 @@ def _load(directory) -> tuple[dict, list[dict], dict]:
     """(config, results rows of the two methods, cell_id → record) of a sweep directory."""
     d = Path(directory)
     if not (d / "config.json").exists() or not (d / "results.csv").exists():
-        raise ValueError(f"directory: {d} has no config.json and results.csv (not a sweep directory)")
+        raise NtkflowError(f"directory: {d} has no config.json and results.csv (not a sweep directory)")
     cfg = read_json(d / "config.json")
     rows = [r for r in read_table(d / "results.csv") if r["method"] in METHODS]
     if not rows:
-        raise ValueError(f"directory: {d / 'results.csv'} has no advibp or advibp_fixed cells")
+        raise NtkflowError(f"directory: {d / 'results.csv'} has no advibp or advibp_fixed cells")
     return cfg, rows, {r["cell_id"]: _record(d, cfg, r) for r in rows}
 
 
@@ -77,7 +78,7 @@ def _record(d: Path, cfg: dict, row: dict) -> dict | None:
 def _n_test(cfg: dict) -> int:
     n = int(cfg["data"].get("n_test", 0))
     if n <= 0:
-        raise ValueError("directory: its config has data.n_test = 0 (the test-set size is needed for the counts)")
+        raise NtkflowError("directory: its config has data.n_test = 0 (the test-set size is needed for the counts)")
     return n
 
 

@@ -75,7 +75,7 @@ class FitSettings:
     momentum: float | None
     record_every: int
     attack_every: int
-    lam0: float
+    reg_weight: float
     tie: str
     track_gram: bool
     dtype: str
@@ -93,7 +93,7 @@ def method_loss(obj, net, params, X, y, eps, beta, key):
 @x64  # X, y become jax arrays inside x64: float64 data stays float64
 def fit(net, params0, X, y, eps, *, objective="ibp", options: dict | None = None, optimizer: str = "sgd",
         lr: float, epochs: int, batch_size: int | None = None, eps_schedule=None, beta_schedule=None,
-        lam0: float = 0.0, seed: int = 0, momentum: float | None = None, stop=None, tie: str = "wrong",
+        reg_weight: float = 0.0, seed: int = 0, momentum: float | None = None, stop=None, tie: str = "wrong",
         track_gram: bool = False, metrics=None, attack: AttackSettings = AttackSettings(), record_every: int = 1,
         attack_every: int | None = None, dtype: str = "float64", progress: bool = False) -> Trajectory:
     """Train ``params0`` of ``net`` on (X, y) with ``objective``; return a ``Trajectory``.
@@ -109,7 +109,7 @@ def fit(net, params0, X, y, eps, *, objective="ibp", options: dict | None = None
       eps_schedule: a schedule (``ntkflow.objectives.schedules``), dict or callable epoch → ε.
       beta_schedule: CROWN-IBP's β as a function of (ε, ε_target); default β from 1 to 0
         along the ε ramp (``BetaFromEps``).
-      lam0: weight λ0 of the thesis's warm-up regularizers, λ = λ0(1 − ε/ε_target)
+      reg_weight: weight λ0 of the thesis's warm-up regularizers, λ = λ0(1 − ε/ε_target)
         (Sec. 3.2.4; only for a certified objective with ``regularize``).
       track_gram: record λmin and ‖H − H(0)‖ of the method's own Gram (O(n²P) per record).
       metrics: names of ``ntkflow.metrics.METRICS`` to record (default: all that apply).
@@ -125,13 +125,13 @@ def fit(net, params0, X, y, eps, *, objective="ibp", options: dict | None = None
     obj = make_objective(objective, **(options or {}))
     X, y = jnp.asarray(X, jnp.float64), jnp.asarray(y)  # inside x64: records are float64
     run = fit_settings(int(X.shape[0]), optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed,
-                       momentum=momentum, record_every=record_every, attack_every=attack_every, lam0=lam0, tie=tie,
+                       momentum=momentum, record_every=record_every, attack_every=attack_every, reg_weight=reg_weight, tie=tie,
                        track_gram=track_gram, dtype=dtype, progress=progress)
     return _fit(net, params0, X, y, V.eps_value(eps), obj, eps_schedule, beta_schedule, stop, run, metrics, attack)
 
 
 def fit_settings(n: int, *, optimizer: str, lr, epochs, batch_size, seed, momentum, record_every, attack_every,
-                 lam0, tie: str, track_gram, dtype: str, progress) -> FitSettings:
+                 reg_weight, tie: str, track_gram, dtype: str, progress) -> FitSettings:
     """Validated ``FitSettings`` of a run on n samples (one-line ``ValueError`` naming a bad argument)."""
     from .train import check_lr, check_optimizer
 
@@ -140,7 +140,7 @@ def fit_settings(n: int, *, optimizer: str, lr, epochs, batch_size, seed, moment
                        seed=V.positive_int("seed", seed, minimum=0), momentum=momentum,
                        record_every=V.positive_int("record_every", record_every),
                        attack_every=0 if attack_every is None else V.positive_int("attack_every", attack_every),
-                       lam0=V.positive_float("lam0", lam0, allow_zero=True), tie=tie,
+                       reg_weight=V.positive_float("reg_weight", reg_weight, allow_zero=True), tie=tie,
                        track_gram=V.flag("track_gram", track_gram), dtype=dtype,
                        progress=V.flag("progress", progress))
 
@@ -151,7 +151,7 @@ def _schedule_rows(run, sched, beta, eps, ep: int, steps: int) -> np.ndarray:
     for k in range(steps):
         t = ep + k / steps
         e = sched(t)
-        lam = float(warmup_lambda(run.lam0, e, eps)) if eps > 0 else 0.0
+        lam = float(warmup_lambda(run.reg_weight, e, eps)) if eps > 0 else 0.0
         rows.append((e, beta(e, eps), lam, t))
     return np.array(rows)
 

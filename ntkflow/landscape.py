@@ -25,6 +25,7 @@ import numpy as np
 
 from . import _netinput as NI
 from . import _validate as V
+from ._core.errors import NtkflowError
 from ._jax import HIGHEST, mmt, tree_distance, x64
 from .attacks import pgd
 from .bounds import clean_margins, exact_margin, margin_bounds
@@ -153,10 +154,10 @@ def sandwich(net, params, X, y, eps, *, steps: int = 40, restarts: int = 2, seed
     elif callable(bound):
         lower = bound(net, params, pb.X, pb.y, pb.eps, clip)
     else:
-        raise ValueError(f"bound: must be a bound method name or a callable, got {type(bound).__name__}")
+        raise NtkflowError(f"bound: must be a bound method name or a callable, got {type(bound).__name__}")
     lower, want = as_columns(jnp.asarray(lower)), (pb.X.shape[0], max(1, net.num_outputs - 1))
     if lower.shape != want:
-        raise ValueError(f"bound: returned margins of shape {lower.shape}, expected {want}")
+        raise NtkflowError(f"bound: returned margins of shape {lower.shape}, expected {want}")
     x_adv, _ = pgd(net, params, pb.X, pb.y, pb.eps, steps=steps, restarts=restarts, seed=seed, clip=clip)
     ex = exact_class_margins(net, params, pb.X, pb.y, pb.eps, clip=clip, time_limit=time_limit)
     losses = [np.asarray(margin_loss(jnp.asarray(v))) for v in
@@ -170,11 +171,11 @@ def sandwich(net, params, X, y, eps, *, steps: int = 40, restarts: int = 2, seed
 def _tree_pair(a, b, name_b: str):
     ta, tb = jax.tree_util.tree_structure(a), jax.tree_util.tree_structure(b)
     if ta != tb:
-        raise ValueError(f"{name_b}: pytree structure {tb} does not match {ta}")
+        raise NtkflowError(f"{name_b}: pytree structure {tb} does not match {ta}")
     la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
     for u, v in zip(la, lb):
         if np.shape(u) != np.shape(v):
-            raise ValueError(f"{name_b}: a leaf of shape {np.shape(v)} where {np.shape(u)} is expected")
+            raise NtkflowError(f"{name_b}: a leaf of shape {np.shape(v)} where {np.shape(u)} is expected")
     return la, lb
 
 
@@ -205,7 +206,7 @@ def loss_variation(loss_fn, params, direction, steps) -> LossVariation:
     """
     etas = jnp.asarray(V.array("steps", steps, 1))
     if etas.shape[0] == 0:
-        raise ValueError("steps: needs at least one step size")
+        raise NtkflowError("steps: needs at least one step size")
     _tree_pair(params, direction, "direction")
 
     def at(eta):

@@ -22,6 +22,7 @@ from typing import Callable
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
+from ._core.errors import NtkflowError
 
 __all__ = ["Metric", "METRICS", "register", "unregister", "Probe", "AttackSettings", "recorder", "min_margin", "final_columns",
            "CROWN_BUDGET", "LOSS_VARIATION_STEPS", "SUBSAMPLE", "SANDWICH_RELUS"]
@@ -62,9 +63,9 @@ METRICS: dict[str, Metric] = {}
 def register(metric: Metric) -> Metric:
     """Add ``metric``: every run records its series, and a sweep writes its ``final`` column."""
     if not isinstance(metric, Metric):
-        raise ValueError(f"metric: expected a Metric, got {type(metric).__name__}")
+        raise NtkflowError(f"metric: expected a Metric, got {type(metric).__name__}")
     if metric.name in METRICS:
-        raise ValueError(f"metric: {metric.name!r} is already registered")
+        raise NtkflowError(f"metric: {metric.name!r} is already registered")
     METRICS[metric.name] = metric
     return metric
 
@@ -72,7 +73,7 @@ def register(metric: Metric) -> Metric:
 def unregister(name: str) -> None:
     """Remove the metric ``name`` (a test's own metric)."""
     if name not in METRICS:
-        raise ValueError(f"metric: {name!r} is not registered")
+        raise NtkflowError(f"metric: {name!r} is not registered")
     del METRICS[name]
 
 
@@ -303,7 +304,7 @@ def recorder(net, params0, X, y, eps, *, names=None, own_bound="ibp", attack_poi
     if names is not None:
         unknown = sorted(set(names) - set(METRICS))
         if unknown:
-            raise ValueError(f"metrics: unknown {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+            raise NtkflowError(f"metrics: unknown {', '.join(unknown)}; choose from {', '.join(METRICS)}")
     closed_gram = theory is not None and attack_points is None and own_bound == "ibp"
 
     def probe(params, e):

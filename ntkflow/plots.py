@@ -15,6 +15,7 @@ import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ._core.errors import NtkflowError
 from ._io import read_json  # noqa: E402
 from .paper.tracker import Trajectory  # noqa: E402
 
@@ -62,7 +63,7 @@ def _curves_from_sweep(directory):
     d = Path(directory)
     cfg = read_json(d / "config.json") if (d / "config.json").exists() else None
     if not isinstance(cfg, dict) or "grid" not in cfg:
-        raise ValueError(f"{d}: no readable config.json (not a sweep directory?)")
+        raise NtkflowError(f"{d}: no readable config.json (not a sweep directory?)")
     recs = sorted((rec for _, rec in Store(d).records(cfg)), key=lambda r: r["cell"]["seed"])
     for rec in recs:
         c, s = rec["cell"], rec["series"]
@@ -80,7 +81,7 @@ def _curves_from_sweep(directory):
 def _lambda_panels(curves, lam, title, out, envelopes: bool = False) -> list[Path]:
     eps_list = sorted(e for e in curves if e in lam)
     if not eps_list:
-        raise ValueError("no trajectories with a λ0 to normalise by (track.lambda_0 / lambda0_eps*.json)")
+        raise NtkflowError("no trajectories with a λ0 to normalise by (track.lambda_0 / lambda0_eps*.json)")
     fig, ax = plt.subplots(2, len(eps_list), figsize=(5 * len(eps_list), 7), squeeze=False)
     for c, eps in enumerate(eps_list):
         for m, (ts, loss, lmin, *_rest) in sorted(curves[eps].items()):
@@ -122,7 +123,7 @@ def fig_flow(directory, out=None) -> list[Path]:
     from ``ntkflow flow`` trajectories. The dashed line at 1/2 is Lemma 5's guarantee."""
     curves, lam = _curves_from_trajectories(directory)
     if not curves:
-        raise ValueError(f"{directory}: no flow_eps*_m*.npz trajectories (run `ntkflow flow --out DIR`)")
+        raise NtkflowError(f"{directory}: no flow_eps*_m*.npz trajectories (run `ntkflow flow --out DIR`)")
     return _lambda_panels(curves, lam, "Gradient flow of IBP training on MNIST 2-vs-5",
                           Path(out or Path(directory) / "fig_flow"))
 
@@ -194,7 +195,7 @@ def fig_lr_grid(records, out) -> list[Path]:
         c = rec["cell"]
         groups.setdefault((c["method"], c["eps"]), {}).setdefault(c["width"], []).append(rec)
     if not groups:
-        raise ValueError("no records with a learning-rate grid")
+        raise NtkflowError("no records with a learning-rate grid")
     keys = sorted(groups)
     cols = min(4, len(keys))
     rows_ = -(-len(keys) // cols)
@@ -358,7 +359,7 @@ def _width_lines(ax, groups, ylabel, title, slope=False):
 
 
 def fig_deep_ntk(records, out) -> list[Path]:
-    """The empirical certified-margin NTK of a width family (issue 15), mean ± s.e. over seeds:
+    """The empirical certified-margin NTK of a width family, mean ± s.e. over seeds:
     λmin(H(0)) of each method's Gram vs width, its relative drift ‖H(T) − H(0)‖/‖H(0)‖ at the
     end vs width with the log-log slope (the two-layer proof needs a drift falling like
     m^-1/2), and λmin(H(T))/λmin(H(0))."""
@@ -387,7 +388,7 @@ def figures(directory) -> list[Path]:
 
     d = Path(directory)
     if not (d / "results.csv").exists():
-        raise ValueError(f"{d}: no results.csv (run `ntkflow sweep CONFIG --out {d}` first)")
+        raise NtkflowError(f"{d}: no results.csv (run `ntkflow sweep CONFIG --out {d}` first)")
     rows = read_table(d / "results.csv")
     out = []
     if any(r["method"] == "standard" for r in rows) or len({r["width"] for r in rows}) > 1:

@@ -18,9 +18,10 @@ import numpy as np
 import optax
 
 from . import _validate as V
+from ._core.errors import NtkflowError
 from ._jax import tree_distance, x64
 from .paper.loss import _robust_loss_and_grad
-from .objectives.schedules import SCHEDULES, schedule as make_schedule
+from .objectives.schedules import SCHEDULES, Ramp, schedule as make_schedule
 from ._progress import progress as progress_bar
 from .paper.tracker import TIE_RULES, Trajectory, stack_rows, tracker
 
@@ -44,26 +45,10 @@ def optimizer(name: str, momentum: float | None):
     return OPTIMIZERS[name](momentum)
 
 
-@dataclass(frozen=True)
-class EpsSchedule:
-    """ε = 0 for ``warmup`` epochs, then a linear ramp over ``ramp`` epochs to the target.
-
-    The usual IBP practice (Gowal et al. 2018; Shi et al. 2021); ε is updated every step.
-    """
-
-    warmup: float = 0.0
-    ramp: float = 0.0
-
-    def __post_init__(self):
-        for name in ("warmup", "ramp"):
-            V.positive_float(f"eps_schedule.{name}", getattr(self, name), allow_zero=True)
-
-    def __call__(self, epoch: float, target: float) -> float:
-        if epoch < self.warmup:
-            return 0.0
-        if self.ramp <= 0:
-            return target
-        return target * min(1.0, (epoch - self.warmup) / self.ramp)
+#: ε = 0 for ``warmup`` epochs, then a linear ramp over ``ramp`` epochs to the target (Gowal et
+#: al. 2018; Shi et al. 2021), updated every step: the ``Ramp`` of ``objectives.schedules`` with
+#: start 0 — one schedule family, so ``EpsSchedule(warmup=2, ramp=8)`` is ``Ramp(2, 8)``.
+EpsSchedule = Ramp
 
 
 @dataclass(frozen=True)
@@ -122,14 +107,14 @@ def stop_rule(stop) -> StopRule | None:
         try:
             return StopRule(**stop)
         except TypeError:
-            raise ValueError(f"stop: unknown keys {sorted(stop)}; use patience, rel_tol, abs_tol") from None
-    raise ValueError("stop: must be None, a StopRule or a dict(patience=, rel_tol=, abs_tol=)")
+            raise NtkflowError(f"stop: unknown keys {sorted(stop)}; use patience, rel_tol, abs_tol") from None
+    raise NtkflowError("stop: must be None, a StopRule or a dict(patience=, rel_tol=, abs_tol=)")
 
 
 def schedule_fn(schedule, target) -> Callable[[float], float]:
     if schedule is None:
         return lambda e: target
-    if isinstance(schedule, (EpsSchedule, *SCHEDULES.values())):
+    if isinstance(schedule, tuple(SCHEDULES.values())):
         return lambda e: schedule(e, target)
     if isinstance(schedule, dict) and "kind" in schedule:
         sch2 = make_schedule(schedule)
@@ -138,11 +123,11 @@ def schedule_fn(schedule, target) -> Callable[[float], float]:
         try:
             sch = EpsSchedule(**schedule)
         except TypeError:
-            raise ValueError(f"eps_schedule: unknown keys {sorted(schedule)}; use warmup, ramp") from None
+            raise NtkflowError(f"eps_schedule: unknown keys {sorted(schedule)}; use warmup, ramp") from None
         return lambda e: sch(e, target)
     if callable(schedule):
         return lambda e: float(V.eps_value(schedule(e)))
-    raise ValueError("eps_schedule: must be None, an EpsSchedule, a dict(warmup=, ramp=) or a callable")
+    raise NtkflowError("eps_schedule: must be None, an EpsSchedule, a dict(warmup=, ramp=) or a callable")
 
 
 @partial(jax.jit, static_argnames=("opt",))
@@ -194,7 +179,7 @@ def train(W0, a, X, y, eps, *, optimizer: str = "sgd", lr: float, epochs: int, b
         "standard" at ε = 0, run this module's closed-form loop (the paper's Sec. 3.4
         gradient); every other method runs ``ntkflow.fit`` on ``nets.two_layer(W0, a)``
         (which then takes ``eps_schedule``, ``stop``... alike; ``keep_W`` is not supported there),
-        with ``fit_options`` (``beta_schedule``, ``lam0``, ``attack``, ``attack_every``, ``metrics``).
+        with ``fit_options`` (``beta_schedule``, ``reg_weight``, ``attack``, ``attack_every``, ``metrics``).
 
     Returns:
       A ``Trajectory`` over epochs (``ts`` 0 = initialization). Standard training is ``eps=0``.
@@ -204,7 +189,7 @@ def train(W0, a, X, y, eps, *, optimizer: str = "sgd", lr: float, epochs: int, b
     W0, a, X, y, eps = V.problem(W0, a, X, y, eps)
     if not (objective == "ibp" or (objective == "standard" and eps == 0)):
         if keep_W:
-            raise ValueError(f"keep_W: not supported with objective={objective!r} (ntkflow.fit)")
+            raise NtkflowError(f"keep_W: not supported with objective={objective!r} (ntkflow.fit)")
         return _fit_two_layer(W0, a, X, y, eps, objective=objective, options=options, optimizer=optimizer, lr=lr,
                               epochs=epochs, batch_size=batch_size, eps_schedule=eps_schedule, seed=seed,
                               momentum=momentum, stop=stop, tie=tie, track_gram=track_gram, record_every=record_every,
@@ -231,18 +216,18 @@ def _fit_two_layer(W0, a, X, y, eps, **kw) -> Trajectory:
 def check_optimizer(optimizer: str, batch_size, n: int, momentum, dtype: str, tie: str):
     """Validate the optimizer settings shared by ``train`` and ``ntkflow.fit``; (B, momentum)."""
     if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer: unknown {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        raise NtkflowError(f"optimizer: unknown {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     B = n if (batch_size is None or optimizer == "gd") else V.positive_int("batch_size", batch_size)
     if B > n:
-        raise ValueError(f"batch_size: must be in [1, n={n}], got {B}")
+        raise NtkflowError(f"batch_size: must be in [1, n={n}], got {B}")
     if momentum is not None:
         momentum = V.positive_float("momentum", momentum, allow_zero=True)
         if not momentum < 1:
-            raise ValueError(f"momentum: must be in [0, 1), got {momentum}")
+            raise NtkflowError(f"momentum: must be in [0, 1), got {momentum}")
     if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype: must be 'float32' or 'float64', got {dtype!r}")
+        raise NtkflowError(f"dtype: must be 'float32' or 'float64', got {dtype!r}")
     if tie not in TIE_RULES:
-        raise ValueError(f"tie: unknown {tie!r}; choose one of {', '.join(TIE_RULES)}")
+        raise NtkflowError(f"tie: unknown {tie!r}; choose one of {', '.join(TIE_RULES)}")
     return B, momentum
 
 
@@ -251,7 +236,7 @@ def check_lr(lr, dtype: str) -> float:
     with np.errstate(over="ignore", under="ignore"):
         lr32 = np.float32(lr)
     if dtype == "float32" and not (np.isfinite(lr32) and lr32 > 0):
-        raise ValueError(f"lr: {lr} is not representable in float32 (dtype='float32'); use dtype='float64'")
+        raise NtkflowError(f"lr: {lr} is not representable in float32 (dtype='float32'); use dtype='float64'")
     return lr
 
 

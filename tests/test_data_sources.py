@@ -1,4 +1,4 @@
-"""Data sources of issue 15: embedded ten-digit MNIST, ten-class IDX MNIST, CIFAR-10 binary files.
+"""Data sources: embedded ten-digit MNIST, ten-class IDX MNIST, CIFAR-10 binary files.
 
 File sources are checked by round trips through tiny synthetic files written here: the
 loaded pixels must equal the written bytes / 255 exactly, with their labels.

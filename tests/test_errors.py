@@ -1,7 +1,8 @@
-"""Issue 10 (second half): every bad input and filesystem failure is one line naming the argument.
+"""Every bad input and filesystem failure is one line naming the argument.
 
-Library calls raise a one-line ``ValueError`` whose message starts with the argument's
-name; CLI commands print one line on stderr and exit 2, before doing any work.
+Library calls raise a one-line ``NtkflowError`` (a ``ValueError``) whose message starts with the
+argument's name; CLI commands print one line on stderr and exit 2, before doing any work. Any other
+exception is a bug and keeps its traceback at the CLI.
 """
 
 import json
@@ -16,6 +17,7 @@ import pytest
 import ntkflow as nf
 from conftest import make_problem
 from ntkflow import data
+from ntkflow._core.errors import NtkflowError
 from ntkflow._io import ensure_writable_dir, ensure_writable_file
 from ntkflow.cli import main
 
@@ -24,8 +26,8 @@ DEMO = Path(__file__).resolve().parents[1] / "experiments" / "demo.toml"
 
 
 def one_line(fn, *args, name, **kw):
-    """``fn(*args, **kw)`` raises a one-line ValueError whose message starts with ``name``."""
-    with pytest.raises(ValueError) as info:
+    """``fn(*args, **kw)`` raises a one-line NtkflowError whose message starts with ``name``."""
+    with pytest.raises(NtkflowError) as info:
         fn(*args, **kw)
     msg = str(info.value)
     assert "\n" not in msg and msg.startswith(name), msg
@@ -165,6 +167,44 @@ def test_oserror_at_the_cli_is_one_line_naming_the_path(tmp_path, capsys, monkey
 
     monkeypatch.setattr(ntkflow.cli, "_cmd_flow", denied)
     cli_error(capsys, FLOW + [str(tmp_path / "out")], "x.npz", "Permission denied")
+
+
+def test_a_bug_keeps_its_traceback_at_the_cli(tmp_path, monkeypatch):
+    """A ValueError that is not an NtkflowError (a bug in ntkflow or a library) is not turned
+    into a one-line user error: it propagates with its traceback."""
+    import ntkflow.cli
+
+    def bug(args):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(ntkflow.cli, "_cmd_flow", bug)
+    with pytest.raises(ValueError, match="broadcast"):
+        main(FLOW + [str(tmp_path / "out")])
+
+
+def test_a_user_error_raised_anywhere_is_one_line_at_the_cli(tmp_path, capsys, monkeypatch):
+    import ntkflow.cli
+
+    def user_error(args):
+        raise NtkflowError("width: must be an integer >= 1, got 0")
+
+    monkeypatch.setattr(ntkflow.cli, "_cmd_flow", user_error)
+    cli_error(capsys, FLOW + [str(tmp_path / "out")], "width: must be")
+
+
+def test_the_package_raises_no_bare_value_error():
+    """Every user-facing error in the package is an NtkflowError, so the CLI can tell it from a bug."""
+    import ast
+
+    root = Path(nf.__file__).parent
+    bare = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                call = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+                if isinstance(call, ast.Name) and call.id == "ValueError":
+                    bare.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not bare, f"raise NtkflowError (ntkflow._core.errors) instead of ValueError at {bare}"
 
 
 # ----------------------------------------------------------------------------- data and report options

@@ -1,4 +1,4 @@
-"""The fast public paths of issue 10 equal the generic paths they replace.
+"""The fast public paths equal the generic paths they replace.
 
 ``device_problem`` moves W without jax's slow copy and hands ‖w_r‖₁ to the internals;
 the flow carries ‖w_r‖₁ through its steps. Both must give today's numbers (≤ 1e-12).
@@ -61,7 +61,7 @@ def test_to_device_keeps_values_and_leaves_the_input_alone():
 
 
 def _old_segment(W, a, X, y, eps, h, k, method):
-    """The flow's fixed-step loop before issue 10: ‖w_r‖₁ recomputed from W inside the product."""
+    """The flow's reference fixed-step loop: ‖w_r‖₁ recomputed from W inside the product."""
     f = lambda w: -_robust_loss_and_grad(w, a, X, y, eps)[1]  # noqa: E731
 
     def step(_, W):

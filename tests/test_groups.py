@@ -1,4 +1,4 @@
-"""Grouped sweeps (issue 15): cells that share a net train as one fit_group, every record equals
+"""Grouped sweeps: cells that share a net train as one fit_group, every record equals
 the cell run alone, the table names the group, and a sweep resumes cell by cell."""
 
 import json

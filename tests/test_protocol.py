@@ -1,4 +1,4 @@
-"""Issue 12: the Figure 1 protocol — lr grid and selection rule, stopping rule, tie rule,
+"""The Figure 1 protocol — lr grid and selection rule, stopping rule, tie rule,
 dead-net statistics, both metrics in tables and figures, the findings page."""
 
 import json

@@ -1,4 +1,4 @@
-"""Issue 10: a sweep directory that cannot be corrupted or mixed, and no diverged run
+"""A sweep directory that cannot be corrupted or mixed, and no diverged run
 counted as a result. Each test failed on the main of 2026-11-27."""
 
 import json

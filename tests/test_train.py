@@ -60,7 +60,8 @@ def test_track_gram_records_lambda_min():
     ({"lr": 0.1, "epochs": 1, "batch_size": 0}, "batch_size"),
     ({"lr": 0.1, "epochs": 1, "batch_size": 9}, "batch_size"),
     ({"lr": 0.1, "epochs": 1, "optimizer": "lbfgs-x"}, "optimizer: unknown"),
-    ({"lr": 0.1, "epochs": 1, "eps_schedule": {"start": 1}}, "eps_schedule"),
+    ({"lr": 0.1, "epochs": 1, "eps_schedule": {"begin": 1}}, "eps_schedule"),
+    ({"lr": 0.1, "epochs": 1, "eps_schedule": {"start": 2}}, "schedule.start"),
 ])
 def test_train_bad_input(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -74,3 +75,12 @@ def test_float32_training_tracks_float64_and_record_every():
     assert a32.W.dtype == np.float64
     np.testing.assert_allclose(a32.W, a64.W, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(a32.loss, a64.loss, rtol=1e-4)
+
+
+def test_eps_schedule_is_the_one_ramp_family():
+    """``EpsSchedule`` is ``objectives.schedules.Ramp`` (start 0): the same object, the same values."""
+    from ntkflow.objectives.schedules import Ramp
+
+    assert nf.EpsSchedule is Ramp
+    s = nf.EpsSchedule(warmup=2, ramp=8)
+    assert [s(t, 0.1) for t in (0, 1.9, 2, 6, 10, 12)] == [0.0, 0.0, 0.0, 0.1 * 0.5, 0.1, 0.1]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.stats
+from .errors import NtkflowError
 
 __all__ = ["Interval", "Rate", "clopper_pearson", "rate", "pooled_rate", "mean_interval", "paired_difference",
            "difference", "interval_difference", "hull", "slope_interval", "chance_interval", "frequency_decision", "runs_to_decide",
@@ -31,7 +32,7 @@ CONFIDENCE = 0.95
 def _confidence(confidence) -> float:
     c = float(confidence)
     if not 0 < c < 1:
-        raise ValueError(f"confidence: must be in (0, 1), got {confidence!r}")
+        raise NtkflowError(f"confidence: must be in (0, 1), got {confidence!r}")
     return c
 
 
@@ -39,7 +40,7 @@ def clopper_pearson(k: int, K: int, confidence: float = CONFIDENCE) -> tuple[flo
     """The exact (Clopper–Pearson) interval for a binomial frequency k/K: (0, 1) for K = 0."""
     k, K = int(k), int(K)
     if K < 0 or not 0 <= k <= max(K, 0):
-        raise ValueError(f"k, K: need 0 <= k <= K, got k = {k}, K = {K}")
+        raise NtkflowError(f"k, K: need 0 <= k <= K, got k = {k}, K = {K}")
     if K == 0:
         return 0.0, 1.0
     a = (1 - _confidence(confidence)) / 2
@@ -112,11 +113,11 @@ def pooled_rate(rates, sizes, confidence: float = CONFIDENCE) -> Rate:
     if r.size == 0:
         return Rate(value=math.nan, lo=math.nan, hi=math.nan, n=0, k=0)
     if not np.all(np.isfinite(r)) or np.any((r < 0) | (r > 1)):
-        raise ValueError(f"rates: must be finite fractions in [0, 1], got {r.tolist()}")
+        raise NtkflowError(f"rates: must be finite fractions in [0, 1], got {r.tolist()}")
     k = r * s
     ki = np.rint(k)
     if np.any(np.abs(k - ki) > 1e-6 * np.maximum(s, 1)):
-        raise ValueError("rates: not counts of the given sizes (rate × size is not an integer)")
+        raise NtkflowError("rates: not counts of the given sizes (rate × size is not an integer)")
     return rate(int(ki.sum()), int(s.sum()), confidence)
 
 
@@ -142,7 +143,7 @@ def paired_difference(a, b, confidence: float = CONFIDENCE) -> Interval:
     with df = pairs − 1. NaN pairs are dropped."""
     a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
     if a.shape != b.shape:
-        raise ValueError(f"a, b: paired values need the same length, got {a.size} and {b.size}")
+        raise NtkflowError(f"a, b: paired values need the same length, got {a.size} and {b.size}")
     return mean_interval(a - b, confidence)
 
 
@@ -195,7 +196,7 @@ def slope_interval(x, y, confidence: float = CONFIDENCE) -> Interval:
     No interval with fewer than three points (df = 0)."""
     x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
     if x.shape != y.shape:
-        raise ValueError(f"x, y: need the same length, got {x.size} and {y.size}")
+        raise NtkflowError(f"x, y: need the same length, got {x.size} and {y.size}")
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
     if x.size < 2 or np.ptp(x) == 0:
@@ -213,10 +214,10 @@ def chance_interval(chance: float, K: int, confidence: float = CONFIDENCE) -> In
     guess's (an uncertified point counts as an error), so the band runs up to 1; an error
     inside it is indistinguishable from chance."""
     if not 0 < chance < 1:
-        raise ValueError(f"chance: must be in (0, 1), got {chance!r}")
+        raise NtkflowError(f"chance: must be in (0, 1), got {chance!r}")
     K = int(K)
     if K < 1:
-        raise ValueError(f"K: need at least one sample, got {K}")
+        raise NtkflowError(f"K: need at least one sample, got {K}")
     lo = float(scipy.stats.binom.ppf((1 - _confidence(confidence)) / 2, K, chance)) / K
     return Interval(float(chance), lo, 1.0, K)
 
@@ -235,7 +236,7 @@ def runs_to_decide(level: float, confidence: float = CONFIDENCE) -> int:
     """The fewest runs K for which 0 failures decides "P(failure) ≤ level" as ``holds``:
     1 − (α/2)^{1/K} ≤ level ⇔ K ≥ log(α/2)/log(1 − level)."""
     if not 0 < level < 1:
-        raise ValueError(f"level: must be in (0, 1), got {level!r}")
+        raise NtkflowError(f"level: must be in (0, 1), got {level!r}")
     a = (1 - _confidence(confidence)) / 2
     K = math.ceil(math.log(a) / math.log(1 - level) - 1e-12)
     while clopper_pearson(0, K, confidence)[1] > level:  # guard the rounding of the closed form

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._core.errors import NtkflowError
 from .._jax import x64
 from ..bounds.ibp import ibp_intervals
 from ..nets.base import Net
@@ -90,13 +91,13 @@ def mean_abs_weight(scheme: str, fan_in: int, fan_out: int | None = None, rows: 
         "ibp": lambda: half_normal * math.sqrt(2 * math.pi) / i,
     }
     if scheme not in forms:
-        raise ValueError(f"scheme: unknown init scheme {scheme!r}; choose one of {', '.join(forms)}")
+        raise NtkflowError(f"scheme: unknown init scheme {scheme!r}; choose one of {', '.join(forms)}")
     return forms[scheme]()
 
 
 def _fan(name, v) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
+        raise NtkflowError(f"{name}: must be an integer >= 1, got {v!r}")
     return int(v)
 
 
@@ -126,9 +127,9 @@ def difference_gain_closed_form(scheme: str, fan_in: int, fan_out: int | None = 
     if variant == "derived":
         return fan_in / 2 * mean_abs_weight(scheme, fan_in, fan_out, rows)
     if variant != "print":
-        raise ValueError(f"variant: must be 'derived' or 'print', got {variant!r}")
+        raise NtkflowError(f"variant: must be 'derived' or 'print', got {variant!r}")
     if scheme not in _PRINTED:
-        raise ValueError(f"scheme: Table 3.1 prints no closed form for {scheme!r}; "
+        raise NtkflowError(f"scheme: Table 3.1 prints no closed form for {scheme!r}; "
                          f"variant='print' has {', '.join(_PRINTED)}")
     return _PRINTED[scheme](_fan("fan_in", fan_in))
 
@@ -150,20 +151,20 @@ def difference_gain(net, params, X, eps) -> np.ndarray:
     """
     X = jnp.asarray(X)
     if not isinstance(net, Net):
-        raise ValueError(f"net: expected an ntkflow.nets.Net, got {type(net).__name__}")
+        raise NtkflowError(f"net: expected an ntkflow.nets.Net, got {type(net).__name__}")
     if X.ndim < 2 or X.shape[0] == 0 or not jnp.issubdtype(X.dtype, jnp.floating):
-        raise ValueError(f"X: expected floats of shape (n, *input_shape) with n ≥ 1, got {X.dtype} {X.shape}")
+        raise NtkflowError(f"X: expected floats of shape (n, *input_shape) with n ≥ 1, got {X.dtype} {X.shape}")
     net.check_params(params, X.shape[1:])
     if not np.all(np.isfinite(np.asarray(X))):
-        raise ValueError("X: contains NaN or inf")
+        raise NtkflowError("X: contains NaN or inf")
     try:
         e = float(eps)
     except (TypeError, ValueError):
-        raise ValueError(f"eps: must be a positive number, got {eps!r}") from None
+        raise NtkflowError(f"eps: must be a positive number, got {eps!r}") from None
     if not (np.isfinite(e) and e > 0):
-        raise ValueError(f"eps: must be a positive finite number (the gain is 0/0 at ε = 0), got {e}")
+        raise NtkflowError(f"eps: must be a positive finite number (the gain is 0/0 at ε = 0), got {e}")
     if len(affine_indices(net)) < 2:
-        raise ValueError("net: needs at least two affine layers to have a difference gain")
+        raise NtkflowError("net: needs at least two affine layers to have a difference gain")
     widths = np.asarray(mean_widths(net, params, X - e, X + e), np.float64)
     return widths[1:] / widths[:-1]
 
@@ -187,9 +188,9 @@ def expected_difference_gain(net, input_shape, scheme: str) -> np.ndarray:
     fewer inputs, so the gain of a padded conv is below (n_i/2)·E|W|.
     """
     if not isinstance(net, Net):
-        raise ValueError(f"net: expected an ntkflow.nets.Net, got {type(net).__name__}")
+        raise NtkflowError(f"net: expected an ntkflow.nets.Net, got {type(net).__name__}")
     if scheme not in INITS:
-        raise ValueError(f"scheme: unknown init scheme {scheme!r}; choose one of {', '.join(INITS)}")
+        raise NtkflowError(f"scheme: unknown init scheme {scheme!r}; choose one of {', '.join(INITS)}")
     shapes = net.shapes(tuple(input_shape))
     with jax.enable_x64(True):
         m = jnp.ones(shapes[0], jnp.float64)

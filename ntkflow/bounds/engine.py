@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _netinput as NI
+from .._core.errors import NtkflowError
 from ..paper import model as two_layer_model
 from ..nets.zoo import two_layer_weights
 from .ibp import ibp_intervals, ibp_margin_one
@@ -63,10 +64,10 @@ def register(name: str, method: Method) -> Method:
     ``margin_bounds(..., name)`` and every metric and objective taking a bound then accept it;
     ``ntkflow.objectives.register(name, objectives.certified(name))`` makes it a training method."""
     if not isinstance(name, str) or not name.isidentifier() or name in METHODS:
-        raise ValueError(f"bound: {name!r} must be a new identifier (registered: {', '.join(METHODS)})")
+        raise NtkflowError(f"bound: {name!r} must be a new identifier (registered: {', '.join(METHODS)})")
     if not isinstance(method, Method) or method.intermediate not in ("ibp", "backward") or (
             method.slope is not None and method.slope not in SLOPES):
-        raise ValueError(f"bound: {name!r} needs a Method with intermediate 'ibp'/'backward' and a slope of "
+        raise NtkflowError(f"bound: {name!r} needs a Method with intermediate 'ibp'/'backward' and a slope of "
                          f"{', '.join(SLOPES)} (or None)")
     METHODS[name] = method
     return method
@@ -74,7 +75,7 @@ def register(name: str, method: Method) -> Method:
 
 def check_method(method: str) -> Method:
     if method not in METHODS:
-        raise ValueError(f"method: unknown bound method {method!r}; choose one of {', '.join(METHODS)}")
+        raise NtkflowError(f"method: unknown bound method {method!r}; choose one of {', '.join(METHODS)}")
     return METHODS[method]
 
 

@@ -25,6 +25,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from .. import _netinput as NI
 from .. import _validate as V
+from .._core.errors import NtkflowError
 from .._jax import x64
 from .engine import sample_bounds
 from .linear import preactivation_bounds
@@ -192,7 +193,7 @@ def exact_margin(net, params, X, y, eps, *, clip=None, time_limit: float = 60.0,
     shape = tuple(pb.X.shape[1:])
     count = relu_count(net, shape)
     if count > V.positive_int("max_neurons", max_neurons):
-        raise ValueError(f"net: exact_margin is for small nets; this one has {count} ReLU neurons "
+        raise NtkflowError(f"net: exact_margin is for small nets; this one has {count} ReLU neurons "
                          f"> max_neurons={max_neurons} (raise max_neurons to try anyway)")
     mats = jax.tree_util.tree_map(np.asarray, _affine_matrices(net, params, shape))
     crown_b, ibp_b, crown = jax.tree_util.tree_map(np.asarray, _sound_bounds(net, params, pb.C, pb.lo, pb.hi))

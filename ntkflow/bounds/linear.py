@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._core.errors import NtkflowError
 from .ibp import ibp_intervals
 from .ops import affine_back, box_lower
 
@@ -53,7 +54,7 @@ SLOPES = {"adaptive": _adaptive, "cap": _cap, "zero": _zero}
 def register_slope(name: str, rule) -> None:
     """Add a lower-slope rule ``rule(l, u, upper_slope) -> lower_slope`` (a bound method names it)."""
     if not isinstance(name, str) or name in SLOPES or not callable(rule):
-        raise ValueError(f"slope: {name!r} must be a new name with a callable rule")
+        raise NtkflowError(f"slope: {name!r} must be a new name with a callable rule")
     SLOPES[name] = rule
 
 
@@ -65,7 +66,7 @@ def relu_relaxation(l, u, slope: str):
     su = jnp.where(pos, up / jnp.where(pos, den, 1), 0)  # l = u = 0: the neuron is 0, slope 0
     bu = -su * lm
     if slope not in SLOPES:
-        raise ValueError(f"slope: must be one of {', '.join(SLOPES)}, got {slope!r}")
+        raise NtkflowError(f"slope: must be one of {', '.join(SLOPES)}, got {slope!r}")
     return SLOPES[slope](l, u, su), su, bu
 
 

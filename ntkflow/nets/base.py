@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._core.errors import NtkflowError
 from .init import INITS, draw_params, multipliers
 from .layers import AFFINE
 
@@ -47,7 +48,7 @@ class Net:
         if self.input_shape is not None:
             object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
         if not self.layers or not isinstance(self.layers[-1], AFFINE):
-            raise ValueError("net: the last layer must be Dense (Linear) or Conv2d (the logits)")
+            raise NtkflowError("net: the last layer must be Dense (Linear) or Conv2d (the logits)")
 
     @property
     def num_outputs(self) -> int:
@@ -61,7 +62,7 @@ class Net:
         for layer in self.layers:
             out.append(layer.out_shape(out[-1]))
         if len(out[-1]) != 1:
-            raise ValueError(f"net: the logits must be a vector, got per-sample shape {out[-1]} (add a Flatten)")
+            raise NtkflowError(f"net: the logits must be a vector, got per-sample shape {out[-1]} (add a Flatten)")
         return out
 
     def input_shape_of(self, params) -> tuple | None:
@@ -79,14 +80,14 @@ class Net:
     def check_params(self, params, input_shape: tuple) -> None:
         """ValueError naming the first layer whose params do not match the architecture."""
         if not isinstance(params, (tuple, list)) or len(params) != len(self.layers):
-            raise ValueError(f"params: expected a tuple of {len(self.layers)} per-layer dicts, "
+            raise NtkflowError(f"params: expected a tuple of {len(self.layers)} per-layer dicts, "
                              f"got {type(params).__name__}")
         shapes = self.shapes(input_shape)
         for i, (layer, p) in enumerate(zip(self.layers, params)):
             want = layer.param_shapes(shapes[i])
             got = {k: tuple(np.shape(v)) for k, v in dict(p).items()} if isinstance(p, dict) else None
             if got != want:
-                raise ValueError(f"params: layer {self.names[i]} ({type(layer).__name__}) has {got}, "
+                raise NtkflowError(f"params: layer {self.names[i]} ({type(layer).__name__}) has {got}, "
                                  f"expected {want} for input shape {tuple(input_shape)}")
 
     def init(self, seed: int, input_shape: tuple | None = None, init: str = "torch", dtype=None):
@@ -95,10 +96,10 @@ class Net:
         "kaiming_normal", "orthogonal", "ntk" or "ibp" (the thesis's IBP initialization)."""
         shape = tuple(input_shape) if input_shape is not None else self.input_shape
         if shape is None:
-            raise ValueError("input_shape: this net has none stored; pass the per-sample input shape")
+            raise NtkflowError("input_shape: this net has none stored; pass the per-sample input shape")
         self.shapes(shape)  # shape errors before tracing
         if init not in INITS:
-            raise ValueError(f"init: unknown scheme {init!r}; choose one of {', '.join(INITS)}")
+            raise NtkflowError(f"init: unknown scheme {init!r}; choose one of {', '.join(INITS)}")
         dtype = float_dtype(dtype)
         mults = jax.tree_util.tree_map(lambda v: np.asarray(v, dtype), multipliers(init, self.layers, self.shapes(shape)[:-1]))
         s = INITS[init]

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._core.errors import NtkflowError
 from .._jax import HIGHEST
 
 __all__ = ["Dense", "Conv2d", "ReLU", "Flatten", "Patched", "row_apply", "weight_abs", "weight_shape",
@@ -71,13 +72,13 @@ def scale_value(scale, fan_in: int):
 def _check_scale(scale):
     # Interval rules push |W| through ``linear``, which is only right for a positive multiplier.
     if scale != "fan_in" and not (isinstance(scale, (int, float)) and scale > 0):
-        raise ValueError(f"scale: must be a positive number or 'fan_in', got {scale!r}")
+        raise NtkflowError(f"scale: must be a positive number or 'fan_in', got {scale!r}")
 
 
 def _pair(v, name: str) -> tuple[int, int]:
     t = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
     if len(t) != 2 or not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in t):
-        raise ValueError(f"{name}: must be an integer or a pair of integers, got {v!r}")
+        raise NtkflowError(f"{name}: must be an integer or a pair of integers, got {v!r}")
     return int(t[0]), int(t[1])
 
 
@@ -99,10 +100,10 @@ class Dense:
 
     def out_shape(self, in_shape: tuple) -> tuple:
         if len(in_shape) != 1:
-            raise ValueError(f"net: Dense({self.out_features}) needs a vector input, got shape {in_shape} "
+            raise NtkflowError(f"net: Dense({self.out_features}) needs a vector input, got shape {in_shape} "
                              "(put a Flatten before it)")
         if self.in_features is not None and in_shape[0] != self.in_features:
-            raise ValueError(f"net: Dense expects {self.in_features} input features, got {in_shape[0]}")
+            raise NtkflowError(f"net: Dense expects {self.in_features} input features, got {in_shape[0]}")
         return (self.out_features,)
 
     def param_shapes(self, in_shape: tuple) -> dict:
@@ -155,14 +156,14 @@ class Conv2d:
 
     def out_shape(self, in_shape: tuple) -> tuple:
         if len(in_shape) != 3:
-            raise ValueError(f"net: Conv2d needs (C, H, W) inputs, got shape {in_shape}")
+            raise NtkflowError(f"net: Conv2d needs (C, H, W) inputs, got shape {in_shape}")
         if self.in_channels is not None and in_shape[0] != self.in_channels:
-            raise ValueError(f"net: Conv2d expects {self.in_channels} input channels, got {in_shape[0]}")
+            raise NtkflowError(f"net: Conv2d expects {self.in_channels} input channels, got {in_shape[0]}")
         hw = []
         for n, k, s, p, d in zip(in_shape[1:], self.kernel_size, self.stride, self.padding, self.dilation):
             o = (n + 2 * p - d * (k - 1) - 1) // s + 1
             if o < 1:
-                raise ValueError(f"net: Conv2d kernel {self.kernel_size} does not fit input {in_shape}")
+                raise NtkflowError(f"net: Conv2d kernel {self.kernel_size} does not fit input {in_shape}")
             hw.append(o)
         return (self.out_channels, *hw)
 

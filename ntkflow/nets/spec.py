@@ -12,6 +12,7 @@ Specs:
 
 from __future__ import annotations
 
+from .._core.errors import NtkflowError
 from .zoo import cnn7, dm_large, dm_medium, dm_small, mlp
 
 __all__ = ["net_from_spec", "check_spec", "FIXED_NETS", "uses_width", "is_conv"]
@@ -31,7 +32,7 @@ def check_spec(spec: str) -> None:
     kind = spec.split(":", 1)[0]
     ws = _widths(spec)
     if kind not in ("mlp", "mlp_ntk") or not ws or not all(w == "W" or (w.isdigit() and int(w) > 0) for w in ws):
-        raise ValueError(f"model.net: unknown net {spec!r}; use 'two_layer', 'mlp:W1,W2,...' (hidden widths, "
+        raise NtkflowError(f"model.net: unknown net {spec!r}; use 'two_layer', 'mlp:W1,W2,...' (hidden widths, "
                          f"integers or W for the grid's width), 'mlp_ntk:...', or one of {', '.join(FIXED_NETS)}")
 
 
@@ -48,7 +49,7 @@ def net_from_spec(spec: str, *, width: int, input_shape: tuple, classes: int):
     """The ``Net`` of ``spec`` with ``classes`` outputs (1 for ±1 labels) on ``input_shape``."""
     check_spec(spec)
     if spec == "two_layer":
-        raise ValueError("model.net: 'two_layer' is built from (W, a) by ntkflow.nets.two_layer")
+        raise NtkflowError("model.net: 'two_layer' is built from (W, a) by ntkflow.nets.two_layer")
     if spec in FIXED_NETS:
         return FIXED_NETS[spec](input_shape=input_shape, classes=classes)
     hidden = [width if w == "W" else int(w) for w in _widths(spec)]

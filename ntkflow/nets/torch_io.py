@@ -24,6 +24,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
+from .._core.errors import NtkflowError
 from .base import Net
 from .layers import LAYER_TYPES, Conv2d, Dense, Flatten, ReLU
 
@@ -31,7 +32,7 @@ __all__ = ["load_torch", "save_torch"]
 
 
 def _fail(path, msg):
-    raise ValueError(f"{path}: {msg}")
+    raise NtkflowError(f"{path}: {msg}")
 
 
 def _read(path):

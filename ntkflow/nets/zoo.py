@@ -14,6 +14,7 @@ import math
 import jax.numpy as jnp
 
 from .. import _validate as V
+from .._core.errors import NtkflowError
 from .base import Net
 from .layers import Conv2d, Dense, Flatten, ReLU
 
@@ -40,7 +41,7 @@ def two_layer(W, a):
 def two_layer_weights(net, params):
     """``(W, a)`` of a net built by ``two_layer``."""
     if getattr(net, "tag", None) != "two_layer":
-        raise ValueError("net: not the paper's two-layer net (build it with ntkflow.nets.two_layer)")
+        raise NtkflowError("net: not the paper's two-layer net (build it with ntkflow.nets.two_layer)")
     return params[0]["weight"], net.layers[2].fixed[0]
 
 
@@ -52,7 +53,7 @@ def mlp(widths, *, parameterization: str = "standard", input_shape=None, bias: b
     """
     widths = tuple(V.positive_int("widths", w) for w in widths)
     if not widths:
-        raise ValueError("widths: needs at least the number of outputs")
+        raise NtkflowError("widths: needs at least the number of outputs")
     scale = _scale(parameterization)
     layers = [Flatten()]
     for w in widths[:-1]:
@@ -63,7 +64,7 @@ def mlp(widths, *, parameterization: str = "standard", input_shape=None, bias: b
 
 def _scale(parameterization):
     if parameterization not in ("standard", "ntk"):
-        raise ValueError(f"parameterization: must be 'standard' or 'ntk', got {parameterization!r}")
+        raise NtkflowError(f"parameterization: must be 'standard' or 'ntk', got {parameterization!r}")
     return 1.0 if parameterization == "standard" else "fan_in"
 
 
@@ -126,7 +127,7 @@ FAN2021_TABLE_F = {
 def fan2021(model: str, input_shape=(1, 28, 28), classes: int = 10, *, padding: int = 1, **kw) -> Net:
     """Model A–J of fan2021 Table F (H, I, J: MNIST only in the paper)."""
     if model not in FAN2021_TABLE_F:
-        raise ValueError(f"model: must be one of {', '.join(FAN2021_TABLE_F)}, got {model!r}")
+        raise NtkflowError(f"model: must be one of {', '.join(FAN2021_TABLE_F)}, got {model!r}")
     convs, fc = FAN2021_TABLE_F[model]
     p = V.positive_int("padding", padding, minimum=0)
     return conv_net([(o, k, s, p) for o, k, s in convs], [fc], classes, input_shape, **kw)

@@ -49,6 +49,7 @@ import numpy as np
 
 from .. import _netinput as NI
 from .. import _validate as V
+from .._core.errors import NtkflowError
 from .base import Step
 from .methods import attack_points, bound_loss, clean_loss
 from .registry import mean_summary
@@ -118,7 +119,7 @@ class AdvIBP:
         V.positive_float("advibp.decay", self.decay)
         for f in ("beta1", "beta2"):
             if not 0 <= float(getattr(self, f)) < 1:
-                raise ValueError(f"advibp.{f}: must be in [0, 1), got {getattr(self, f)}")
+                raise NtkflowError(f"advibp.{f}: must be in [0, 1), got {getattr(self, f)}")
 
     @property
     def name(self) -> str:

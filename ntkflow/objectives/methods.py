@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from .. import _netinput as NI
 from .. import _validate as V
+from .._core.errors import NtkflowError
 from ..attacks import fgsm_box, pgd_box
 from ..bounds import METHODS as BOUNDS
 from ..bounds import clean_margins, margin_bounds
@@ -87,9 +88,9 @@ class Certified:
 
     def __post_init__(self):
         if self.bound not in BOUNDS:
-            raise ValueError(f"bound: unknown {self.bound!r}; choose one of {', '.join(BOUNDS)}")
+            raise NtkflowError(f"bound: unknown {self.bound!r}; choose one of {', '.join(BOUNDS)}")
         if not 0 < float(self.tau) <= 1:
-            raise ValueError(f"tau: must be in (0, 1], got {self.tau}")
+            raise NtkflowError(f"tau: must be in (0, 1], got {self.tau}")
 
     @property
     def name(self) -> str:
@@ -156,7 +157,7 @@ class Adversarial:
 
     def __post_init__(self):
         if self.attack not in ("pgd", "fgsm"):
-            raise ValueError(f"attack: must be 'pgd' or 'fgsm', got {self.attack!r}")
+            raise NtkflowError(f"attack: must be 'pgd' or 'fgsm', got {self.attack!r}")
         V.positive_int("attack.steps", self.steps)
         V.positive_int("attack.restarts", self.restarts)
         V.positive_float("attack.alpha", self.alpha)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from .._core.errors import NtkflowError
 
 __all__ = ["register", "unregister", "objective", "names", "spec", "MethodSpec", "own_bound", "judged_loss",
            "attack_fn", "summarize", "judged_error", "method_name", "mean_summary", "REGISTRY"]
@@ -49,23 +50,23 @@ def _options_of(name: str, builder) -> tuple[str, ...]:
     try:
         params = inspect.signature(builder).parameters.values()
     except (TypeError, ValueError):
-        raise ValueError(f"register: the builder of {name!r} has no inspectable signature") from None
+        raise NtkflowError(f"register: the builder of {name!r} has no inspectable signature") from None
     if any(p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in params):
-        raise ValueError(f"register: the builder of {name!r} takes **kwargs/*args; name its options "
+        raise NtkflowError(f"register: the builder of {name!r} takes **kwargs/*args; name its options "
                          "(a setting it does not know must be an error, not dropped)")
     if any(p.default is p.empty for p in params):
-        raise ValueError(f"register: every option of {name!r} needs a default (the sweep builds it from a config)")
+        raise NtkflowError(f"register: every option of {name!r} needs a default (the sweep builds it from a config)")
     return tuple(p.name for p in params)
 
 
 def register(name: str, builder: Callable, *, replace: bool = False) -> MethodSpec:
     """Add the training method ``name``: ``builder(**options)`` returns its objective."""
     if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"register: name must be an identifier string, got {name!r}")
+        raise NtkflowError(f"register: name must be an identifier string, got {name!r}")
     if name in REGISTRY and not replace:
-        raise ValueError(f"register: {name!r} is already registered (pass replace=True to redefine it)")
+        raise NtkflowError(f"register: {name!r} is already registered (pass replace=True to redefine it)")
     if not callable(builder):
-        raise ValueError(f"register: builder of {name!r} must be callable")
+        raise NtkflowError(f"register: builder of {name!r} must be callable")
     REGISTRY[name] = s = MethodSpec(name, builder, _options_of(name, builder))
     return s
 
@@ -83,7 +84,7 @@ def names() -> tuple[str, ...]:
 
 def spec(name: str) -> MethodSpec:
     if name not in REGISTRY:
-        raise ValueError(f"objective: unknown {name!r}; choose one of {', '.join(REGISTRY)}")
+        raise NtkflowError(f"objective: unknown {name!r}; choose one of {', '.join(REGISTRY)}")
     return REGISTRY[name]
 
 
@@ -92,13 +93,13 @@ def objective(name, **options):
     if not isinstance(name, str):
         if hasattr(name, "step") and hasattr(name, "init"):
             if options:
-                raise ValueError("objective: options given with an objective instance (set them on the instance)")
+                raise NtkflowError("objective: options given with an objective instance (set them on the instance)")
             return name
-        raise ValueError(f"objective: expected a name or an objective, got {type(name).__name__}")
+        raise NtkflowError(f"objective: expected a name or an objective, got {type(name).__name__}")
     s = spec(name)
     unknown = sorted(set(options) - set(s.options))
     if unknown:
-        raise ValueError(f"objective: {name!r} has no option {', '.join(map(repr, unknown))} "
+        raise NtkflowError(f"objective: {name!r} has no option {', '.join(map(repr, unknown))} "
                          f"(its options: {', '.join(s.options) or 'none'})")
     return s.build(**options)
 
@@ -149,4 +150,4 @@ def judged_error(obj, series: dict) -> float:
     for key in getattr(obj, "judged_errors", ("certified_error",)):
         if key in series:
             return float(series[key][-1])
-    raise ValueError(f"objective: none of {getattr(obj, 'judged_errors', ())} is recorded")
+    raise NtkflowError(f"objective: none of {getattr(obj, 'judged_errors', ())} is recorded")

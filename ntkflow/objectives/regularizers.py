@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._core.errors import NtkflowError
 from ..bounds.ibp import ibp_intervals
 
 __all__ = ["tightness", "relu_balance", "relu_input_bounds", "warmup_lambda"]
@@ -31,7 +32,7 @@ def relu_input_bounds(net, params, lo, hi) -> list:
     for the boxes [lo, hi] (n, *input_shape)."""
     relus = [k for k, layer in enumerate(net.layers) if layer.kind == "relu"]
     if not relus:
-        raise ValueError("net: has no ReLU layer (the regularizers sum over hidden ReLU layers)")
+        raise NtkflowError("net: has no ReLU layer (the regularizers sum over hidden ReLU layers)")
     ivals = jax.vmap(lambda l, u: ibp_intervals(net, params, l, u, stop=relus[-1]))(lo, hi)
     return [ivals[k] for k in relus]
 
@@ -40,7 +41,7 @@ def _check_tau(tau):
     if not isinstance(tau, jax.core.Tracer):
         t = float(tau)
         if not 0.0 < t <= 1.0:  # also rejects NaN
-            raise ValueError(f"tau: must be in (0, 1], got {t}")
+            raise NtkflowError(f"tau: must be in (0, 1], got {t}")
 
 
 def tightness(net, params, lo, hi, tau):
@@ -96,12 +97,15 @@ def relu_balance(net, params, lo, hi, tau):
     return jnp.sum(jnp.stack(terms)) / (tau * len(terms))
 
 
-def warmup_lambda(lam0, eps, eps_target):
+def warmup_lambda(reg_weight, eps, eps_target):
     """λ = λ0 (1 − ε/ε_target) during the ε warm-up (Sec. 3.2.4, after Eq. 3.8), and 0 once
     ε ≥ ε_target (the thesis drops the regularizers after the warm-up; the formula alone
-    would turn negative). ``eps`` may be traced; ``eps_target`` must be > 0."""
+    would turn negative). ``eps`` may be traced; ``eps_target`` must be > 0.
+
+    The thesis's λ0 is ``reg_weight`` here, not to be read as the paper's λ0 = λmin(H∞); the
+    sweep config keeps the stored key ``train.lam0``, so cell keys stay stable."""
     if not isinstance(eps_target, jax.core.Tracer):
         t = float(eps_target)
         if not (np.isfinite(t) and t > 0):
-            raise ValueError(f"eps_target: must be a positive number, got {eps_target!r}")
-    return lam0 * jnp.maximum(1.0 - eps / eps_target, 0.0)
+            raise NtkflowError(f"eps_target: must be a positive number, got {eps_target!r}")
+    return reg_weight * jnp.maximum(1.0 - eps / eps_target, 0.0)

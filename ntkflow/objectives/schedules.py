@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import _validate as V
+from .._core.errors import NtkflowError
 
 __all__ = ["Constant", "Ramp", "FanWarmup", "BetaFromEps", "schedule", "SCHEDULES"]
 
@@ -38,7 +39,7 @@ class Ramp:
         for name in ("warmup", "ramp", "start"):
             V.positive_float(f"schedule.{name}", getattr(self, name), allow_zero=True)
         if self.start > 1:
-            raise ValueError(f"schedule.start: a fraction of the target in [0, 1], got {self.start}")
+            raise NtkflowError(f"schedule.start: a fraction of the target in [0, 1], got {self.start}")
 
     def __call__(self, epoch: float, target: float) -> float:
         if epoch < self.warmup:
@@ -91,11 +92,11 @@ def schedule(spec):
         spec = dict(spec)
         kind = spec.pop("kind", "ramp")
         if kind not in SCHEDULES:
-            raise ValueError(f"schedule: unknown kind {kind!r}; choose one of {', '.join(SCHEDULES)}")
+            raise NtkflowError(f"schedule: unknown kind {kind!r}; choose one of {', '.join(SCHEDULES)}")
         try:
             return SCHEDULES[kind](**spec)
         except TypeError:
-            raise ValueError(f"schedule: unknown keys {sorted(spec)} for kind {kind!r}") from None
+            raise NtkflowError(f"schedule: unknown keys {sorted(spec)} for kind {kind!r}") from None
     if callable(spec):
         return spec
-    raise ValueError("schedule: must be None, a dict, a schedule object or a callable (epoch, target) -> value")
+    raise NtkflowError("schedule: must be None, a dict, a schedule object or a callable (epoch, target) -> value")

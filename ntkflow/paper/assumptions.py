@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate as V
+from .._core.errors import NtkflowError
 from .._jax import x64
 
 __all__ = ["check_assumption_1", "check_assumption_2", "normalize_to_box",
@@ -148,5 +149,5 @@ def normalize_to_box(X, eps) -> np.ndarray:
     X = V.array("X", X, 2)
     eps = V.eps_value(eps)
     if X.min() < 0 or X.max() > 1:
-        raise ValueError(f"X: normalize_to_box needs values in [0, 1], got [{X.min():.3g}, {X.max():.3g}]")
+        raise NtkflowError(f"X: normalize_to_box needs values in [0, 1], got [{X.min():.3g}, {X.max():.3g}]")
     return eps + (1.0 - eps) * X

@@ -32,6 +32,7 @@ import numpy as np
 import scipy.linalg
 
 from .. import _validate as V
+from .._core.errors import NtkflowError
 from .._jax import row_norms, x64
 from .gram import _gram
 from .loss import _robust_loss, _robust_loss_and_grad
@@ -114,9 +115,9 @@ def _save_times(save_at, t1):
         return np.linspace(0.0, t1, 101)
     ts = V.array("save_at", save_at, 1)
     if np.any(np.diff(ts) <= 0):
-        raise ValueError("save_at: must be strictly increasing")
+        raise NtkflowError("save_at: must be strictly increasing")
     if ts[0] < 0 or ts[-1] > t1:
-        raise ValueError(f"save_at: must lie in [0, t1] = [0, {t1}], got [{ts[0]}, {ts[-1]}]")
+        raise NtkflowError(f"save_at: must lie in [0, t1] = [0, {t1}], got [{ts[0]}, {ts[-1]}]")
     return ts
 
 
@@ -140,7 +141,7 @@ def gradient_flow(W0, a, X, y, eps, t1, *, save_at=None, solver: str = "rk4", dt
     W0, a, X, y, eps = V.problem(W0, a, X, y, eps, gram=True)  # H(0) sets the default dt
     t1 = V.positive_float("t1", t1, allow_zero=True)
     if solver not in SOLVERS:
-        raise ValueError(f"solver: unknown {solver!r}; choose one of {', '.join(SOLVERS)}")
+        raise NtkflowError(f"solver: unknown {solver!r}; choose one of {', '.join(SOLVERS)}")
     rtol, atol = V.positive_float("rtol", rtol), V.positive_float("atol", atol)
     certify, track_gram, keep_W, progress = (V.flag(k, v) for k, v in (
         ("certify", certify), ("track_gram", track_gram), ("keep_W", keep_W), ("progress", progress)))
@@ -155,7 +156,7 @@ def gradient_flow(W0, a, X, y, eps, t1, *, save_at=None, solver: str = "rk4", dt
 def _fixed_steps(dt: float, t1: float, max_steps: int, solver: str, default: str = "") -> float:
     """``dt``, once its number of fixed steps t1/dt is known to be within ``max_steps``."""
     if solver in ("euler", "rk4") and t1 / dt > max_steps:
-        raise ValueError(f"dt: t1/dt = {t1 / dt:.3g} steps{default} exceed max_steps = {max_steps}; "
+        raise NtkflowError(f"dt: t1/dt = {t1 / dt:.3g} steps{default} exceed max_steps = {max_steps}; "
                          "pass a larger dt or max_steps")
     return dt
 

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._core.errors import NtkflowError
 from .._core.stats import Interval, mean_interval
 from .._jax import mmt, x64
 from .. import _validate as V
@@ -52,7 +53,7 @@ def initial_loss(X, y, eps, m: int, seeds) -> Interval:
     X = np.asarray(X, float)
     seeds = list(seeds)
     if not seeds:
-        raise ValueError("seeds: give at least one initialization seed")
+        raise NtkflowError("seeds: give at least one initialization seed")
     vals = []
     for s in seeds:
         W, a = init_params(s, m, X.shape[1])

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
+from .._core.errors import NtkflowError
 from .._io import read_json, read_npz, write_json, write_npz
 from .._jax import chunk_size, scan_chunks
 from .gram import _gram
@@ -54,7 +55,7 @@ def error_rate(u, y, tie: str = "wrong") -> float:
     elif tie == "half":
         wrong[ties] = 0.5
     else:
-        raise ValueError(f"tie: unknown {tie!r}; choose one of {', '.join(TIE_RULES)}")
+        raise NtkflowError(f"tie: unknown {tie!r}; choose one of {', '.join(TIE_RULES)}")
     return float(np.mean(wrong))
 
 
@@ -104,7 +105,7 @@ def tracker(W0, a, X, y, eps, *, gram: bool = True, loss_rate=None, H0=None, tie
     if gram and H0 is None:
         H0 = np.asarray(_gram(W0, a, X, y, eps))
     if tie not in TIE_RULES:
-        raise ValueError(f"tie: unknown {tie!r}; choose one of {', '.join(TIE_RULES)}")
+        raise NtkflowError(f"tie: unknown {tie!r}; choose one of {', '.join(TIE_RULES)}")
     y_np = np.asarray(y)
 
     def record(W, eps_t=None):
@@ -202,29 +203,29 @@ class Trajectory:
         jpath = path.with_suffix(".json")
         meta = read_json(jpath)
         if not isinstance(meta, dict) or meta.get("format") != "ntkflow.trajectory/1":
-            raise ValueError(f"{jpath}: not an ntkflow trajectory")
+            raise NtkflowError(f"{jpath}: not an ntkflow trajectory")
         names, info = meta.get("series"), meta.get("meta")
         if not isinstance(names, list) or not all(isinstance(k, str) for k in names) or not isinstance(info, dict):
-            raise ValueError(f"{jpath}: malformed trajectory metadata ('series' must be a list of names, "
+            raise NtkflowError(f"{jpath}: malformed trajectory metadata ('series' must be a list of names, "
                              f"'meta' a dict)")
         try:
             err = float(meta.get("error_estimate", float("nan")))
         except (TypeError, ValueError):
-            raise ValueError(f"{jpath}: error_estimate is not a number") from None
+            raise NtkflowError(f"{jpath}: error_estimate is not a number") from None
         arr = read_npz(path)
         layers = meta.get("params")
         if layers is not None and not (isinstance(layers, list) and all(
                 isinstance(p, list) and all(isinstance(k, str) for k in p) for p in layers)):
-            raise ValueError(f"{jpath}: malformed trajectory metadata ('params' must list each layer's names)")
+            raise NtkflowError(f"{jpath}: malformed trajectory metadata ('params' must list each layer's names)")
         need = [f"param_{i}_{k}" for i, p in enumerate(layers or ()) for k in p]
         if layers is None:
             need += ["W", "a"]
         missing = [k for k in ("ts", *need, *(f"series_{k}" for k in names)) if k not in arr]
         if missing:
-            raise ValueError(f"{path}: not a complete ntkflow trajectory (missing {', '.join(missing)})")
+            raise NtkflowError(f"{path}: not a complete ntkflow trajectory (missing {', '.join(missing)})")
         series = {k: arr[f"series_{k}"] for k in names}
         if any(v.shape != arr["ts"].shape for v in series.values()):
-            raise ValueError(f"{path}: trajectory series are of the wrong length")
+            raise NtkflowError(f"{path}: trajectory series are of the wrong length")
         params = None if layers is None else tuple({k: arr[f"param_{i}_{k}"] for k in p} for i, p in enumerate(layers))
         return cls(ts=arr["ts"], series=series, W=arr.get("W"), a=arr.get("a"), meta=info,
                    error_estimate=err, W_saved=arr.get("W_saved"), params=params)

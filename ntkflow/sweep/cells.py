@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._core.errors import NtkflowError
 from ..metrics import final_columns
 from .config import DEFAULTS, canonical
 
@@ -151,7 +152,7 @@ def inputs_for(net_spec: str, X):
         return X
     shapes = {784: (1, 28, 28), 3072: (3, 32, 32)}
     if X.ndim != 2 or X.shape[1] not in shapes:
-        raise ValueError(f"model.net: {net_spec!r} needs images; the data has samples of shape {X.shape[1:]}")
+        raise NtkflowError(f"model.net: {net_spec!r} needs images; the data has samples of shape {X.shape[1:]}")
     return X.reshape((X.shape[0], *shapes[X.shape[1]]))
 
 
@@ -223,7 +224,7 @@ def method_options(cfg: dict, method: str) -> tuple[dict, dict]:
     options = {k: pool[k] for k in declared if k in pool}
     options.update(cfg.get("objective", {}).get(method, {}))
     fit_options = {"beta_schedule": BetaFromEps(t.get("beta_start", 1.0), t.get("beta_end", 0.0)),
-                   "lam0": t.get("lam0", 0.0), "attack_every": cfg["track"].get("attack_every", 0) or None,
+                   "reg_weight": t.get("lam0", 0.0), "attack_every": cfg["track"].get("attack_every", 0) or None,
                    "attack": AttackSettings(steps=a["eval_steps"], restarts=a["eval_restarts"])}
     return options, fit_options
 

@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 
 from .. import _validate as V
+from .._core.errors import NtkflowError
 
 __all__ = ["DEFAULTS", "load_config", "resolve", "apply_override", "canonical", "check_runnable"]
 
@@ -63,7 +64,7 @@ def _check_value(path: str, default, value):
     else:
         ok = isinstance(value, type(default))
     if not ok:
-        raise ValueError(f"config: {path} must be {_type_name(default)}, got {value!r}")
+        raise NtkflowError(f"config: {path} must be {_type_name(default)}, got {value!r}")
     return value
 
 
@@ -71,7 +72,7 @@ def _check_grid(i: str, g: dict) -> dict:
     out = {}
     for k, v in g.items():
         if k not in DEFAULTS["grid"]:
-            raise ValueError(f"config: unknown key grid{i}.{k} (known: {', '.join(DEFAULTS['grid'])})")
+            raise NtkflowError(f"config: unknown key grid{i}.{k} (known: {', '.join(DEFAULTS['grid'])})")
         out[k] = _check_value(f"grid{i}.{k}", DEFAULTS["grid"][k], v)
     full = {**DEFAULTS["grid"], **out}
     if "standard_at_eps" not in g:  # unset: the paper's pair keeps Figure 1's ε = 0; a comparison
@@ -81,16 +82,16 @@ def _check_grid(i: str, g: dict) -> dict:
 
     for mth in full["method"]:
         if mth not in names():
-            raise ValueError(f"config: grid{i}.method has {mth!r}; choose from {', '.join(names())}")
+            raise NtkflowError(f"config: grid{i}.method has {mth!r}; choose from {', '.join(names())}")
     for w in full["width"]:
         if not isinstance(w, int) or isinstance(w, bool) or w < 0:
-            raise ValueError(f"config: grid{i}.width entries must be positive integers, got {w!r}")
+            raise NtkflowError(f"config: grid{i}.width entries must be positive integers, got {w!r}")
     for e in full["eps"]:
         if not isinstance(e, (int, float)) or isinstance(e, bool) or not 0 <= e <= 1:
-            raise ValueError(f"config: grid{i}.eps entries must be numbers in [0, 1], got {e!r}")
+            raise NtkflowError(f"config: grid{i}.eps entries must be numbers in [0, 1], got {e!r}")
     for s in full["seed"]:
         if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= V.SEED_MAX:
-            raise ValueError(f"config: grid{i}.seed entries must be integers in [0, {V.SEED_MAX}] (a JAX seed), "
+            raise NtkflowError(f"config: grid{i}.seed entries must be integers in [0, {V.SEED_MAX}] (a JAX seed), "
                              f"got {s!r}")
     full["eps"] = [float(e) for e in full["eps"]]
     return full
@@ -101,18 +102,18 @@ def _check_objective_tables(val) -> dict:
     from ..objectives import spec
 
     if not isinstance(val, dict) or not all(isinstance(t, dict) for t in val.values()):
-        raise ValueError("config: [objective] must hold one table per method ([objective.NAME])")
+        raise NtkflowError("config: [objective] must hold one table per method ([objective.NAME])")
     out = {}
     for name, table in sorted(val.items()):
         try:
             options = spec(name).options
         except ValueError:
-            raise ValueError(f"config: [objective.{name}] names no registered method") from None
+            raise NtkflowError(f"config: [objective.{name}] names no registered method") from None
         for k, v in table.items():
             if k not in options:
-                raise ValueError(f"config: unknown key objective.{name}.{k} (its options: {', '.join(options) or 'none'})")
+                raise NtkflowError(f"config: unknown key objective.{name}.{k} (its options: {', '.join(options) or 'none'})")
             if not isinstance(v, (bool, int, float, str, list)):
-                raise ValueError(f"config: objective.{name}.{k} must be a number, string, boolean or list")
+                raise NtkflowError(f"config: objective.{name}.{k} must be a number, string, boolean or list")
         if table:
             out[name] = dict(sorted(table.items()))
     return out
@@ -121,22 +122,22 @@ def _check_objective_tables(val) -> dict:
 def resolve(raw: dict) -> dict:
     """Fill defaults and validate; the result is JSON-ready and canonical."""
     if not isinstance(raw, dict):
-        raise ValueError("config: must be a TOML table")
+        raise NtkflowError("config: must be a TOML table")
     out = {}
     for sec, spec in DEFAULTS.items():
         val = raw.get(sec, {})
         if sec == "grid":
             grids = val if isinstance(val, list) else [val]
             if not all(isinstance(g, dict) for g in grids):
-                raise ValueError("config: [grid] must be a table or an array of tables")
+                raise NtkflowError("config: [grid] must be a table or an array of tables")
             out["grid"] = [_check_grid("" if len(grids) == 1 else f"[{i}]", g) for i, g in enumerate(grids)]
             continue
         if not isinstance(val, dict):
-            raise ValueError(f"config: [{sec}] must be a table")
+            raise NtkflowError(f"config: [{sec}] must be a table")
         sec_out = copy.deepcopy(spec)
         for k, v in val.items():
             if k not in spec:
-                raise ValueError(f"config: unknown key {sec}.{k} (known: {', '.join(spec)})")
+                raise NtkflowError(f"config: unknown key {sec}.{k} (known: {', '.join(spec)})")
             if (sec, k) == ("train", "lr") and isinstance(v, list):  # a learning-rate grid
                 sec_out[k] = [_check_value(f"train.lr[{i}]", 0.0, e) for i, e in enumerate(v)] or \
                     _check_value("train.lr", [], v)
@@ -148,7 +149,7 @@ def resolve(raw: dict) -> dict:
         out["objective"] = objective_tables
     for sec in raw:
         if sec not in DEFAULTS and sec != "objective":
-            raise ValueError(f"config: unknown section [{sec}] (known: {', '.join(DEFAULTS)})")
+            raise NtkflowError(f"config: unknown section [{sec}] (known: {', '.join(DEFAULTS)})")
     _fixed_width(out, raw)
     _check_model(out["model"], out["grid"])
     _check_run(out["run"])
@@ -158,9 +159,9 @@ def resolve(raw: dict) -> dict:
     from ..paper.tracker import TIE_RULES
 
     if out["track"]["tie"] not in TIE_RULES:
-        raise ValueError(f"config: track.tie is {out['track']['tie']!r}; choose one of {', '.join(TIE_RULES)}")
+        raise NtkflowError(f"config: track.tie is {out['track']['tie']!r}; choose one of {', '.join(TIE_RULES)}")
     if out["track"]["every"] < 1 or out["track"]["saves"] < 2 or out["track"]["lambda_0_samples"] < 1:
-        raise ValueError("config: track.every must be >= 1, track.saves >= 2 and track.lambda_0_samples >= 1")
+        raise NtkflowError("config: track.every must be >= 1, track.saves >= 2 and track.lambda_0_samples >= 1")
     return out
 
 
@@ -174,42 +175,42 @@ def _check_train(t: dict) -> None:
 
     lrs = t["lr"] if isinstance(t["lr"], list) else [t["lr"]]
     if len(set(lrs)) != len(lrs) or not all(math.isfinite(v) and v > 0 for v in lrs):
-        raise ValueError(f"config: train.lr must be > 0 and finite (a number or a list of distinct numbers), "
+        raise NtkflowError(f"config: train.lr must be > 0 and finite (a number or a list of distinct numbers), "
                          f"got {t['lr']}")
     for k in ("t1", "dt", "momentum", "eps_warmup", "eps_ramp"):
         if not math.isfinite(t[k]):
-            raise ValueError(f"config: train.{k} must be finite, got {t[k]}")
+            raise NtkflowError(f"config: train.{k} must be finite, got {t[k]}")
     if t["select"] not in SELECT_RULES:
-        raise ValueError(f"config: train.select is {t['select']!r}; choose one of {', '.join(SELECT_RULES)}")
+        raise NtkflowError(f"config: train.select is {t['select']!r}; choose one of {', '.join(SELECT_RULES)}")
     try:
         StopRule(**t["stop"])
     except TypeError:
-        raise ValueError(f"config: train.stop has unknown keys {sorted(t['stop'])}; use patience, rel_tol, "
+        raise NtkflowError(f"config: train.stop has unknown keys {sorted(t['stop'])}; use patience, rel_tol, "
                          "abs_tol") from None
     except ValueError as e:
-        raise ValueError(f"config: train.{e}") from None
+        raise NtkflowError(f"config: train.{e}") from None
     if min(lrs) <= 0 or t["epochs"] < 1 or t["t1"] < 0 or t["batch_size"] < 0 or t["dt"] < 0:
-        raise ValueError("config: train.lr must be > 0, train.epochs >= 1, train.t1 >= 0, train.batch_size >= 0, "
+        raise NtkflowError("config: train.lr must be > 0, train.epochs >= 1, train.t1 >= 0, train.batch_size >= 0, "
                          "train.dt >= 0 (0: the solver's default)")
     if not 0 <= t["momentum"] < 1 or t["eps_warmup"] < 0 or t["eps_ramp"] < 0:
-        raise ValueError("config: train.momentum must be in [0, 1), train.eps_warmup and train.eps_ramp >= 0")
+        raise NtkflowError("config: train.momentum must be in [0, 1), train.eps_warmup and train.eps_ramp >= 0")
     choices = (("optimizer", OPTIMIZERS), ("solver", SOLVERS), ("dtype", ("float32", "float64")))
     for k, allowed in choices:
         if t[k] not in allowed:
-            raise ValueError(f"config: train.{k} is {t[k]!r}; choose one of {', '.join(allowed)}")
+            raise NtkflowError(f"config: train.{k} is {t[k]!r}; choose one of {', '.join(allowed)}")
     if t["eps_schedule"] not in EPS_SCHEDULES:
-        raise ValueError(f"config: train.eps_schedule is {t['eps_schedule']!r}; choose one of "
+        raise NtkflowError(f"config: train.eps_schedule is {t['eps_schedule']!r}; choose one of "
                          f"{', '.join(EPS_SCHEDULES)}")
     for k in ("t_nat", "t_adv", "lam0"):
         if not (math.isfinite(t[k]) and t[k] >= 0):
-            raise ValueError(f"config: train.{k} must be a finite number >= 0, got {t[k]}")
+            raise NtkflowError(f"config: train.{k} must be a finite number >= 0, got {t[k]}")
     for k in ("beta_start", "beta_end"):
         if not 0 <= t[k] <= 1:
-            raise ValueError(f"config: train.{k} must be in [0, 1], got {t[k]}")
+            raise NtkflowError(f"config: train.{k} must be in [0, 1], got {t[k]}")
     if not 0 < t["tau"] <= 1:
-        raise ValueError(f"config: train.tau must be in (0, 1], got {t['tau']}")
+        raise NtkflowError(f"config: train.tau must be in (0, 1], got {t['tau']}")
     if t["dtype"] == "float32" and max(lrs) > 3.4028234e38:  # float32 max
-        raise ValueError(f"config: train.lr = {max(lrs)} overflows float32 (train.dtype)")
+        raise NtkflowError(f"config: train.lr = {max(lrs)} overflows float32 (train.dtype)")
 
 
 def _check_model(mdl: dict, grids: list) -> None:
@@ -220,15 +221,15 @@ def _check_model(mdl: dict, grids: list) -> None:
     try:
         check_spec(mdl["net"])
     except ValueError as e:
-        raise ValueError(f"config: {e}") from None
+        raise NtkflowError(f"config: {e}") from None
     if mdl["init"] and (mdl["net"] == "two_layer" or mdl["init"] not in INITS):
-        raise ValueError(f"config: model.init is {mdl['init']!r}; choose one of {', '.join(INITS)} for a deep net "
+        raise NtkflowError(f"config: model.init is {mdl['init']!r}; choose one of {', '.join(INITS)} for a deep net "
                          "('' : the default — the paper's N(0, I) for two_layer, 'torch' otherwise)")
     widths = {w for g in grids for w in g["width"]}
     if uses_width(mdl["net"]) and 0 in widths:
-        raise ValueError(f"config: grid.width entries must be positive integers for model.net = {mdl['net']!r}")
+        raise NtkflowError(f"config: grid.width entries must be positive integers for model.net = {mdl['net']!r}")
     if not uses_width(mdl["net"]) and widths != {0}:
-        raise ValueError(f"config: grid.width must be [0] for model.net = {mdl['net']!r} (a fixed architecture; "
+        raise NtkflowError(f"config: grid.width must be [0] for model.net = {mdl['net']!r} (a fixed architecture; "
                          "use 'mlp:W,W' for a width family)")
 
 
@@ -258,27 +259,27 @@ def _spec_ok(net: str) -> bool:
 def _check_run(r: dict) -> None:
     for k, v in r["dask_resources"].items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-            raise ValueError(f"config: run.dask_resources.{k} must be a positive number, got {v!r}")
+            raise NtkflowError(f"config: run.dask_resources.{k} must be a positive number, got {v!r}")
 
 
 def _check_attack(a: dict, adv: dict, track: dict) -> None:
     """[attack] (training attacks and the evaluation PGD), [advibp], track.attack_every."""
     for k in ("steps", "restarts", "eval_restarts"):
         if a[k] < 1:
-            raise ValueError(f"config: attack.{k} must be >= 1, got {a[k]}")
+            raise NtkflowError(f"config: attack.{k} must be >= 1, got {a[k]}")
     if a["eval_steps"] < 0:
-        raise ValueError(f"config: attack.eval_steps must be >= 0 (0: no evaluation attack, final_pgd_error "
+        raise NtkflowError(f"config: attack.eval_steps must be >= 0 (0: no evaluation attack, final_pgd_error "
                          f"empty), got {a['eval_steps']}")
     for k in ("step_size", "alpha"):
         if not (math.isfinite(a[k]) and a[k] >= 0):
-            raise ValueError(f"config: attack.{k} must be a finite number >= 0 (step_size 0: 2.5/steps), got {a[k]}")
+            raise NtkflowError(f"config: attack.{k} must be a finite number >= 0 (step_size 0: 2.5/steps), got {a[k]}")
     if not (math.isfinite(adv["c_max"]) and adv["c_max"] >= 0 and math.isfinite(adv["decay"]) and adv["decay"] > 0):
-        raise ValueError("config: advibp.c_max must be >= 0 and advibp.decay > 0")
+        raise NtkflowError("config: advibp.c_max must be >= 0 and advibp.decay > 0")
     for k in ("beta1", "beta2"):
         if not 0 <= adv[k] < 1:
-            raise ValueError(f"config: advibp.{k} must be in [0, 1), got {adv[k]}")
+            raise NtkflowError(f"config: advibp.{k} must be in [0, 1), got {adv[k]}")
     if track["attack_every"] < 0:
-        raise ValueError(f"config: track.attack_every must be >= 0 (0: at the start and the end), "
+        raise NtkflowError(f"config: track.attack_every must be >= 0 (0: at the start and the end), "
                          f"got {track['attack_every']}")
 
 
@@ -286,18 +287,18 @@ def _check_data(d: dict) -> None:
     from ..data import MNIST_CLASSES, SOURCES
 
     if d["source"] not in SOURCES:
-        raise ValueError(f"config: data.source is {d['source']!r}; choose one of {', '.join(SOURCES)}")
+        raise NtkflowError(f"config: data.source is {d['source']!r}; choose one of {', '.join(SOURCES)}")
     if d["n_train"] < 0 or d["n_test"] < 0 or d["d"] < 1 or d["seed"] < 0:
-        raise ValueError("config: data.n_train and data.n_test must be >= 0 (0: the default), data.d >= 1, "
+        raise NtkflowError("config: data.n_train and data.n_test must be >= 0 (0: the default), data.d >= 1, "
                          "data.seed >= 0")
     if d["source"] == "mnist" and not Path(d["mnist_dir"]).is_dir():
-        raise ValueError(f"config: data.mnist_dir {d['mnist_dir']!r} is not a directory (source 'mnist' needs "
+        raise NtkflowError(f"config: data.mnist_dir {d['mnist_dir']!r} is not a directory (source 'mnist' needs "
                          "the MNIST IDX files)")
     if d["source"] == "cifar10" and not Path(d["cifar_dir"]).is_dir():
-        raise ValueError(f"config: data.cifar_dir {d['cifar_dir']!r} is not a directory (source 'cifar10' needs "
+        raise NtkflowError(f"config: data.cifar_dir {d['cifar_dir']!r} is not a directory (source 'cifar10' needs "
                          "the CIFAR-10 binary version's data_batch_*.bin files)")
     if d["classes"] and (d["source"] != "mnist" or d["classes"] not in MNIST_CLASSES):
-        raise ValueError(f"config: data.classes is {d['classes']!r}; for source 'mnist' choose one of "
+        raise NtkflowError(f"config: data.classes is {d['classes']!r}; for source 'mnist' choose one of "
                          f"{', '.join(MNIST_CLASSES)} ('' means 25); other sources take no data.classes")
 
 
@@ -312,13 +313,13 @@ def check_runnable(cfg: dict) -> None:
     ds = dataset_for(cfg, 0.0)
     n, B = len(ds.y), cfg["train"]["batch_size"]
     if B > n and cfg["train"]["optimizer"] != "gd":
-        raise ValueError(f"config: train.batch_size = {B} exceeds the {n} training samples")
+        raise NtkflowError(f"config: train.batch_size = {B} exceeds the {n} training samples")
 
 
 def apply_override(raw: dict, spec: str) -> dict:
     """Apply ``section.key=VALUE`` (VALUE in TOML syntax; a bare word is a string)."""
     if "=" not in spec or "." not in spec.split("=", 1)[0]:
-        raise ValueError(f"--set: expected section.key=VALUE, got {spec!r}")
+        raise NtkflowError(f"--set: expected section.key=VALUE, got {spec!r}")
     path, text = spec.split("=", 1)
     try:
         value = tomllib.loads(f"v = {text}")["v"]
@@ -333,7 +334,7 @@ def apply_override(raw: dict, spec: str) -> dict:
                 g[key] = value
             return raw
         if not isinstance(node, dict):
-            raise ValueError(f"--set: {path} does not name a key in a table")
+            raise NtkflowError(f"--set: {path} does not name a key in a table")
     node[key] = value
     return raw
 
@@ -342,17 +343,17 @@ def load_config(path, overrides=()) -> dict:
     """Read, override and resolve a sweep config."""
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"config: {path} is a directory, not a TOML file")
+        raise NtkflowError(f"config: {path} is a directory, not a TOML file")
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"config: {path} does not exist") from None
+        raise NtkflowError(f"config: {path} does not exist") from None
     except UnicodeDecodeError:
-        raise ValueError(f"config: {path} is not a text (UTF-8) file") from None
+        raise NtkflowError(f"config: {path} is not a text (UTF-8) file") from None
     except OSError as e:
-        raise ValueError(f"config: cannot read {path} ({e.strerror})") from None
+        raise NtkflowError(f"config: cannot read {path} ({e.strerror})") from None
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"config: {path} is not valid TOML ({e})") from None
+        raise NtkflowError(f"config: {path} is not valid TOML ({e})") from None
     for o in overrides:
         raw = apply_override(raw, o)
     return resolve(raw)

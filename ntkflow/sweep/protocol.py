@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from .._core.errors import NtkflowError
 
 __all__ = ["SELECT_RULES", "train_summary", "select_run", "lr_grid"]
 
@@ -60,7 +61,7 @@ def select_run(summaries: list[dict], rule: str) -> int:
     runs that did not diverge; ties go to the smaller lr (the more conservative step).
     When every run diverged, the smallest lr (index of the minimum lr)."""
     if rule not in SELECT_RULES:
-        raise ValueError(f"select: unknown rule {rule!r}; choose one of {', '.join(SELECT_RULES)}")
+        raise NtkflowError(f"select: unknown rule {rule!r}; choose one of {', '.join(SELECT_RULES)}")
     key = SELECT_RULES[rule]
     ok = [i for i, s in enumerate(summaries) if not s["diverged"] and np.isfinite(s[key])]
     if not ok:

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
+from .._core.errors import NtkflowError
 from .cells import cells_of, lambda0_task, run_cell
 from .config import check_runnable
 from .store import Store, environment, lambda0_eps
@@ -63,11 +64,11 @@ def run_sweep(cfg: dict, out, *, executor: str = "local", workers: int | None = 
     or backend sit beside the stored ones. ``say(line)`` receives the store's notes.
     """
     if executor not in EXECUTORS:
-        raise ValueError(f"executor: unknown {executor!r}; choose one of {', '.join(EXECUTORS)}")
+        raise NtkflowError(f"executor: unknown {executor!r}; choose one of {', '.join(EXECUTORS)}")
     if executor == "dask" and not scheduler:
-        raise ValueError("scheduler: the dask executor needs --scheduler ADDRESS (or 'local' for a LocalCluster)")
+        raise NtkflowError("scheduler: the dask executor needs --scheduler ADDRESS (or 'local' for a LocalCluster)")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers: must be an integer >= 1, got {workers!r}")
+        raise NtkflowError(f"workers: must be an integer >= 1, got {workers!r}")
     check_runnable(cfg)  # everything a cell needs is checked before the directory is touched
     store = Store(out, say=say)
     with store.lock():
@@ -136,7 +137,7 @@ def _run_dask(tasks, scheduler, workers, finished, resources=None):
         else:
             client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as e:
-        raise ValueError(f"scheduler: cannot reach dask scheduler {scheduler!r} "
+        raise NtkflowError(f"scheduler: cannot reach dask scheduler {scheduler!r} "
                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'timed out'})") from None
     try:
         futs = {client.submit(fn, *args, pure=False, resources=resources or None): path for path, fn, args in tasks}

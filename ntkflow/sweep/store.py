@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+from .._core.errors import NtkflowError
 from .._io import ensure_writable_dir, read_json, write_json, write_text
 from .cells import Cell, REQUIRED_FINALS, cell_key, cells_of, final_keys
 from .config import canonical
@@ -140,7 +141,7 @@ class Store:
             except BlockingIOError:
                 f.seek(0)
                 who = f.read().strip() or "another process"
-                raise ValueError(f"out: {self.out} is in use by another sweep ({who}); wait for it to finish or "
+                raise NtkflowError(f"out: {self.out} is in use by another sweep ({who}); wait for it to finish or "
                                  "use another --out") from None
             f.seek(0)
             f.truncate()
@@ -155,7 +156,7 @@ class Store:
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ValueError(f"out: cannot create {self.out} ({e.strerror})") from None
+            raise NtkflowError(f"out: cannot create {self.out} ({e.strerror})") from None
 
     def clean_tmp(self) -> int:
         """Remove temp files a killed write left behind (call under the lock)."""
@@ -185,7 +186,7 @@ class Store:
                 old, finished = None, 0
             if old is not None and canonical(old) != canonical(cfg) and finished:
                 if not force:
-                    raise ValueError(f"out: {self.out} holds {finished} finished cells of a different config; use "
+                    raise NtkflowError(f"out: {self.out} holds {finished} finished cells of a different config; use "
                                      "another --out, or --force to switch (finished cells are kept)")
                 write_json(self.out / "config.previous.json", old)
                 kept = {self.record_path(old, c).name for c in cells_of(old)} - {
@@ -249,7 +250,7 @@ class Store:
         seen = {canonical(r["env"]): r["env"] for _, r in self.records(cfg, repair=None)}
         other = [e for k, e in seen.items() if k != canonical(env)]
         if other:
-            raise ValueError(f"out: {self.out} holds cells computed with {_env_text(other[0])}; this run is "
+            raise NtkflowError(f"out: {self.out} holds cells computed with {_env_text(other[0])}; this run is "
                              f"{_env_text(env)}. Use --accept-env to mix them, or another --out")
 
     def write(self, path: Path, record: dict) -> None:
@@ -300,26 +301,26 @@ def read_table(path) -> list[dict]:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: cannot read ({getattr(e, 'strerror', None) or type(e).__name__})") from None
+        raise NtkflowError(f"{path}: cannot read ({getattr(e, 'strerror', None) or type(e).__name__})") from None
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or not {"eps"} <= set(reader.fieldnames):
-        raise ValueError(f"{path}: not an ntkflow results table (missing header)")
+        raise NtkflowError(f"{path}: not an ntkflow results table (missing header)")
     rows = []
     for k, r in enumerate(reader, start=2):
         if None in r or any(v is None for v in r.values()):
-            raise ValueError(f"{path}: line {k} has the wrong number of fields")
+            raise NtkflowError(f"{path}: line {k} has the wrong number of fields")
         out = {}
         for c, v in r.items():
             if c in TEXT_COLUMNS:
                 out[c] = v
             elif c in BOOL_COLUMNS:
                 if v not in ("True", "False"):
-                    raise ValueError(f"{path}: line {k}, column {c}: {v!r} is not True/False")
+                    raise NtkflowError(f"{path}: line {k}, column {c}: {v!r} is not True/False")
                 out[c] = v == "True"
             else:
                 try:
                     out[c] = float(v) if v != "" else float("nan")  # empty: a column the record predates
                 except ValueError:
-                    raise ValueError(f"{path}: line {k}, column {c}: {v!r} is not a number") from None
+                    raise NtkflowError(f"{path}: line {k}, column {c}: {v!r} is not a number") from None
         rows.append(out)
     return rows

@@ -54,6 +54,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .. import _validate as V
+from .._core.errors import NtkflowError
 from .._core.stats import clopper_pearson, frequency_decision, runs_to_decide
 from . import formulas as T
 from . import necessary as NB
@@ -920,9 +921,9 @@ def _options(X, y, eps, m, delta, samples, seed, t1, flow_n, seeds, init_seeds, 
     try:
         delta = float(delta)
     except (TypeError, ValueError):
-        raise ValueError(f"delta: must be a number in (0, 1), got {delta!r}") from None
+        raise NtkflowError(f"delta: must be a number in (0, 1), got {delta!r}") from None
     if not 0 < delta < 1:
-        raise ValueError(f"delta: must be in (0, 1), got {delta}")
+        raise NtkflowError(f"delta: must be in (0, 1), got {delta}")
     seeds = V.positive_int("seeds", seeds)
     return dict(X=X, y=y, eps=eps, m=V.positive_int("m", m), delta=delta,
                 samples=V.positive_int("samples", samples, minimum=2), seed=V.positive_int("seed", seed, minimum=0),

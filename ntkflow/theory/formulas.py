@@ -66,6 +66,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
+from .._core.errors import NtkflowError
 
 __all__ = [
     "radius", "flip_probability_bound", "lemma1_eps_condition", "gram_change_bound", "gram_change_trivial_bound",
@@ -81,7 +82,7 @@ LEMMA6_CONSTANT = (1 - 1 / math.e) ** 2  # C in |l'(u)| ≥ √C·min(1, l(u)); 
 
 def _check_variant(variant, allowed):
     if variant not in allowed:
-        raise ValueError(f"variant: expected one of {', '.join(map(repr, allowed))}, got {variant!r}")
+        raise NtkflowError(f"variant: expected one of {', '.join(map(repr, allowed))}, got {variant!r}")
 
 
 def _c(xi: float, variant: str = "paper") -> float:
@@ -89,12 +90,12 @@ def _c(xi: float, variant: str = "paper") -> float:
         return math.sqrt(2 * math.pi) * xi / 384
     if variant == "thesis":
         return math.sqrt(2 * math.pi * xi) / 384
-    raise ValueError(f"variant: expected 'paper' or 'thesis', got {variant!r}")
+    raise NtkflowError(f"variant: expected 'paper' or 'thesis', got {variant!r}")
 
 
 def _need(name, value):
     if value is None:
-        raise ValueError(f"{name}: the derived variant needs {name}")
+        raise NtkflowError(f"{name}: the derived variant needs {name}")
     return value
 
 
@@ -272,7 +273,7 @@ def weight_change_bound(t, n, m, *, variant: str = "printed", x_norm_max=None, e
     if variant == "printed":
         return n * t / math.sqrt(m)
     if x_norm_max is None or d is None:
-        raise ValueError("weight_change_bound: the derived variant needs x_norm_max and d")
+        raise NtkflowError("weight_change_bound: the derived variant needs x_norm_max and d")
     return n * t * (x_norm_max + eps * math.sqrt(d)) / math.sqrt(m)
 
 
@@ -340,7 +341,7 @@ def initial_loss_bound(n, m, d, eps, delta, variant: str = "printed", *, x_norms
         return n * math.sqrt(m) * d * eps / delta + n / delta
     x = np.asarray(_need("x_norms", x_norms), dtype=float)
     if x.shape != (n,):
-        raise ValueError(f"x_norms: need {n} norms, got shape {x.shape}")
+        raise NtkflowError(f"x_norms: need {n} norms, got shape {x.shape}")
     return float(np.sum(KAPPA + np.sqrt(lemma7_second_moment(x, d, eps, m))) / delta)
 
 
@@ -466,9 +467,9 @@ def lemma6_counterexample(n: int = 1000, lambda0: float = 1.0) -> Lemma6Countere
     time, not zero training error.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n: must be an integer >= 1, got {n!r}")
+        raise NtkflowError(f"n: must be an integer >= 1, got {n!r}")
     if not (isinstance(lambda0, (int, float, np.floating)) and math.isfinite(lambda0) and lambda0 > 0):
-        raise ValueError(f"lambda0: must be > 0 and finite, got {lambda0!r}")
+        raise NtkflowError(f"lambda0: must be > 0 and finite, got {lambda0!r}")
     n, lambda0 = int(n), float(lambda0)
     h = lambda0 / 2
     loss0 = n * KAPPA

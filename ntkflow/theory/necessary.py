@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 import scipy.optimize
+from .._core.errors import NtkflowError
 
 __all__ = ["path_length_lower_bound", "loss_lower_envelope", "initial_loss_lower_bound", "route_eps_threshold",
            "IBP_GAP_CONSTANT"]
@@ -32,7 +33,7 @@ IBP_GAP_CONSTANT = math.sqrt(2 / math.pi) / 4
 def _positive(name, value, strict=True):
     v = float(value)
     if not math.isfinite(v) or (v <= 0 if strict else v < 0):
-        raise ValueError(f"{name}: must be {'positive' if strict else 'non-negative'} and finite, got {value!r}")
+        raise NtkflowError(f"{name}: must be {'positive' if strict else 'non-negative'} and finite, got {value!r}")
     return v
 
 
@@ -81,7 +82,7 @@ def loss_lower_envelope(loss0, lambda_max, t):
     loss0, lambda_max = _positive("loss0", loss0), _positive("lambda_max", lambda_max, strict=False)
     t = np.asarray(t, dtype=float)
     if np.any(~np.isfinite(t)) or np.any(t < 0):
-        raise ValueError("t: must be finite and non-negative")
+        raise NtkflowError("t: must be finite and non-negative")
     return loss0 / (1.0 + lambda_max * loss0 * t)
 
 
