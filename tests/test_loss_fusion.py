@@ -60,3 +60,16 @@ def test_beta_zero_skip_equals_ibp_and_beta_positive_equals_the_mix():
     for beta in (0.3, 1.0):
         np.testing.assert_allclose(bounds_batched(NET, p, pb.C, pb.lo, pb.hi, "crown_ibp", beta, 4),
                                    (1 - beta) * ibp + beta * lin, rtol=1e-12, atol=1e-14)
+
+
+def test_two_classes_fused_is_exps_chord_at_the_unfused_upper_bound():
+    """K = 2: one row, so fused = log(1 + chord_[l,u](Ū)), Ū = −(CROWN-IBP margin), [l, u] IBP's z range."""
+    net = N.mlp((6, 5, 2))
+    rng = np.random.default_rng(6)
+    p = net.init(7, (3,))
+    X, y = rng.uniform(0, 1, (4, 3)), rng.integers(0, 2, 4)
+    lo = np.asarray(B.margin_bounds(net, p, X, 1 - y, 0.15, "ibp"))[:, 0]
+    up = -np.asarray(B.margin_bounds(net, p, X, y, 0.15, "ibp"))[:, 0]
+    ub = -np.asarray(B.margin_bounds(net, p, X, y, 0.15, "crown_ibp"))[:, 0]
+    chord = np.exp(lo) + (np.exp(up) - np.exp(lo)) / (up - lo) * (ub - lo)
+    np.testing.assert_allclose(fused_loss(net, p, X, y, 0.15), np.log1p(chord), rtol=1e-10)
