@@ -103,13 +103,27 @@ def batch_size(net, input_shape, method: str, rows: int, n: int) -> int:
     return int(max(1, min(n, MEMORY_BUDGET // max(1, backward_cost(net, input_shape, m.intermediate, rows)))))
 
 
-@partial(jax.jit, static_argnames=("method", "batch"))
-def bounds_batched(net, params, C, lo, hi, method: str, beta, batch: int):
-    """``sample_bounds`` over the leading axis of (C, lo, hi), ``batch`` samples at a time."""
+def _over_samples(net, params, C, lo, hi, method: str, beta, batch: int):
     fn = lambda args: sample_bounds(net, params, *args, method, beta)  # noqa: E731
     if batch >= C.shape[0]:
         return jax.vmap(fn)((C, lo, hi))
     return jax.lax.map(fn, (C, lo, hi), batch_size=batch)
+
+
+@partial(jax.jit, static_argnames=("method", "batch"))
+def bounds_batched(net, params, C, lo, hi, method: str, beta, batch: int):
+    """``sample_bounds`` over the leading axis of (C, lo, hi), ``batch`` samples at a time.
+
+    With a mix β (traced: it follows the schedule inside the training scan), β = 0 is IBP
+    alone: a ``lax.cond`` on the whole batch skips the backward pass then, so the step costs
+    an IBP step (the value (1 − 0)·IBP + 0·method is IBP's exactly; its gradient too). The
+    predicate is one scalar for the batch — a per-sample cond inside the vmap would lower to
+    a select that runs both branches."""
+    if beta is None or METHODS[method].slope is None:
+        return _over_samples(net, params, C, lo, hi, method, beta, batch)
+    return jax.lax.cond(beta == 0,
+                        lambda: _over_samples(net, params, C, lo, hi, "ibp", None, C.shape[0]),
+                        lambda: _over_samples(net, params, C, lo, hi, method, beta, batch))
 
 
 def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, beta=None):

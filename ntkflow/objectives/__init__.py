@@ -28,8 +28,9 @@ ADVIBP_KEYS = ("t_nat", "t_adv", "ramp", "decay", "c_max", "beta1", "beta2", "al
 
 def certified(bound):
     """The builder of the certified-training method on ``bound`` (a key of ``ntkflow.bounds.METHODS``)."""
-    def make(clip=None, regularize=False, tau=0.5):
-        return Certified(bound, mix=bound == "crown_ibp", clip=clip, regularize=regularize, tau=tau)
+    def make(clip=None, regularize=False, tau=0.5, loss_fusion=False):
+        return Certified(bound, mix=bound == "crown_ibp", clip=clip, regularize=regularize, tau=tau,
+                         loss_fusion=loss_fusion)
     return make
 
 

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Context", "Step", "margin_loss", "as_columns"]
+__all__ = ["Context", "Step", "margin_loss", "log1p_scaled", "as_columns"]
 
 
 class Context(NamedTuple):
@@ -65,5 +65,10 @@ def margin_loss(u):
     # large (a fitted sample's loss e^{−u}, which a plain logsumexp rounds to 0); shifted by
     # M = max(0, −u_j) otherwise, so nothing overflows. For one margin this is logaddexp(0, −u).
     M = jnp.maximum(0.0, jnp.max(-u, axis=1))
-    s = jnp.sum(jnp.exp(-u - M[:, None]), axis=1)
+    return log1p_scaled(M, jnp.sum(jnp.exp(-u - M[:, None]), axis=1))
+
+
+def log1p_scaled(M, s):
+    """log(1 + e^M·s) for a shift M ≥ 0 and s ≥ 0 (a sum Σ_j exp(−u_j) in units of e^M): log1p
+    where M = 0 (relative accuracy for a small sum), M + log(e^{−M} + s) otherwise (no overflow)."""
     return jnp.where(M > 0, M + jnp.log(jnp.exp(-M) + s), jnp.log1p(s))

@@ -27,8 +27,8 @@ from .. import _validate as V
 from .._core.errors import NtkflowError
 from ..attacks import fgsm_box, pgd_box
 from ..bounds import METHODS as BOUNDS
-from ..bounds import clean_margins, margin_bounds
-from .base import Step, margin_loss
+from ..bounds import clean_margins, exp_sum_upper, margin_bounds
+from .base import Step, log1p_scaled, margin_loss
 
 __all__ = ["Standard", "Certified", "Adversarial", "loss_step", "attack_points", "clean_loss", "bound_loss"]
 
@@ -74,7 +74,10 @@ class Standard:
 class Certified:
     """The loss on certified lower margins: Σ_i l(m̲_i) with m̲ from ``bound``.
 
-    ``mix``: use (1 − β)·IBP + β·bound with β = ``ctx.beta`` (CROWN-IBP). ``regularize``:
+    ``mix``: use (1 − β)·IBP + β·bound with β = ``ctx.beta`` (CROWN-IBP). ``loss_fusion``:
+    train on the fused bound log(1 + Σ̄) of ``bounds.exp_sum_upper`` (one backward row instead of
+    K − 1; the mix then mixes the two bounds of the sum); the certified margins, the error and
+    the Gram still use the K − 1 rows. ``regularize``:
     add λ·(L_tightness + L_relu) of the thesis (Eq. 3.8) with λ = ``ctx.lam`` and tolerance
     ``tau``; the regularizers are computed from IBP as in the thesis.
     """
@@ -84,11 +87,17 @@ class Certified:
     clip: tuple | None = None
     regularize: bool = False
     tau: float = 0.5
+    loss_fusion: bool = False
     aux_keys: tuple = ()
 
     def __post_init__(self):
         if self.bound not in BOUNDS:
             raise NtkflowError(f"bound: unknown {self.bound!r}; choose one of {', '.join(BOUNDS)}")
+        if not isinstance(self.loss_fusion, bool):
+            raise NtkflowError(f"loss_fusion: must be true or false, got {self.loss_fusion!r}")
+        if self.loss_fusion and BOUNDS[self.bound].slope is None:
+            raise NtkflowError(f"loss_fusion: needs a bound with a backward pass; {self.bound!r} has none "
+                             "(IBP's loss is already one interval pass)")
         if not 0 < float(self.tau) <= 1:
             raise NtkflowError(f"tau: must be in (0, 1], got {self.tau}")
 
@@ -104,7 +113,11 @@ class Certified:
         return ()
 
     def judged_loss(self, net, params, X, y, ctx):
-        """Σ_i l(m̲_i) on its (mixed) certified margins, without the regularizers."""
+        """Σ_i l(m̲_i) on its (mixed) certified margins (fused: the fused bound), without the regularizers."""
+        if self.loss_fusion:
+            M, s = exp_sum_upper(net, params, X, y, ctx.eps, self.bound, clip=self.clip,
+                                 beta=ctx.beta if self.mix else None)
+            return jnp.sum(log1p_scaled(M, s))
         return jnp.sum(margin_loss(self.margins(net, params, X, y, ctx)))
 
     def margins(self, net, params, X, y, ctx):
@@ -112,7 +125,7 @@ class Certified:
                              beta=ctx.beta if self.mix else None)
 
     def loss(self, net, params, X, y, ctx):
-        total = jnp.sum(margin_loss(self.margins(net, params, X, y, ctx)))
+        total = self.judged_loss(net, params, X, y, ctx)
         if self.regularize:
             from .regularizers import relu_balance, tightness
 
