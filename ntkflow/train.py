@@ -305,14 +305,20 @@ def _train(W0, a, X, y, eps, run: _Run) -> Trajectory:
     rows, saved, ts = [record(W0)], [np.asarray(W0)] if run.keep_W else [], [0.0]
     diverged = converged = reached = False
     kappa = run.stop.kappa if run.stop else 0.0
+    # Σ_k ‖w_r(k+1) − w_r(k)‖ per neuron over epoch ends: the exact polyline length of full-batch GD's iterates
+    # (one step an epoch), a lower bound on the step path of minibatch SGD
+    path = np.zeros(W0.shape[0])
+    rows[0]["mean_path_length"] = 0.0
     for ep in progress_bar(range(run.epochs), run.progress, f"train ({run.optimizer}, ε={eps})"):
         idx = np.arange(n) if run.B == n else rng.permutation(n)
         idx = idx[: steps * run.B].reshape(steps, run.B)
         eps_steps = np.array([run.sched(ep + k / steps) for k in range(steps)])
+        W_prev = W
         W, state, g_prev, total, l2, cos = _epoch(W, state, g_prev, ac, Xc, yc, jnp.asarray(idx),
                                                   jnp.asarray(eps_steps, W.dtype), n / run.B,
                                                   jnp.asarray(run.lr, W.dtype), opt)
         epoch_loss = float(total) * n / (steps * run.B)
+        path += np.linalg.norm(np.asarray(W, np.float64) - np.asarray(W_prev, np.float64), axis=1)
         diverged = not (np.isfinite(epoch_loss) and bool(jnp.all(jnp.isfinite(W))))
         # armed once ε stays at its target (a warm-up or ramp is no plateau)
         converged = not diverged and plateau is not None and ep >= armed and plateau(epoch_loss)
@@ -325,7 +331,8 @@ def _train(W0, a, X, y, eps, run: _Run) -> Trajectory:
         if last or (ep + 1) % run.record_every == 0:
             Wr = W.astype(jnp.float64)
             rows.append(record(Wr, run.sched(ep + 1.0)))
-            rows[-1].update(grad_l2_change=_nanmean(l2), grad_cos_distance=_nanmean(cos))
+            rows[-1].update(grad_l2_change=_nanmean(l2), grad_cos_distance=_nanmean(cos),
+                            mean_path_length=float(path.mean()))
             ts.append(ep + 1.0)
             if run.keep_W:
                 saved.append(np.asarray(Wr))

@@ -57,3 +57,13 @@ def test_unreached_kappa_runs_the_budget():
 def test_bad_kappa():
     with pytest.raises(ValueError, match="stop.kappa"):
         StopRule(kappa=-1.0)
+
+
+def test_mean_path_length_is_the_polyline_of_the_gd_iterates():
+    tr = _full_run(12)
+    steps = np.linalg.norm(np.diff(tr.W_saved, axis=0), axis=2)       # (epochs, m)
+    want = np.concatenate([[0.0], np.cumsum(steps, axis=0).mean(1)])
+    np.testing.assert_allclose(tr.series["mean_path_length"], want, rtol=1e-10, atol=1e-15)
+    # a path is at least its chord: ≥ the mean displacement, and ≥ the max one / m
+    disp = np.linalg.norm(tr.W_saved[-1] - tr.W_saved[0], axis=1)
+    assert want[-1] >= disp.mean() * (1 - 1e-12) and want[-1] > 0
