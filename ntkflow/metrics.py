@@ -262,6 +262,9 @@ for _m in (
     Metric("gram_change", _gram_change, "‖H(t) − H(0)‖₂ of that Gram", None, ("gram",)),
     Metric("gram_change_rel", _gram_change_rel, "‖H(t) − H(0)‖₂ / ‖H(0)‖₂ (the drift; lazy training keeps it small)",
            "gram_change_rel_final", ("gram",)),
+    Metric("mean_path_length", lambda p: float("nan"),
+           "(1/m)Σ_r Σ_k ‖w_r(k+1) − w_r(k)‖ over epoch ends (recorded by ntkflow.train along its run; "
+           "one params has no path: NaN)", "mean_path_length_final", ("two_layer",)),
     Metric("eps", lambda p: float(p.eps), "the radius ε at the record (a schedule's value)"),
     Metric("loss_variation", _loss_variation, "lee2021: range of the loss along −∇L over lr·(0, .5, 1, 2, 4)",
            "loss_variation_final", ("costly",)),

@@ -20,7 +20,7 @@ import optax
 from . import _validate as V
 from ._core.errors import NtkflowError
 from ._jax import tree_distance, x64
-from .paper.loss import _robust_loss_and_grad
+from .paper.loss import _robust_loss_and_grad, robust_loss
 from .objectives.schedules import SCHEDULES, Ramp, schedule as make_schedule
 from ._progress import progress as progress_bar
 from .paper.tracker import TIE_RULES, Trajectory, stack_rows, tracker
@@ -58,6 +58,11 @@ class StopRule:
     L̄/n is below ``abs_tol`` (logistic loss on separable data decays only like 1/t, so a
     relative rule alone would never stop a run that has fit its data).
 
+    ``kappa`` > 0 adds the paper's target: stop at the first epoch after which the summed
+    certified loss L̄(W) (Eq. 2, full training set, at the target ε, evaluated at the weights
+    the epoch ends with) is below ``kappa``; ``meta["reached_kappa"]`` says whether it did.
+    0 disables it. Set ``patience`` to the budget (and the tolerances to 0) for the κ rule alone.
+
     The epoch's training loss is the sum of its minibatch losses scaled to n samples
     (free: the gradient computes it). The rule is armed once ε has reached its target,
     so a warm-up or ramp, during which the loss rises, is never taken for a plateau.
@@ -66,11 +71,13 @@ class StopRule:
     patience: int = 10
     rel_tol: float = 1e-3
     abs_tol: float = 1e-4
+    kappa: float = 0.0
 
     def __post_init__(self):
         V.positive_int("stop.patience", self.patience)
         V.positive_float("stop.rel_tol", self.rel_tol, allow_zero=True)
         V.positive_float("stop.abs_tol", self.abs_tol, allow_zero=True)
+        V.positive_float("stop.kappa", self.kappa, allow_zero=True)
 
 
 class Plateau:
@@ -107,7 +114,7 @@ def stop_rule(stop) -> StopRule | None:
         try:
             return StopRule(**stop)
         except TypeError:
-            raise NtkflowError(f"stop: unknown keys {sorted(stop)}; use patience, rel_tol, abs_tol") from None
+            raise NtkflowError(f"stop: unknown keys {sorted(stop)}; use patience, rel_tol, abs_tol, kappa") from None
     raise NtkflowError("stop: must be None, a StopRule or a dict(patience=, rel_tol=, abs_tol=)")
 
 
@@ -281,23 +288,36 @@ def _train(W0, a, X, y, eps, run: _Run) -> Trajectory:
     state = opt.init(W)
     g_prev = jnp.zeros_like(W)
     rows, saved, ts = [record(W0)], [np.asarray(W0)] if run.keep_W else [], [0.0]
-    diverged = converged = False
+    diverged = converged = reached = False
+    kappa = run.stop.kappa if run.stop else 0.0
+    # Σ_k ‖w_r(k+1) − w_r(k)‖ per neuron over epoch ends: the exact polyline length of full-batch GD's iterates
+    # (one step an epoch), a lower bound on the step path of minibatch SGD
+    path = np.zeros(W0.shape[0])
+    rows[0]["mean_path_length"] = 0.0
     for ep in progress_bar(range(run.epochs), run.progress, f"train ({run.optimizer}, ε={eps})"):
         idx = np.arange(n) if run.B == n else rng.permutation(n)
         idx = idx[: steps * run.B].reshape(steps, run.B)
         eps_steps = np.array([run.sched(ep + k / steps) for k in range(steps)])
+        W_prev = W
         W, state, g_prev, total, l2, cos = _epoch(W, state, g_prev, ac, Xc, yc, jnp.asarray(idx),
                                                   jnp.asarray(eps_steps, W.dtype), n / run.B,
                                                   jnp.asarray(run.lr, W.dtype), opt)
         epoch_loss = float(total) * n / (steps * run.B)
+        path += np.linalg.norm(np.asarray(W, np.float64) - np.asarray(W_prev, np.float64), axis=1)
         diverged = not (np.isfinite(epoch_loss) and bool(jnp.all(jnp.isfinite(W))))
         # armed once ε stays at its target (a warm-up or ramp is no plateau)
         converged = not diverged and plateau is not None and ep >= armed and plateau(epoch_loss)
+        # the κ target is checked on the full loss at the epoch's end weights (not the minibatch sum,
+        # which is taken along the epoch), so the run ends at the first recorded W with L̄ < κ
+        reached = (not diverged and kappa > 0 and ep >= armed
+                   and robust_loss(np.asarray(W, np.float64), a, X, y, eps) < kappa)
+        converged = converged or reached
         last = diverged or converged or ep + 1 == run.epochs
         if last or (ep + 1) % run.record_every == 0:
             Wr = W.astype(jnp.float64)
             rows.append(record(Wr, run.sched(ep + 1.0)))
-            rows[-1].update(grad_l2_change=_nanmean(l2), grad_cos_distance=_nanmean(cos))
+            rows[-1].update(grad_l2_change=_nanmean(l2), grad_cos_distance=_nanmean(cos),
+                            mean_path_length=float(path.mean()))
             ts.append(ep + 1.0)
             if run.keep_W:
                 saved.append(np.asarray(Wr))
@@ -307,7 +327,8 @@ def _train(W0, a, X, y, eps, run: _Run) -> Trajectory:
     meta = {"kind": "train", "optimizer": run.optimizer, "lr": run.lr, "epochs": run.epochs, "batch_size": run.B,
             "eps": eps, "seed": run.seed, "momentum": run.momentum, "m": int(W0.shape[0]), "n": n,
             "d": int(X.shape[1]), "dtype": run.dtype, "tie": run.tie, "diverged": bool(diverged),
-            "converged": bool(converged and not diverged), "epochs_run": int(ts[-1]),
+            "converged": bool(converged and not diverged),
+            "reached_kappa": bool(reached and not diverged), "epochs_run": int(ts[-1]),
             "stop": None if run.stop is None else asdict(run.stop)}
     return Trajectory(ts=np.array(ts), series=stack_rows(rows), W=np.asarray(W, np.float64), a=np.asarray(a),
                       meta=meta, W_saved=np.stack(saved) if run.keep_W else None)

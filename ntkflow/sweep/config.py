@@ -186,7 +186,7 @@ def _check_train(t: dict) -> None:
         StopRule(**t["stop"])
     except TypeError:
         raise NtkflowError(f"config: train.stop has unknown keys {sorted(t['stop'])}; use patience, rel_tol, "
-                         "abs_tol") from None
+                         "abs_tol, kappa") from None
     except ValueError as e:
         raise NtkflowError(f"config: train.{e}") from None
     if min(lrs) <= 0 or t["epochs"] < 1 or t["t1"] < 0 or t["batch_size"] < 0 or t["dt"] < 0:
