@@ -178,7 +178,7 @@ def test_demo_command_runs_a_config_and_prints_the_claims(config, tmp_path, caps
     assert main(["demo", "--config", str(config), "--out", str(out), "--quiet", "--set", "grid.seed=[0]"]) == 0
     text = capsys.readouterr().out
     assert "figure:" in text and (out / "fig1a.png").exists()
-    assert "IBP certified error above standard error by > 2 s.e. in" in text
+    assert "IBP certified error above standard error (95% interval of the difference above 0) in" in text
     rows = read_table(out / "results.csv")
     n_pairs = sum(1 for r in rows if r["method"] == "ibp")
     assert f"/{n_pairs} (width, ε) pairs" in text

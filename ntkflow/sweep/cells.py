@@ -289,7 +289,7 @@ def _registry_finals(cfg, cell, net, params, tr, X, y, diverged) -> dict:
     missing = [n for c, n in cols.items() if c not in have]
     if missing and not diverged:
         got = _probe(cfg, cell, net, params, X, y, missing)
-        have.update({c: float(got[n]) for c, n in cols.items() if n in missing})
+        have.update({c: float(got.get(n, float("nan"))) for c, n in cols.items() if n in missing})
     return {c: have.get(c, float("nan")) for c in cols}
 
 
