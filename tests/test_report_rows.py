@@ -301,5 +301,7 @@ def test_loss_rate_lower_refuses_exponential_decay_from_a_large_loss():
     fast = 50.0 * np.exp(-2.0 * ts)  # exponential from L̄(0) = 50 with λmax = 1: impossible
     ok = R._row_loss_rate_lower(ctx(s, [_with(run(ts, loss=slow), path=np.zeros(11), lam_max=np.ones(11))]))
     assert ok.status == "holds" and ok.measured >= 1
+    # the margin is read at t > 0 (t = 0 is 1 by construction): (1 + 52.5t)/(1 + 50t) rises in t, least at t = 1
+    assert ok.measured == pytest.approx(53.5 / 51, rel=1e-12)
     bad = R._row_loss_rate_lower(ctx(s, [_with(run(ts, loss=fast), path=np.zeros(11), lam_max=np.ones(11))]))
     assert bad.status == "violated" and bad.measured < 1e-3

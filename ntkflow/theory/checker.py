@@ -893,14 +893,15 @@ def _row_loss_rate_lower(c: _Ctx) -> Row:
         L = r.tr.loss - np.where(r.tr.ts > 0, c.sub.n * c.sub.x_scale * float(r.tr.error_estimate), 0.0)
         env = NB.loss_lower_envelope(r.tr.loss[0], lam, r.tr.ts)
         ok.append(bool(np.all(L >= env * (1 - 1e-9))))
-        worst = min(worst, float(np.min(L / env)))
+        later = r.tr.ts > 0  # at t = 0 the ratio is 1 by construction: the margin is read after it
+        worst = min(worst, float(np.min((L / env)[later])) if later.any() else 1.0)
         parts.append((lam, float(L[-1]), float(env[-1])))
     status = "holds" if all(ok) else "violated"
     lam, Lt, envt = parts[0]
     return Row("loss_rate_lower", worst, 1.0, status,
                "necessary: L̄(t) ≥ L̄(0)/(1 + ΛL̄(0)t), Λ = sup λmax(H) (theory.loss_lower_envelope)",
                looseness=worst, observed=status,
-               note=(f"min over recorded t of (L̄(t) − nX·certificate)/envelope(t), Λ = {LAMBDA_MAX_MARGIN}× the largest saved "
+               note=(f"min over recorded t > 0 of (L̄(t) − nX·certificate)/envelope(t), Λ = {LAMBDA_MAX_MARGIN}× the largest saved "
                      f"λmax(H) (the sup lies between saves); first flow at t1: L̄ = {Lt:.3g} vs envelope "
                      f"{envt:.3g} (Λ = {lam:.3g}). From L̄(0) ∝ n√m ε no exponential decay is possible until "
                      f"ΛL̄(0)t ≫ 1: the abstract's linear rate holds only from small losses; the upper envelope is "
