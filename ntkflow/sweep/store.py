@@ -48,7 +48,7 @@ COLUMNS = ("method", "width", "eps", "seed", "final_train_error", "final_certifi
 L0_COLUMNS = ("eps", "lambda_0", "ci_low", "ci_high", "samples", "n_train")
 #: Columns read back as strings and as booleans; every other column is a number.
 TEXT_COLUMNS = frozenset({"method", "cell_id", "backend", "jax_version", "ntkflow_version", "select", "group"})
-BOOL_COLUMNS = frozenset({"normalized", "diverged", "converged"})
+BOOL_COLUMNS = frozenset({"normalized", "diverged", "converged", "reached_kappa"})
 #: Final values that must be finite unless the run diverged.
 MUST_BE_FINITE = ("final_train_error", "final_certified_error", "final_loss")
 
