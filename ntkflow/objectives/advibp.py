@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _netinput as NI
+from ..nets import inputs as NI
 from .. import _validate as V
 from .._core.errors import NtkflowError
 from .base import Step
