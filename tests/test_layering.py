@@ -38,11 +38,6 @@ LAYERS = (
 #: fit ↔ train. Each restructuring step removes its entries.
 ALLOWED: set[tuple[str, str]] = {
     ('fit', 'train'),
-    ('sweep.cells', 'sweep.config'),
-    ('sweep.cells', 'sweep.store'),
-    ('sweep.config', 'sweep.cells'),
-    ('sweep.store', 'sweep.cells'),
-    ('sweep.store', 'sweep.config'),
     ('train', 'fit'),
 }
 

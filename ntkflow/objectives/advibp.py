@@ -112,6 +112,8 @@ class AdvIBP:
     clip: tuple | None = None
     aux_keys: tuple = ("case", "cos_adv_ibp", "dot_final_ibp", "ibp_increase", "fosc", "c_t", "kappa_adv",
                        "kappa_ibp")
+    #: its phases (clean, FGSM, joint) switch by epoch: a sweep gives it fan2021's warm-up schedule
+    phases_by_epoch = True
 
     def __post_init__(self):
         for f in ("t_nat", "t_adv", "ramp", "c_max"):

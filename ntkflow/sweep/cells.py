@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import time
 from dataclasses import asdict, dataclass
@@ -13,7 +12,9 @@ import numpy as np
 
 from .._core.errors import NtkflowError
 from ..metrics import final_columns
+from .build import dataset_for, inputs_for, method_options, model_for, train_args
 from .config import DEFAULTS, canonical
+from .env import environment
 
 __all__ = ["Cell", "cells_of", "cell_key", "run_cell", "lambda0_task", "final_keys"]
 
@@ -100,75 +101,6 @@ def cell_key(cfg: dict, cell: Cell) -> str:
     return hashlib.sha1(canonical([relevant, asdict(cell)]).encode()).hexdigest()[:10]
 
 
-@functools.lru_cache(maxsize=8)
-def _dataset(data_json: str, eps: float):
-    import json
-
-    from ..data import load
-
-    d = json.loads(data_json)
-    return load(d["source"], n=d["n_train"] or None, eps=eps, mnist_dir=d["mnist_dir"] or None, seed=d["seed"],
-                normalize=d["normalize"], n_test=d["n_test"], d=d["d"], cifar_dir=d["cifar_dir"] or None,
-                classes=d["classes"] or None)
-
-
-def dataset_for(cfg: dict, eps: float):
-    """The data a cell at radius ε trains on (normalized into [ε, 1]^d when data.normalize)."""
-    return _dataset(canonical(cfg["data"]), eps if cfg["data"]["normalize"] else 0.0)
-
-
-def model_for(cfg: dict, cell: Cell, ds):
-    """(net, params0, X): the cell's net at its width, initialized with its seed, and the
-    training inputs in the net's layout. The paper's two-layer net takes the paper's
-    initialization (w_r ~ N(0, I), a_r = ±1: ``model.init_params``); every other net
-    ``net.init(seed, init=model.init or "torch")``."""
-    from ..paper.model import init_params
-    from ..nets import two_layer
-    from ..nets.spec import net_from_spec
-
-    spec = cfg.get("model", DEFAULTS["model"])
-    if spec["net"] == "two_layer":
-        W0, a = init_params(cell.seed, cell.width, ds.X.shape[1])
-        with jax.enable_x64(True):
-            net, p0 = two_layer(W0, a)
-        return net, p0, ds.X
-    X = inputs_for(spec["net"], ds.X)
-    y = np.asarray(ds.y)
-    classes = 1 if np.all(np.isin(y, (-1, 1))) else int(y.max()) + 1
-    net = net_from_spec(spec["net"], width=cell.width, input_shape=X.shape[1:], classes=classes)
-    dtype = np.float64 if cfg["train"]["dtype"] == "float64" else np.float32
-    with jax.enable_x64(True):
-        p0 = net.init(cell.seed, init=spec["init"] or "torch", dtype=dtype)
-    return net, p0, X
-
-
-def inputs_for(net_spec: str, X):
-    """Inputs in a net's layout: images (n, C, H, W) for the conv nets (flat MNIST 784 →
-    (1, 28, 28), CIFAR 3072 → (3, 32, 32)); as stored otherwise (an MLP flattens)."""
-    from ..nets.spec import is_conv
-
-    X = np.asarray(X)
-    if not is_conv(net_spec) or X.ndim == 4:
-        return X
-    shapes = {784: (1, 28, 28), 3072: (3, 32, 32)}
-    if X.ndim != 2 or X.shape[1] not in shapes:
-        raise NtkflowError(f"model.net: {net_spec!r} needs images; the data has samples of shape {X.shape[1:]}")
-    return X.reshape((X.shape[0], *shapes[X.shape[1]]))
-
-
-def _train_args(cfg: dict, cell: Cell, progress: bool) -> tuple[dict, dict]:
-    """(settings shared by ``train`` / ``fit`` / ``fit_group``, extra ``fit`` arguments) of the
-    cell's method under ``cfg`` — everything but the lr, seed and ε of one run."""
-    tr_cfg, track = cfg["train"], cfg["track"]
-    options, fit_options = method_options(cfg, cell.method)
-    common = dict(optimizer=tr_cfg["optimizer"], epochs=tr_cfg["epochs"], batch_size=tr_cfg["batch_size"] or None,
-                  eps_schedule=eps_schedule(cfg, cell.method), momentum=tr_cfg["momentum"] or None,
-                  stop=tr_cfg["stop"] or None, tie=track["tie"], track_gram=track["gram"],
-                  record_every=track["every"], dtype=tr_cfg["dtype"], progress=progress, objective=cell.method,
-                  options=options)
-    return common, fit_options
-
-
 def _train_cell(cfg: dict, cell: Cell, ds, net, p0, X, lr: float, progress: bool):
     """One training run of the cell at learning rate ``lr``: the paper's net through
     ``ntkflow.train`` (its closed-form loop for IBP, else ``fit``) or the gradient flow;
@@ -179,7 +111,7 @@ def _train_cell(cfg: dict, cell: Cell, ds, net, p0, X, lr: float, progress: bool
     from ..train import train
 
     tr_cfg, track = cfg["train"], cfg["track"]
-    common, fit_options = _train_args(cfg, cell, progress)
+    common, fit_options = train_args(cfg, cell.method, progress)
     common.update(lr=lr, seed=cell.seed)
     if net.tag != "two_layer":
         return fit(net, p0, X, ds.y, cell.eps, **common, **fit_options)
@@ -189,44 +121,6 @@ def _train_cell(cfg: dict, cell: Cell, ds, net, p0, X, lr: float, progress: bool
                              save_at=np.linspace(0, tr_cfg["t1"], track["saves"]), certify=tr_cfg["certify"],
                              dt=tr_cfg["dt"] or None, track_gram=track["gram"], progress=progress)
     return train(W0, a, ds.X, ds.y, cell.eps, **common, fit_options=fit_options)
-
-
-def eps_schedule(cfg: dict, method: str | None = None):
-    """The ε schedule of [train]: a ramp (eps_warmup, eps_ramp) or fan2021's warm-up
-    (t_nat, t_adv, then the ramp). Every method at ε > 0 follows it (standard trains at 0).
-
-    AdvIBP and its fixed-κ baseline always get fan2021's warm-up: their objective switches
-    phase by epoch (clean, FGSM, joint), and Alg. 2 runs the FGSM warm-up at the target ε;
-    a ramp with ``eps_warmup`` < t_nat + t_adv would run it at a fraction of the target."""
-    from ..objectives import FanWarmup, Ramp
-
-    t = cfg["train"]
-    if t.get("eps_schedule", "ramp") == "fan_warmup" or (method or "").startswith("advibp"):
-        return FanWarmup(t["t_nat"], t["t_adv"], t["eps_ramp"])
-    return Ramp(t["eps_warmup"], t["eps_ramp"])
-
-
-def method_options(cfg: dict, method: str) -> tuple[dict, dict]:
-    """(objective options, extra ``ntkflow.fit`` arguments) of ``method`` under ``cfg``."""
-    from ..metrics import AttackSettings
-    from ..objectives import BetaFromEps
-
-    from ..objectives import spec
-
-    t, a = cfg["train"], cfg.get("attack", DEFAULTS["attack"])
-    adv = cfg.get("advibp", DEFAULTS["advibp"])
-    # every config value an objective option may be set from, by the option's name; a method
-    # gets the ones its builder declares, then its own [objective.NAME] table
-    pool = {"steps": a["steps"], "step_size": a["step_size"] or None, "restarts": a["restarts"], "alpha": a["alpha"],
-            "regularize": t.get("regularize", False), "tau": t.get("tau", 0.5), "t_nat": t["t_nat"],
-            "t_adv": t["t_adv"], "ramp": t["eps_ramp"], **adv}
-    declared = spec(method).options
-    options = {k: pool[k] for k in declared if k in pool}
-    options.update(cfg.get("objective", {}).get(method, {}))
-    fit_options = {"beta_schedule": BetaFromEps(t.get("beta_start", 1.0), t.get("beta_end", 0.0)),
-                   "reg_weight": t.get("lam0", 0.0), "attack_every": cfg["track"].get("attack_every", 0) or None,
-                   "attack": AttackSettings(steps=a["eval_steps"], restarts=a["eval_restarts"])}
-    return options, fit_options
 
 
 def _grid_runs(cfg: dict, cell: Cell, ds, net, p0, X, progress: bool):
@@ -321,14 +215,13 @@ def finish_record(cfg: dict, cell: Cell, ds, net, X, tr, lr: float, grid: list, 
     """The cell's record from its chosen run ``tr`` (trained at ``lr``; ``grid`` the
     summaries of every lr): final values, test errors, the series."""
     from ..nets.spec import is_conv
-    from .store import environment
 
     s = tr.series
     params = final_params(net, tr)
     finite = all(np.all(np.isfinite(np.asarray(v))) for v in jax.tree_util.tree_leaves(params))
     diverged = bool(tr.meta.get("diverged", False)) or not (finite and np.isfinite(s["loss"][-1]))
-    Xt = inputs_for(cfg.get("model", DEFAULTS["model"])["net"], ds.X_test) if is_conv(
-        cfg.get("model", DEFAULTS["model"])["net"]) and len(ds.y_test) else ds.X_test
+    net_spec = cfg["model"]["net"]
+    Xt = inputs_for(net_spec, ds.X_test) if is_conv(net_spec) and len(ds.y_test) else ds.X_test
     nan = (float("nan"), float("nan"))
     test_err, test_cert = nan if diverged else _error_pair(cfg, cell, net, params, Xt, ds.y_test)
     ties = {f"final_{k}_tie_{rule}": v for rule in ("positive", "half")

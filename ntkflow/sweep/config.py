@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import _validate as V
 from .._core.errors import NtkflowError
 
-__all__ = ["DEFAULTS", "load_config", "resolve", "apply_override", "canonical", "check_runnable"]
+__all__ = ["DEFAULTS", "load_config", "resolve", "apply_override", "canonical"]
 
 #: Every key with its default; the type of the default is the type required.
 DEFAULTS: dict = {
@@ -300,20 +300,6 @@ def _check_data(d: dict) -> None:
     if d["classes"] and (d["source"] != "mnist" or d["classes"] not in MNIST_CLASSES):
         raise NtkflowError(f"config: data.classes is {d['classes']!r}; for source 'mnist' choose one of "
                          f"{', '.join(MNIST_CLASSES)} ('' means 25); other sources take no data.classes")
-
-
-def check_runnable(cfg: dict) -> None:
-    """What only the data can tell: the data set loads and the batch fits it.
-
-    Run before a sweep writes anything, so that a config that would fail at its first
-    cell never locks a results directory.
-    """
-    from .cells import dataset_for
-
-    ds = dataset_for(cfg, 0.0)
-    n, B = len(ds.y), cfg["train"]["batch_size"]
-    if B > n and cfg["train"]["optimizer"] != "gd":
-        raise NtkflowError(f"config: train.batch_size = {B} exceeds the {n} training samples")
 
 
 def apply_override(raw: dict, spec: str) -> dict:

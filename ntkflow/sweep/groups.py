@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import time
 
-from .cells import Cell, _train_args, dataset_for, finish_record, model_for
+from .build import dataset_for, model_for, train_args
+from .cells import Cell, finish_record
 from .config import DEFAULTS
 
 __all__ = ["groups_of", "run_group", "group_id", "MAX_GROUP"]
@@ -66,7 +67,7 @@ def run_group(cfg: dict, cells: list, progress: bool = False) -> list[dict]:
         built.append((cell, ds, *model_for(cfg, cell, ds)))
     models = [(k, lr) for k in range(len(cells)) for lr in grid]
     net, X, y = built[0][2], built[0][4], built[0][1].y
-    common, fit_options = _train_args(cfg, cells[0], progress)
+    common, fit_options = train_args(cfg, cells[0].method, progress)
     trs = fit_group(net, [built[k][3] for k, _ in models], X, y, [cells[k].eps for k, _ in models],
                     lrs=[lr for _, lr in models], seeds=[cells[k].seed for k, _ in models], **common, **fit_options)
     wall = (time.perf_counter() - t0) / len(cells)

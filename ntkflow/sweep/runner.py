@@ -15,11 +15,13 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from .._core.errors import NtkflowError
+from .build import dataset_for
 from .cells import cells_of, lambda0_task, run_cell
-from .config import check_runnable
-from .store import Store, environment, lambda0_eps
+from .env import environment
+from .groups import groups_of, run_group
+from .store import Store, lambda0_eps
 
-__all__ = ["run_sweep", "EXECUTORS"]
+__all__ = ["run_sweep", "check_runnable", "EXECUTORS"]
 
 EXECUTORS = ("local", "dask")
 
@@ -27,6 +29,18 @@ EXECUTORS = ("local", "dask")
 def default_workers() -> int:
     """One process per 8 cores: XLA already uses several threads per process."""
     return max(1, (os.cpu_count() or 1) // 8)
+
+
+def check_runnable(cfg: dict) -> None:
+    """What only the data can tell: the data set loads and the batch fits it.
+
+    Run before a sweep writes anything, so that a config that would fail at its first
+    cell never locks a results directory.
+    """
+    ds = dataset_for(cfg, 0.0)
+    n, B = len(ds.y), cfg["train"]["batch_size"]
+    if B > n and cfg["train"]["optimizer"] != "gd":
+        raise NtkflowError(f"config: train.batch_size = {B} exceeds the {n} training samples")
 
 
 def each(fn, cfg, items, progress: bool = False) -> list:
@@ -40,8 +54,6 @@ def _tasks(cfg, store, cell_fn):
     """(paths, callable, args) of everything not yet finished (invalid records are moved
     aside): a group of cells trained together (``groups.groups_of``) or one cell each; the
     callable returns one record per path."""
-    from .groups import groups_of, run_group
-
     pending = [c for c in cells_of(cfg) if store.record(cfg, c, repair=True) is None]
     out = []
     for group in (groups_of(cfg, pending) if cell_fn is run_cell else [[c] for c in pending]):

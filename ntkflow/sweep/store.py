@@ -36,7 +36,7 @@ from .._io import ensure_writable_dir, read_json, write_json, write_text
 from .cells import Cell, REQUIRED_FINALS, cell_key, cells_of, final_keys
 from .config import canonical
 
-__all__ = ["Store", "read_table", "COLUMNS", "environment", "validate_record"]
+__all__ = ["Store", "read_table", "COLUMNS", "validate_record"]
 
 COLUMNS = ("method", "width", "eps", "seed", "final_train_error", "final_certified_error", "final_loss",
            "lambda_min_final", "max_weight_change", "flip_fraction_final", "final_test_error",
@@ -51,15 +51,6 @@ TEXT_COLUMNS = frozenset({"method", "cell_id", "backend", "jax_version", "ntkflo
 BOOL_COLUMNS = frozenset({"normalized", "diverged", "converged"})
 #: Final values that must be finite unless the run diverged.
 MUST_BE_FINITE = ("final_train_error", "final_certified_error", "final_loss")
-
-
-def environment() -> dict:
-    """What computed a record: ntkflow and JAX versions and the JAX backend (cpu/gpu/tpu)."""
-    import jax
-
-    from .. import __version__
-
-    return {"ntkflow": __version__, "jax": jax.__version__, "backend": jax.default_backend()}
 
 
 def _env_text(env: dict) -> str:
