@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from .._core.errors import NtkflowError
-from .config import DEFAULTS, canonical
+from .config import canonical
 
 __all__ = ["cell_config", "dataset_for", "model_for", "inputs_for", "train_args", "eps_schedule", "method_options"]
 

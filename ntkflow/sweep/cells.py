@@ -1,8 +1,10 @@
-"""Cells of a sweep — one (method, width, ε, seed) each — and the cell function."""
+"""Cells of a sweep — one (method, width, ε, seed), and (n, d) on a synthetic source's data
+axes, each — and the cell function."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from dataclasses import asdict, dataclass
 
@@ -10,13 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core.errors import NtkflowError
 from ..metrics import final_columns
-from .build import dataset_for, inputs_for, method_options, model_for, train_args
-from .config import DEFAULTS, canonical
+from .build import cell_config, dataset_for, inputs_for, method_options, model_for, train_args
+from .config import DATA_AXES, DEFAULTS, canonical
 from .env import environment
 
-__all__ = ["Cell", "cells_of", "cell_key", "run_cell", "lambda0_task", "final_keys"]
+__all__ = ["Cell", "cells_of", "cell_key", "cell_dict", "run_cell", "lambda0_task", "final_keys"]
 
 #: Keys of a record's "final" table (the results.csv columns a cell produces): the run's
 #: bookkeeping, then the final value of every registered metric with a ``final`` column
@@ -29,10 +30,15 @@ _RUN_KEYS = ("final_train_error", "final_certified_error", "final_loss", "lambda
              "final_train_error_tie_half", "final_certified_error_tie_half")
 
 
+#: The run's keys that records written before them lack: checked when present, like a metric's.
+_LATER_RUN_KEYS = ("d", "assumption_2_holds")
+
+
 def final_keys() -> tuple:
     """The run's keys, then every metric registered now with a ``final`` column (read at call
     time: a metric registered after import gets its column)."""
-    return _RUN_KEYS + tuple(k for k in final_columns() if k not in _RUN_KEYS)
+    run = _RUN_KEYS + _LATER_RUN_KEYS
+    return run + tuple(k for k in final_columns() if k not in run)
 
 
 #: What a valid record must have: the run's keys. A registered metric's final column is
@@ -57,16 +63,27 @@ def reads(method: str, section: str) -> bool:
 
 @dataclass(frozen=True, order=True)
 class Cell:
-    """One training run. ``standard`` training always has ε = 0."""
+    """One training run. ``standard`` training has ε = 0 unless ``grid.standard_at_eps``.
+    ``n_train``, ``d``: the cell's point on the data axes ``grid.n_train`` / ``grid.d``
+    (0: off the axis, the ``[data]`` value)."""
 
     width: int
     method: str
     eps: float
     seed: int
+    n_train: int = 0
+    d: int = 0
 
     @property
     def id(self) -> str:
-        return f"{self.method}-m{self.width}-eps{self.eps:g}-s{self.seed}"
+        data = (f"-n{self.n_train}" if self.n_train else "") + (f"-d{self.d}" if self.d else "")
+        return f"{self.method}-m{self.width}-eps{self.eps:g}-s{self.seed}{data}"
+
+
+def cell_dict(cell: Cell) -> dict:
+    """The cell as its record stores it and its key hashes it: the data axes only where the
+    cell is on them, so a cell of a config without them keeps its record and key."""
+    return {k: v for k, v in asdict(cell).items() if k not in DATA_AXES or v}
 
 
 def cells_of(cfg: dict) -> list[Cell]:
@@ -74,10 +91,10 @@ def cells_of(cfg: dict) -> list[Cell]:
     out = set()
     for g in cfg["grid"]:
         for method in g["method"]:
-            for w in g["width"]:
-                for e in (g["eps"] if method != "standard" or g.get("standard_at_eps") else [0.0]):
-                    for s in g["seed"]:
-                        out.add(Cell(int(w), method, float(e), int(s)))
+            eps = g["eps"] if method != "standard" or g.get("standard_at_eps") else [0.0]
+            for w, e, s, n, d in itertools.product(g["width"], eps, g["seed"], g.get("n_train", [0]),
+                                                   g.get("d", [0])):
+                out.add(Cell(int(w), method, float(e), int(s), int(n), int(d)))
     return sorted(out)
 
 
@@ -98,7 +115,7 @@ def cell_key(cfg: dict, cell: Cell) -> str:
         relevant["advibp"] = cfg.get("advibp", DEFAULTS["advibp"])
     if cell.method in cfg.get("objective", {}):
         relevant["objective"] = cfg["objective"][cell.method]
-    return hashlib.sha1(canonical([relevant, asdict(cell)]).encode()).hexdigest()[:10]
+    return hashlib.sha1(canonical([relevant, cell_dict(cell)]).encode()).hexdigest()[:10]
 
 
 def _train_cell(cfg: dict, cell: Cell, ds, net, p0, X, lr: float, progress: bool):
@@ -139,8 +156,11 @@ def _grid_runs(cfg: dict, cell: Cell, ds, net, p0, X, progress: bool):
     return runs[k], grid[k], summaries
 
 
-#: Registry finals that are errors (NaN in a diverged run, like the other errors).
-ERROR_FINALS = ("final_certified_error_ibp", "final_certified_error_crown", "final_pgd_error")
+def error_finals() -> tuple:
+    """The registered metrics' final columns that are errors (NaN in a diverged run, like the
+    run's own errors): every final column named ``*error*``, read from the registry now."""
+    return tuple(k for k in final_columns() if "error" in k and k not in _RUN_KEYS)
+
 #: Final values read from the chosen run's last record: (final key, series name).
 _SERIES_FINALS = (("final_train_error", "train_error"), ("final_certified_error", "certified_error"),
                   ("final_loss", "loss"), ("lambda_min_final", "lambda_min"), ("max_weight_change", "max_weight_change"),
@@ -177,7 +197,8 @@ def _registry_finals(cfg, cell, net, params, tr, X, y, diverged) -> dict:
     params otherwise (the closed-form IBP loop records the theory quantities only)."""
     from ..metrics import METRICS
 
-    cols = {m.final: m.name for m in METRICS.values() if m.final in final_keys() and m.final not in _RUN_KEYS
+    cols = {m.final: m.name for m in METRICS.values() if m.final in final_keys()
+            and m.final not in _RUN_KEYS + _LATER_RUN_KEYS
             and "opt_in" not in m.needs}
     have = {c: float(tr.series[n][-1]) for c, n in cols.items() if n in tr.series and np.isfinite(tr.series[n][-1])}
     missing = [n for c, n in cols.items() if c not in have]
@@ -205,7 +226,7 @@ def run_cell(cfg: dict, cell: Cell, progress: bool = False) -> dict:
     chosen run only, after the choice.
     """
     t0 = time.perf_counter()
-    ds = dataset_for(cfg, cell.eps)
+    ds = dataset_for(cell_config(cfg, cell), cell.eps)
     net, p0, X = model_for(cfg, cell, ds)
     tr, lr, grid = _grid_runs(cfg, cell, ds, net, p0, X, progress)
     return finish_record(cfg, cell, ds, net, X, tr, lr, grid, time.perf_counter() - t0)
@@ -234,6 +255,8 @@ def finish_record(cfg: dict, cell: Cell, ds, net, X, tr, lr: float, grid: list, 
         "error_estimate": float(tr.error_estimate),
         "diverged": diverged,
         "n_train": int(len(ds.y)),
+        "d": int(np.prod(np.shape(ds.X)[1:])),
+        "assumption_2_holds": assumption_2_holds(cfg, cell, ds),
         "normalized": bool(cfg["data"]["normalize"]),
         "wall_time": wall,
         "lr": lr,
@@ -246,17 +269,30 @@ def finish_record(cfg: dict, cell: Cell, ds, net, X, tr, lr: float, grid: list, 
     if diverged:
         final.update({k: float("nan") for k in ("final_train_error", "final_certified_error", "final_loss",
                                                  "final_test_error", "final_test_certified_error", *ties,
-                                                 *ERROR_FINALS)})
-    return {"cell": asdict(cell), "key": cell_key(cfg, cell), "env": environment(), "final": final,
+                                                 *error_finals())})
+    return {"cell": cell_dict(cell), "key": cell_key(cfg, cell), "env": environment(), "final": final,
             "lr_grid": grid, "ts": tr.ts.tolist(),
             "series": {k: np.asarray(v, float).tolist() for k, v in s.items()}}
 
 
-def lambda0_task(cfg: dict, eps: float) -> dict:
-    """λ0 = λmin(H∞) with its 95% CI on the data the ε cells train on."""
+def assumption_2_holds(cfg: dict, cell: Cell, ds) -> float:
+    """1.0 when Assumption 2 holds exactly on a synthetic source's training points at the cell's
+    ε (``paper.assumptions.check_assumption_2``: no two ε-boxes hold parallel points), 0.0
+    when it fails; NaN for the other sources (O(n²d): not run on real data sets)."""
+    from ..paper.assumptions import check_assumption_2
+    from .config import SYNTHETIC_SOURCES
+
+    if cfg["data"]["source"] not in SYNTHETIC_SOURCES:
+        return float("nan")
+    return float(check_assumption_2(np.asarray(ds.X, np.float64), cell.eps).holds)
+
+
+def lambda0_task(cfg: dict, eps: float, n_train: int = 0, d: int = 0) -> dict:
+    """λ0 = λmin(H∞) with its 95% CI on the data the ε cells (at ``n_train``, ``d`` on the data
+    axes; 0: off them) train on."""
     from ..paper.hinf import lambda_0
 
-    ds = dataset_for(cfg, eps)
+    ds = dataset_for(cell_config(cfg, Cell(0, "", eps, 0, n_train, d)), eps)
     lam = lambda_0(ds.X, ds.y, eps, samples=cfg["track"]["lambda_0_samples"], seed=0, warn=False)
     return {"eps": eps, "lambda_0": lam.value, "ci_low": lam.ci[0], "ci_high": lam.ci[1], "samples": lam.samples,
-            "n_train": int(len(ds.y))}
+            "n_train": int(len(ds.y)), "d": int(np.prod(np.shape(ds.X)[1:]))}

@@ -19,7 +19,7 @@ from .build import dataset_for
 from .cells import cells_of, lambda0_task, run_cell
 from .env import environment
 from .groups import groups_of, run_group
-from .store import Store, lambda0_eps
+from .store import Store, lambda0_points
 
 __all__ = ["run_sweep", "check_runnable", "EXECUTORS"]
 
@@ -47,6 +47,8 @@ def each(fn, cfg, items, progress: bool = False) -> list:
     """[fn(cfg, item) for item in items] — a task of single cells (or λ0 values)."""
     if fn is run_cell:
         return [fn(cfg, it, progress=progress) for it in items]
+    if fn is lambda0_task:  # an item is a point (ε, n_train, d)
+        return [fn(cfg, *it) for it in items]
     return [fn(cfg, it) for it in items]
 
 
@@ -60,9 +62,9 @@ def _tasks(cfg, store, cell_fn):
         paths = [store.record_path(cfg, c) for c in group]
         out.append((paths, run_group, (cfg, group)) if len(group) > 1 else (paths, each, (cell_fn, cfg, group)))
     if cfg["track"]["lambda_0"]:
-        for e in lambda0_eps(cfg):
-            if store.lambda0_record(cfg, e, repair=True) is None:
-                out.append(([store.lambda0_path(cfg, e)], each, (lambda0_task, cfg, [e])))
+        for pt in lambda0_points(cfg):
+            if store.lambda0_record(cfg, *pt, repair=True) is None:
+                out.append(([store.lambda0_path(cfg, *pt)], each, (lambda0_task, cfg, [pt])))
     return out
 
 
