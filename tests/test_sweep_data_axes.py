@@ -141,3 +141,10 @@ def test_results_have_n_train_d_and_assumption_2_columns_and_lambda0_per_point(t
 def test_the_axes_are_checked_with_the_config(over, message):
     with pytest.raises(NtkflowError, match=message):
         resolve(_raw(**over))
+
+
+def test_the_batch_is_checked_against_every_point_before_anything_is_written(tmp_path):
+    cfg = resolve(_raw(grid__n_train=[4, 16], train__batch_size=8))
+    with pytest.raises(NtkflowError, match=r"^config: train.batch_size = 8 exceeds the 4 training samples$"):
+        run_sweep(cfg, tmp_path / "out", quiet=True)
+    assert not (tmp_path / "out").exists()

@@ -16,7 +16,8 @@ import numpy as np
 from .._core.errors import NtkflowError
 from .config import canonical
 
-__all__ = ["cell_config", "dataset_for", "model_for", "inputs_for", "train_args", "eps_schedule", "method_options"]
+__all__ = ["cell_config", "dataset_for", "model_for", "inputs_for", "train_args", "eps_schedule", "method_options",
+           "check_objectives"]
 
 
 def cell_config(cfg: dict, cell) -> dict:
@@ -130,3 +131,18 @@ def method_options(cfg: dict, method: str) -> tuple[dict, dict]:
                    "attack_every": cfg["track"]["attack_every"] or None,
                    "attack": AttackSettings(steps=a["eval_steps"], restarts=a["eval_restarts"])}
     return options, fit_options
+
+
+def check_objectives(cfg: dict) -> None:
+    """Build every grid method's objective with the options the config gives it, so that a bad
+    option value (its ``[objective.NAME]`` table, or an [attack] / [advibp] / [train] key its
+    builder declares) is a one-line config error before a sweep writes anything, not a
+    failure at its first cell."""
+    from ..objectives import objective
+
+    for method in sorted({m for g in cfg["grid"] for m in g["method"]}):
+        options, _ = method_options(cfg, method)
+        try:
+            objective(method, **options)
+        except ValueError as e:  # NtkflowError and a builder's own ValueError: the user's setting
+            raise NtkflowError(f"config: method {method!r}: {e}") from None

@@ -15,7 +15,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from .._core.errors import NtkflowError
-from .build import dataset_for
+from .build import cell_config, check_objectives, dataset_for
 from .cells import cells_of, lambda0_task, run_cell
 from .env import environment
 from .groups import groups_of, run_group
@@ -32,15 +32,18 @@ def default_workers() -> int:
 
 
 def check_runnable(cfg: dict) -> None:
-    """What only the data can tell: the data set loads and the batch fits it.
+    """What only building can tell: every method's objective builds with its options, the data
+    set loads and the batch fits it.
 
     Run before a sweep writes anything, so that a config that would fail at its first
     cell never locks a results directory.
     """
-    ds = dataset_for(cfg, 0.0)
-    n, B = len(ds.y), cfg["train"]["batch_size"]
-    if B > n and cfg["train"]["optimizer"] != "gd":
-        raise NtkflowError(f"config: train.batch_size = {B} exceeds the {n} training samples")
+    check_objectives(cfg)
+    B = cfg["train"]["batch_size"]
+    for cell in {(c.n_train, c.d): c for c in cells_of(cfg)}.values():  # one per point on the data axes
+        n = len(dataset_for(cell_config(cfg, cell), 0.0).y)
+        if B > n and cfg["train"]["optimizer"] != "gd":
+            raise NtkflowError(f"config: train.batch_size = {B} exceeds the {n} training samples")
 
 
 def each(fn, cfg, items, progress: bool = False) -> list:

@@ -287,7 +287,7 @@ def _write_csv(path: Path, columns, rows) -> None:
     w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in sorted(rows, key=lambda r: (str(r.get("method", "")),) + tuple(float(r.get(c, 0)) for c in
-                                                                          ("width", "eps", "seed"))):
+                                                                          ("width", "eps", "seed", "n_train", "d"))):
         w.writerow(r)
     write_text(path, buf.getvalue())
 
