@@ -18,7 +18,7 @@ import numpy as np
 
 from _common import best_time, cli, interleaved_best, machine
 import ntkflow as nf
-from ntkflow import _netinput as NI
+from ntkflow.nets import inputs as NI
 from ntkflow import nets
 from ntkflow.bounds import exact_margin
 from ntkflow.bounds.engine import bounds_batched

@@ -18,7 +18,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from . import _netinput as NI
+from .nets import inputs as NI
 from . import _validate as V
 
 __all__ = ["pgd", "pgd_margin", "fgsm", "min_margin", "pgd_box", "fgsm_box"]

@@ -215,7 +215,7 @@ def _loss_variation(p):
         return float("nan")
     import jax
 
-    from .landscape import loss_variation
+    from .analysis.landscape import loss_variation
 
     g = jax.grad(p.loss_fn)(p.params)
     return float(loss_variation(p.loss_fn, p.params, g, p.lr * np.asarray(LOSS_VARIATION_STEPS)).variation)
@@ -224,7 +224,7 @@ def _loss_variation(p):
 def _relaxed_jacobian(p):
     """lee2021 Sec. 5: mean over the first SUBSAMPLE samples of ‖∇_w g‖₂ for the method's own
     relaxation (0 for IBP, lee2021's zero-slope relaxation)."""
-    from .landscape import relaxed_gradient_norm
+    from .analysis.landscape import relaxed_gradient_norm
     from .nets import two_layer_weights
 
     W, a = (np.asarray(v, np.float64) for v in two_layer_weights(p.net, p.params))
@@ -240,7 +240,7 @@ def _sandwich(p):
     relus = sum(int(np.prod(shapes[i])) for i, layer in enumerate(p.net.layers) if layer.kind == "relu")
     if relus > SANDWICH_RELUS or p.eps <= 0:
         return float("nan")
-    from .landscape import sandwich
+    from .analysis.landscape import sandwich
 
     k = min(SUBSAMPLE // 2, len(p.y))
     return float(sandwich(p.net, p.params, np.asarray(p.X)[:k], np.asarray(p.y)[:k], p.eps, steps=20,

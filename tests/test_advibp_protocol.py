@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ntkflow.sweep.cells import eps_schedule
+from ntkflow.sweep.build import eps_schedule
 from ntkflow.sweep.config import DEFAULTS
 
 

@@ -11,7 +11,7 @@ import pytest
 import ntkflow.bounds as B
 import ntkflow.nets as N
 import ntkflow.objectives as O
-from ntkflow import _netinput as NI
+from ntkflow.nets import inputs as NI
 from ntkflow.bounds import engine, linear
 from ntkflow.fit import fit
 

@@ -15,7 +15,7 @@ import ntkflow.bounds as B
 import ntkflow.nets as N
 from conftest import make_problem
 from net_reference import ibp_margin, spec_rows, write_torch_npz
-from ntkflow import _netinput as NI
+from ntkflow.nets import inputs as NI
 from ntkflow.bounds.engine import bounds_batched
 
 METHODS = list(B.METHODS)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import ntkflow.data as D
-from ntkflow.sweep import cells as C
+from ntkflow.sweep import build as C
 from ntkflow.sweep import resolve
 
 RNG = np.random.default_rng(15)

@@ -10,7 +10,7 @@ import ntkflow as nf
 import ntkflow.kernels as K
 import ntkflow.nets as N
 from conftest import make_problem
-from ntkflow import _netinput as NI
+from ntkflow.nets import inputs as NI
 from ntkflow.bounds.engine import sample_bounds
 
 CNN = (N.conv_net([(2, 2, 1, 0)], [4], 3, (1, 4, 4)), (1, 4, 4))

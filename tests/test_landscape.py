@@ -1,4 +1,4 @@
-"""ntkflow.landscape: fan2021's sandwich, lee2021's smoothness measures and relaxed gradient."""
+"""ntkflow.analysis.landscape: fan2021's sandwich, lee2021's smoothness measures and relaxed gradient."""
 
 from functools import partial
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import ntkflow.bounds as B
-import ntkflow.landscape as L
+import ntkflow.analysis.landscape as L
 import ntkflow.nets as N
 from conftest import make_problem
 from ntkflow.bounds.linear import backward, preactivation_bounds, relu_relaxation

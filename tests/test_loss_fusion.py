@@ -10,7 +10,7 @@ import pytest
 import ntkflow.bounds as B
 import ntkflow.nets as N
 from ntkflow.bounds.engine import bounds_batched
-from ntkflow import _netinput as NI
+from ntkflow.nets import inputs as NI
 
 pytestmark = pytest.mark.usefixtures("x64")
 NET = N.mlp((6, 5, 3))

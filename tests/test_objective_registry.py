@@ -141,3 +141,34 @@ def test_registered_metric_is_a_results_column_of_a_sweep(mean_margin_metric, tm
     assert main(["sweep", str(cfg), "--out", str(tmp_path / "out")]) == 0
     (row,) = read_table(tmp_path / "out" / "results.csv")
     assert np.isfinite(row["final_toy_mean_margin"])
+
+
+def test_sweep_checks_option_values_before_it_writes(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(_CONFIG.format(extra="[objective.advibp]\nbeta1 = 2.0\n").replace('"toy_hinge", ', '"advibp", '))
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "method 'advibp'" in err and "beta1" in err
+    assert not (tmp_path / "out").exists()  # refused before the directory and its lock exist
+
+
+@dataclass(frozen=True)
+class Phased(Hinge):
+    """The hinge, declaring that its phases switch by epoch (as fan2021's AdvIBP does)."""
+
+    phases_by_epoch = True
+
+
+def test_a_method_that_switches_phase_by_epoch_gets_the_warm_up_schedule_by_declaring_it():
+    from ntkflow.sweep.build import eps_schedule
+    from ntkflow.sweep.config import resolve
+
+    O.register("toy_phased", lambda margin=1.0: Phased(margin))
+    try:
+        cfg = resolve({"grid": {"method": ["toy_phased", "ibp"]},
+                       "train": {"t_nat": 2.0, "t_adv": 3.0, "eps_ramp": 4.0, "eps_warmup": 1.0}})
+        assert eps_schedule(cfg, "toy_phased") == O.FanWarmup(2.0, 3.0, 4.0)
+        assert eps_schedule(cfg, "ibp") == O.Ramp(1.0, 4.0)
+        assert eps_schedule(cfg, "advibp") == O.FanWarmup(2.0, 3.0, 4.0)  # the built-in one declares it too
+    finally:
+        O.unregister("toy_phased")

@@ -15,7 +15,7 @@ from ntkflow import init_params, train
 from ntkflow.cli import main
 from sweep_helpers import sweep_script
 from ntkflow.sweep import cells_of, load_config, read_table, run_sweep
-from ntkflow.sweep.store import environment
+from ntkflow.sweep.env import environment
 from ntkflow.paper.tracker import tracker
 
 

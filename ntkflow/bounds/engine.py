@@ -25,7 +25,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from .. import _netinput as NI
+from ..nets import inputs as NI
 from .._core.errors import NtkflowError
 from ..paper import model as two_layer_model
 from ..nets.zoo import two_layer_weights

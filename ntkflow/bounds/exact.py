@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from .. import _netinput as NI
+from ..nets import inputs as NI
 from .. import _validate as V
 from .._core.errors import NtkflowError
 from .._jax import x64

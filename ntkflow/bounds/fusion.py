@@ -30,7 +30,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from .. import _netinput as NI
+from ..nets import inputs as NI
 from .engine import METHODS, batch_size, check_method
 from .ibp import ibp_intervals
 from .linear import linear_margin_one

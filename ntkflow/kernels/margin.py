@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _netinput as NI
+from ..nets import inputs as NI
 from .._jax import mmt
 from ..bounds.engine import check_method, sample_bounds
 from ..paper.gram import gram_matrix

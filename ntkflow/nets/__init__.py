@@ -2,7 +2,8 @@
 
 A net is a ``Net``: a sequence of layers (Dense, Conv2d, ReLU, Flatten; PyTorch layouts),
 written per sample and vmapped. The bound rules in ``ntkflow.bounds`` walk its layer list.
-Init schemes: ``ntkflow.nets.init``; the thesis's difference gain: ``ntkflow.analysis.gain``.
+Init schemes: ``ntkflow.nets.init``; the engine's input checks (one-line errors at the boundary of
+bounds, attacks and kernels): ``ntkflow.nets.inputs``; the thesis's difference gain: ``ntkflow.analysis.gain``.
 """
 
 from .base import Net, float_dtype

@@ -14,13 +14,13 @@ from .advibp import AdvIBP
 from .base import Context, Step, as_columns, margin_loss
 from .methods import Adversarial, Certified, Standard
 from .registry import (REGISTRY, MethodSpec, attack_fn, judged_error, judged_loss, method_name, names, objective, own_bound,
-                       register, spec, summarize, unregister)
+                       phases_by_epoch, register, spec, summarize, unregister)
 from .schedules import BetaFromEps, Constant, FanWarmup, Ramp, schedule
 
 __all__ = ["Context", "Step", "margin_loss", "as_columns", "objective", "OBJECTIVES", "Standard", "Certified",
            "Adversarial", "AdvIBP", "Ramp", "Constant", "FanWarmup", "BetaFromEps", "schedule", "own_bound",
            "ATTACK_KEYS", "ADVIBP_KEYS", "register", "unregister", "names", "spec", "MethodSpec",
-           "judged_loss", "attack_fn", "summarize", "judged_error", "method_name", "certified"]
+           "judged_loss", "attack_fn", "summarize", "judged_error", "method_name", "phases_by_epoch", "certified"]
 
 ATTACK_KEYS = ("steps", "step_size", "restarts", "alpha")
 ADVIBP_KEYS = ("t_nat", "t_adv", "ramp", "decay", "c_max", "beta1", "beta2", "alpha", "kappa_adv", "kappa_ibp")

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _netinput as NI
+from ..nets import inputs as NI
 from .. import _validate as V
 from .._core.errors import NtkflowError
 from .base import Step
@@ -112,6 +112,8 @@ class AdvIBP:
     clip: tuple | None = None
     aux_keys: tuple = ("case", "cos_adv_ibp", "dot_final_ibp", "ibp_increase", "fosc", "c_t", "kappa_adv",
                        "kappa_ibp")
+    #: its phases (clean, FGSM, joint) switch by epoch: a sweep gives it fan2021's warm-up schedule
+    phases_by_epoch = True
 
     def __post_init__(self):
         for f in ("t_nat", "t_adv", "ramp", "c_max"):

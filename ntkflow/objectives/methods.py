@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from .. import _netinput as NI
+from ..nets import inputs as NI
 from .. import _validate as V
 from .._core.errors import NtkflowError
 from ..attacks import fgsm_box, pgd_box

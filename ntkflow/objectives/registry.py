@@ -17,7 +17,9 @@ one class plus one ``register``):
   that trains on attack points (default: none, the Gram of its certified margins);
 * ``summarize(aux)`` — epoch summaries of its per-step ``aux`` arrays (default: means);
 * ``judged_errors`` — the training-error series it aims at, in order of preference (the lr
-  protocol's ``final_train_error`` rule; default ``("certified_error",)``).
+  protocol's ``final_train_error`` rule; default ``("certified_error",)``);
+* ``phases_by_epoch`` — True for a method whose phases switch by epoch (fan2021's AdvIBP):
+  the sweep then gives it fan2021's warm-up ε schedule (default False).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 from .._core.errors import NtkflowError
 
 __all__ = ["register", "unregister", "objective", "names", "spec", "MethodSpec", "own_bound", "judged_loss",
-           "attack_fn", "summarize", "judged_error", "method_name", "mean_summary", "REGISTRY"]
+           "attack_fn", "summarize", "judged_error", "method_name", "mean_summary", "phases_by_epoch", "REGISTRY"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,12 @@ def judged_loss(obj, net, params, X, y, ctx):
     if f is not None:
         return f(net, params, X, y, ctx)
     return obj.step(net, params, obj.init(params), X, y, ctx).loss
+
+
+def phases_by_epoch(obj) -> bool:
+    """Whether ``obj`` (an objective or a registered name, built with its default options)
+    switches phase by epoch and so needs fan2021's warm-up ε schedule."""
+    return bool(getattr(objective(obj) if isinstance(obj, str) else obj, "phases_by_epoch", False))
 
 
 def attack_fn(obj):

@@ -1,9 +1,10 @@
-"""Cells of a sweep — one (method, width, ε, seed) each — and the cell function."""
+"""Cells of a sweep — one (method, width, ε, seed), and (n, d) on a synthetic source's data
+axes, each — and the cell function."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import itertools
 import time
 from dataclasses import asdict, dataclass
 
@@ -11,11 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core.errors import NtkflowError
 from ..metrics import final_columns
-from .config import DEFAULTS, canonical
+from .build import cell_config, dataset_for, inputs_for, method_options, model_for, train_args
+from .config import DATA_AXES, DEFAULTS, canonical
+from .env import environment
 
-__all__ = ["Cell", "cells_of", "cell_key", "run_cell", "lambda0_task", "final_keys"]
+__all__ = ["Cell", "cells_of", "cell_key", "cell_dict", "run_cell", "lambda0_task", "final_keys"]
 
 #: Keys of a record's "final" table (the results.csv columns a cell produces): the run's
 #: bookkeeping, then the final value of every registered metric with a ``final`` column
@@ -28,10 +30,15 @@ _RUN_KEYS = ("final_train_error", "final_certified_error", "final_loss", "lambda
              "final_train_error_tie_half", "final_certified_error_tie_half")
 
 
+#: The run's keys that records written before them lack: checked when present, like a metric's.
+_LATER_RUN_KEYS = ("d", "assumption_2_holds")
+
+
 def final_keys() -> tuple:
     """The run's keys, then every metric registered now with a ``final`` column (read at call
     time: a metric registered after import gets its column)."""
-    return _RUN_KEYS + tuple(k for k in final_columns() if k not in _RUN_KEYS)
+    run = _RUN_KEYS + _LATER_RUN_KEYS
+    return run + tuple(k for k in final_columns() if k not in run)
 
 
 #: What a valid record must have: the run's keys. A registered metric's final column is
@@ -56,16 +63,27 @@ def reads(method: str, section: str) -> bool:
 
 @dataclass(frozen=True, order=True)
 class Cell:
-    """One training run. ``standard`` training always has ε = 0."""
+    """One training run. ``standard`` training has ε = 0 unless ``grid.standard_at_eps``.
+    ``n_train``, ``d``: the cell's point on the data axes ``grid.n_train`` / ``grid.d``
+    (0: off the axis, the ``[data]`` value)."""
 
     width: int
     method: str
     eps: float
     seed: int
+    n_train: int = 0
+    d: int = 0
 
     @property
     def id(self) -> str:
-        return f"{self.method}-m{self.width}-eps{self.eps:g}-s{self.seed}"
+        data = (f"-n{self.n_train}" if self.n_train else "") + (f"-d{self.d}" if self.d else "")
+        return f"{self.method}-m{self.width}-eps{self.eps:g}-s{self.seed}{data}"
+
+
+def cell_dict(cell: Cell) -> dict:
+    """The cell as its record stores it and its key hashes it: the data axes only where the
+    cell is on them, so a cell of a config without them keeps its record and key."""
+    return {k: v for k, v in asdict(cell).items() if k not in DATA_AXES or v}
 
 
 def cells_of(cfg: dict) -> list[Cell]:
@@ -73,10 +91,10 @@ def cells_of(cfg: dict) -> list[Cell]:
     out = set()
     for g in cfg["grid"]:
         for method in g["method"]:
-            for w in g["width"]:
-                for e in (g["eps"] if method != "standard" or g.get("standard_at_eps") else [0.0]):
-                    for s in g["seed"]:
-                        out.add(Cell(int(w), method, float(e), int(s)))
+            eps = g["eps"] if method != "standard" or g.get("standard_at_eps") else [0.0]
+            for w, e, s, n, d in itertools.product(g["width"], eps, g["seed"], g.get("n_train", [0]),
+                                                   g.get("d", [0])):
+                out.add(Cell(int(w), method, float(e), int(s), int(n), int(d)))
     return sorted(out)
 
 
@@ -97,76 +115,7 @@ def cell_key(cfg: dict, cell: Cell) -> str:
         relevant["advibp"] = cfg.get("advibp", DEFAULTS["advibp"])
     if cell.method in cfg.get("objective", {}):
         relevant["objective"] = cfg["objective"][cell.method]
-    return hashlib.sha1(canonical([relevant, asdict(cell)]).encode()).hexdigest()[:10]
-
-
-@functools.lru_cache(maxsize=8)
-def _dataset(data_json: str, eps: float):
-    import json
-
-    from ..data import load
-
-    d = json.loads(data_json)
-    return load(d["source"], n=d["n_train"] or None, eps=eps, mnist_dir=d["mnist_dir"] or None, seed=d["seed"],
-                normalize=d["normalize"], n_test=d["n_test"], d=d["d"], cifar_dir=d["cifar_dir"] or None,
-                classes=d["classes"] or None)
-
-
-def dataset_for(cfg: dict, eps: float):
-    """The data a cell at radius ε trains on (normalized into [ε, 1]^d when data.normalize)."""
-    return _dataset(canonical(cfg["data"]), eps if cfg["data"]["normalize"] else 0.0)
-
-
-def model_for(cfg: dict, cell: Cell, ds):
-    """(net, params0, X): the cell's net at its width, initialized with its seed, and the
-    training inputs in the net's layout. The paper's two-layer net takes the paper's
-    initialization (w_r ~ N(0, I), a_r = ±1: ``model.init_params``); every other net
-    ``net.init(seed, init=model.init or "torch")``."""
-    from ..paper.model import init_params
-    from ..nets import two_layer
-    from ..nets.spec import net_from_spec
-
-    spec = cfg.get("model", DEFAULTS["model"])
-    if spec["net"] == "two_layer":
-        W0, a = init_params(cell.seed, cell.width, ds.X.shape[1])
-        with jax.enable_x64(True):
-            net, p0 = two_layer(W0, a)
-        return net, p0, ds.X
-    X = inputs_for(spec["net"], ds.X)
-    y = np.asarray(ds.y)
-    classes = 1 if np.all(np.isin(y, (-1, 1))) else int(y.max()) + 1
-    net = net_from_spec(spec["net"], width=cell.width, input_shape=X.shape[1:], classes=classes)
-    dtype = np.float64 if cfg["train"]["dtype"] == "float64" else np.float32
-    with jax.enable_x64(True):
-        p0 = net.init(cell.seed, init=spec["init"] or "torch", dtype=dtype)
-    return net, p0, X
-
-
-def inputs_for(net_spec: str, X):
-    """Inputs in a net's layout: images (n, C, H, W) for the conv nets (flat MNIST 784 →
-    (1, 28, 28), CIFAR 3072 → (3, 32, 32)); as stored otherwise (an MLP flattens)."""
-    from ..nets.spec import is_conv
-
-    X = np.asarray(X)
-    if not is_conv(net_spec) or X.ndim == 4:
-        return X
-    shapes = {784: (1, 28, 28), 3072: (3, 32, 32)}
-    if X.ndim != 2 or X.shape[1] not in shapes:
-        raise NtkflowError(f"model.net: {net_spec!r} needs images; the data has samples of shape {X.shape[1:]}")
-    return X.reshape((X.shape[0], *shapes[X.shape[1]]))
-
-
-def _train_args(cfg: dict, cell: Cell, progress: bool) -> tuple[dict, dict]:
-    """(settings shared by ``train`` / ``fit`` / ``fit_group``, extra ``fit`` arguments) of the
-    cell's method under ``cfg`` — everything but the lr, seed and ε of one run."""
-    tr_cfg, track = cfg["train"], cfg["track"]
-    options, fit_options = method_options(cfg, cell.method)
-    common = dict(optimizer=tr_cfg["optimizer"], epochs=tr_cfg["epochs"], batch_size=tr_cfg["batch_size"] or None,
-                  eps_schedule=eps_schedule(cfg, cell.method), momentum=tr_cfg["momentum"] or None,
-                  stop=tr_cfg["stop"] or None, tie=track["tie"], track_gram=track["gram"],
-                  record_every=track["every"], dtype=tr_cfg["dtype"], progress=progress, objective=cell.method,
-                  options=options)
-    return common, fit_options
+    return hashlib.sha1(canonical([relevant, cell_dict(cell)]).encode()).hexdigest()[:10]
 
 
 def _train_cell(cfg: dict, cell: Cell, ds, net, p0, X, lr: float, progress: bool):
@@ -179,7 +128,7 @@ def _train_cell(cfg: dict, cell: Cell, ds, net, p0, X, lr: float, progress: bool
     from ..train import train
 
     tr_cfg, track = cfg["train"], cfg["track"]
-    common, fit_options = _train_args(cfg, cell, progress)
+    common, fit_options = train_args(cfg, cell.method, progress)
     common.update(lr=lr, seed=cell.seed)
     if net.tag != "two_layer":
         return fit(net, p0, X, ds.y, cell.eps, **common, **fit_options)
@@ -189,44 +138,6 @@ def _train_cell(cfg: dict, cell: Cell, ds, net, p0, X, lr: float, progress: bool
                              save_at=np.linspace(0, tr_cfg["t1"], track["saves"]), certify=tr_cfg["certify"],
                              dt=tr_cfg["dt"] or None, track_gram=track["gram"], progress=progress)
     return train(W0, a, ds.X, ds.y, cell.eps, **common, fit_options=fit_options)
-
-
-def eps_schedule(cfg: dict, method: str | None = None):
-    """The ε schedule of [train]: a ramp (eps_warmup, eps_ramp) or fan2021's warm-up
-    (t_nat, t_adv, then the ramp). Every method at ε > 0 follows it (standard trains at 0).
-
-    AdvIBP and its fixed-κ baseline always get fan2021's warm-up: their objective switches
-    phase by epoch (clean, FGSM, joint), and Alg. 2 runs the FGSM warm-up at the target ε;
-    a ramp with ``eps_warmup`` < t_nat + t_adv would run it at a fraction of the target."""
-    from ..objectives import FanWarmup, Ramp
-
-    t = cfg["train"]
-    if t.get("eps_schedule", "ramp") == "fan_warmup" or (method or "").startswith("advibp"):
-        return FanWarmup(t["t_nat"], t["t_adv"], t["eps_ramp"])
-    return Ramp(t["eps_warmup"], t["eps_ramp"])
-
-
-def method_options(cfg: dict, method: str) -> tuple[dict, dict]:
-    """(objective options, extra ``ntkflow.fit`` arguments) of ``method`` under ``cfg``."""
-    from ..metrics import AttackSettings
-    from ..objectives import BetaFromEps
-
-    from ..objectives import spec
-
-    t, a = cfg["train"], cfg.get("attack", DEFAULTS["attack"])
-    adv = cfg.get("advibp", DEFAULTS["advibp"])
-    # every config value an objective option may be set from, by the option's name; a method
-    # gets the ones its builder declares, then its own [objective.NAME] table
-    pool = {"steps": a["steps"], "step_size": a["step_size"] or None, "restarts": a["restarts"], "alpha": a["alpha"],
-            "regularize": t.get("regularize", False), "tau": t.get("tau", 0.5), "t_nat": t["t_nat"],
-            "t_adv": t["t_adv"], "ramp": t["eps_ramp"], **adv}
-    declared = spec(method).options
-    options = {k: pool[k] for k in declared if k in pool}
-    options.update(cfg.get("objective", {}).get(method, {}))
-    fit_options = {"beta_schedule": BetaFromEps(t.get("beta_start", 1.0), t.get("beta_end", 0.0)),
-                   "reg_weight": t.get("lam0", 0.0), "attack_every": cfg["track"].get("attack_every", 0) or None,
-                   "attack": AttackSettings(steps=a["eval_steps"], restarts=a["eval_restarts"])}
-    return options, fit_options
 
 
 def _grid_runs(cfg: dict, cell: Cell, ds, net, p0, X, progress: bool):
@@ -245,8 +156,11 @@ def _grid_runs(cfg: dict, cell: Cell, ds, net, p0, X, progress: bool):
     return runs[k], grid[k], summaries
 
 
-#: Registry finals that are errors (NaN in a diverged run, like the other errors).
-ERROR_FINALS = ("final_certified_error_ibp", "final_certified_error_crown", "final_pgd_error")
+def error_finals() -> tuple:
+    """The registered metrics' final columns that are errors (NaN in a diverged run, like the
+    run's own errors): every final column named ``*error*``, read from the registry now."""
+    return tuple(k for k in final_columns() if "error" in k and k not in _RUN_KEYS)
+
 #: Final values read from the chosen run's last record: (final key, series name).
 _SERIES_FINALS = (("final_train_error", "train_error"), ("final_certified_error", "certified_error"),
                   ("final_loss", "loss"), ("lambda_min_final", "lambda_min"), ("max_weight_change", "max_weight_change"),
@@ -283,7 +197,8 @@ def _registry_finals(cfg, cell, net, params, tr, X, y, diverged) -> dict:
     params otherwise (the closed-form IBP loop records the theory quantities only)."""
     from ..metrics import METRICS
 
-    cols = {m.final: m.name for m in METRICS.values() if m.final in final_keys() and m.final not in _RUN_KEYS
+    cols = {m.final: m.name for m in METRICS.values() if m.final in final_keys()
+            and m.final not in _RUN_KEYS + _LATER_RUN_KEYS
             and "opt_in" not in m.needs}
     have = {c: float(tr.series[n][-1]) for c, n in cols.items() if n in tr.series and np.isfinite(tr.series[n][-1])}
     missing = [n for c, n in cols.items() if c not in have]
@@ -311,7 +226,7 @@ def run_cell(cfg: dict, cell: Cell, progress: bool = False) -> dict:
     chosen run only, after the choice.
     """
     t0 = time.perf_counter()
-    ds = dataset_for(cfg, cell.eps)
+    ds = dataset_for(cell_config(cfg, cell), cell.eps)
     net, p0, X = model_for(cfg, cell, ds)
     tr, lr, grid = _grid_runs(cfg, cell, ds, net, p0, X, progress)
     return finish_record(cfg, cell, ds, net, X, tr, lr, grid, time.perf_counter() - t0)
@@ -321,14 +236,13 @@ def finish_record(cfg: dict, cell: Cell, ds, net, X, tr, lr: float, grid: list, 
     """The cell's record from its chosen run ``tr`` (trained at ``lr``; ``grid`` the
     summaries of every lr): final values, test errors, the series."""
     from ..nets.spec import is_conv
-    from .store import environment
 
     s = tr.series
     params = final_params(net, tr)
     finite = all(np.all(np.isfinite(np.asarray(v))) for v in jax.tree_util.tree_leaves(params))
     diverged = bool(tr.meta.get("diverged", False)) or not (finite and np.isfinite(s["loss"][-1]))
-    Xt = inputs_for(cfg.get("model", DEFAULTS["model"])["net"], ds.X_test) if is_conv(
-        cfg.get("model", DEFAULTS["model"])["net"]) and len(ds.y_test) else ds.X_test
+    net_spec = cfg["model"]["net"]
+    Xt = inputs_for(net_spec, ds.X_test) if is_conv(net_spec) and len(ds.y_test) else ds.X_test
     nan = (float("nan"), float("nan"))
     test_err, test_cert = nan if diverged else _error_pair(cfg, cell, net, params, Xt, ds.y_test)
     ties = {f"final_{k}_tie_{rule}": v for rule in ("positive", "half")
@@ -341,6 +255,8 @@ def finish_record(cfg: dict, cell: Cell, ds, net, X, tr, lr: float, grid: list, 
         "error_estimate": float(tr.error_estimate),
         "diverged": diverged,
         "n_train": int(len(ds.y)),
+        "d": int(np.prod(np.shape(ds.X)[1:])),
+        "assumption_2_holds": assumption_2_holds(cfg, cell, ds),
         "normalized": bool(cfg["data"]["normalize"]),
         "wall_time": wall,
         "lr": lr,
@@ -353,17 +269,30 @@ def finish_record(cfg: dict, cell: Cell, ds, net, X, tr, lr: float, grid: list, 
     if diverged:
         final.update({k: float("nan") for k in ("final_train_error", "final_certified_error", "final_loss",
                                                  "final_test_error", "final_test_certified_error", *ties,
-                                                 *ERROR_FINALS)})
-    return {"cell": asdict(cell), "key": cell_key(cfg, cell), "env": environment(), "final": final,
+                                                 *error_finals())})
+    return {"cell": cell_dict(cell), "key": cell_key(cfg, cell), "env": environment(), "final": final,
             "lr_grid": grid, "ts": tr.ts.tolist(),
             "series": {k: np.asarray(v, float).tolist() for k, v in s.items()}}
 
 
-def lambda0_task(cfg: dict, eps: float) -> dict:
-    """λ0 = λmin(H∞) with its 95% CI on the data the ε cells train on."""
+def assumption_2_holds(cfg: dict, cell: Cell, ds) -> float:
+    """1.0 when Assumption 2 holds exactly on a synthetic source's training points at the cell's
+    ε (``paper.assumptions.check_assumption_2``: no two ε-boxes hold parallel points), 0.0
+    when it fails; NaN for the other sources (O(n²d): not run on real data sets)."""
+    from ..paper.assumptions import check_assumption_2
+    from .config import SYNTHETIC_SOURCES
+
+    if cfg["data"]["source"] not in SYNTHETIC_SOURCES:
+        return float("nan")
+    return float(check_assumption_2(np.asarray(ds.X, np.float64), cell.eps).holds)
+
+
+def lambda0_task(cfg: dict, eps: float, n_train: int = 0, d: int = 0) -> dict:
+    """λ0 = λmin(H∞) with its 95% CI on the data the ε cells (at ``n_train``, ``d`` on the data
+    axes; 0: off them) train on."""
     from ..paper.hinf import lambda_0
 
-    ds = dataset_for(cfg, eps)
+    ds = dataset_for(cell_config(cfg, Cell(0, "", eps, 0, n_train, d)), eps)
     lam = lambda_0(ds.X, ds.y, eps, samples=cfg["track"]["lambda_0_samples"], seed=0, warn=False)
     return {"eps": eps, "lambda_0": lam.value, "ci_low": lam.ci[0], "ci_high": lam.ci[1], "samples": lam.samples,
-            "n_train": int(len(ds.y))}
+            "n_train": int(len(ds.y)), "d": int(np.prod(np.shape(ds.X)[1:]))}

@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import _validate as V
 from .._core.errors import NtkflowError
 
-__all__ = ["DEFAULTS", "load_config", "resolve", "apply_override", "canonical", "check_runnable"]
+__all__ = ["DEFAULTS", "load_config", "resolve", "apply_override", "canonical"]
 
 #: Every key with its default; the type of the default is the type required.
 DEFAULTS: dict = {
@@ -42,6 +42,11 @@ PAPER_PAIR = {"standard", "ibp"}
 #: exactly when the grid has a method beyond the paper's pair (``PAPER_PAIR``). ``[objective.NAME]`` tables set a method's own
 #: options (the keywords of its builder); absent from the resolved config when empty.
 EPS_SCHEDULES = ("ramp", "fan_warmup")
+#: Grid axes over the data (``grid.n_train``, ``grid.d``: lists), for the sources whose n and d
+#: are free (``SYNTHETIC_SOURCES``). Absent from a resolved grid unless set, so a config without
+#: them resolves, and keys its cells, exactly as before they existed.
+DATA_AXES = ("n_train", "d")
+SYNTHETIC_SOURCES = ("synthetic", "parallel")
 
 
 def _type_name(v) -> str:
@@ -71,8 +76,11 @@ def _check_value(path: str, default, value):
 def _check_grid(i: str, g: dict) -> dict:
     out = {}
     for k, v in g.items():
+        if k in DATA_AXES:
+            out[k] = _check_value(f"grid{i}.{k}", [], v)
+            continue
         if k not in DEFAULTS["grid"]:
-            raise NtkflowError(f"config: unknown key grid{i}.{k} (known: {', '.join(DEFAULTS['grid'])})")
+            raise NtkflowError(f"config: unknown key grid{i}.{k} (known: {', '.join((*DEFAULTS['grid'], *DATA_AXES))})")
         out[k] = _check_value(f"grid{i}.{k}", DEFAULTS["grid"][k], v)
     full = {**DEFAULTS["grid"], **out}
     if "standard_at_eps" not in g:  # unset: the paper's pair keeps Figure 1's ε = 0; a comparison
@@ -93,8 +101,29 @@ def _check_grid(i: str, g: dict) -> dict:
         if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= V.SEED_MAX:
             raise NtkflowError(f"config: grid{i}.seed entries must be integers in [0, {V.SEED_MAX}] (a JAX seed), "
                              f"got {s!r}")
+    for k, low in zip(DATA_AXES, (2, 1)):
+        for v in full.get(k, ()):
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise NtkflowError(f"config: grid{i}.{k} entries must be integers >= {low}, got {v!r}")
+        if len(set(full.get(k, ()))) != len(full.get(k, ())):
+            raise NtkflowError(f"config: grid{i}.{k} entries must be distinct, got {full[k]}")
     full["eps"] = [float(e) for e in full["eps"]]
     return full
+
+
+def _check_data_axes(d: dict, grids: list) -> None:
+    """``grid.n_train`` / ``grid.d`` only for a synthetic source, and not beside the same
+    ``[data]`` key (which of the two would a cell get?)."""
+    for i, g in enumerate(grids):
+        label = "" if len(grids) == 1 else f"[{i}]"
+        for k in DATA_AXES:
+            if k not in g:
+                continue
+            if d["source"] not in SYNTHETIC_SOURCES:
+                raise NtkflowError(f"config: grid{label}.{k} is an axis of the synthetic sources only "
+                                   f"({', '.join(SYNTHETIC_SOURCES)}); data.source is {d['source']!r}")
+            if d[k] != DEFAULTS["data"][k]:
+                raise NtkflowError(f"config: data.{k} and grid{label}.{k} are both set; keep one")
 
 
 def _check_objective_tables(val) -> dict:
@@ -156,6 +185,7 @@ def resolve(raw: dict) -> dict:
     _check_train(out["train"])
     _check_attack(out["attack"], out["advibp"], out["track"])
     _check_data(out["data"])
+    _check_data_axes(out["data"], out["grid"])
     from ..paper.tracker import TIE_RULES
 
     if out["track"]["tie"] not in TIE_RULES:
@@ -300,20 +330,6 @@ def _check_data(d: dict) -> None:
     if d["classes"] and (d["source"] != "mnist" or d["classes"] not in MNIST_CLASSES):
         raise NtkflowError(f"config: data.classes is {d['classes']!r}; for source 'mnist' choose one of "
                          f"{', '.join(MNIST_CLASSES)} ('' means 25); other sources take no data.classes")
-
-
-def check_runnable(cfg: dict) -> None:
-    """What only the data can tell: the data set loads and the batch fits it.
-
-    Run before a sweep writes anything, so that a config that would fail at its first
-    cell never locks a results directory.
-    """
-    from .cells import dataset_for
-
-    ds = dataset_for(cfg, 0.0)
-    n, B = len(ds.y), cfg["train"]["batch_size"]
-    if B > n and cfg["train"]["optimizer"] != "gd":
-        raise NtkflowError(f"config: train.batch_size = {B} exceeds the {n} training samples")
 
 
 def apply_override(raw: dict, spec: str) -> dict:

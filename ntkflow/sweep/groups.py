@@ -2,7 +2,8 @@
 
 Cells group when ``run.batch_models`` (the default) and they share everything a jitted
 epoch depends on — the net (model.net at the same width), the data (the same ε when
-data.normalize puts each ε on its own box), the method and its options — and are trained
+data.normalize puts each ε on its own box; the same point on the data axes grid.n_train /
+grid.d), the method and its options — and are trained
 by ``ntkflow.fit`` (deep nets; on the paper's net every method but the closed-form IBP /
 standard loop, which runs alone). Seeds, ε targets and the learning rates of an lr grid
 vary inside a group: each (cell, lr) is one model of the group. Every model equals the
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import time
 
-from .cells import Cell, _train_args, dataset_for, finish_record, model_for
+from .build import cell_config, dataset_for, model_for, train_args
+from .cells import Cell, finish_record
 from .config import DEFAULTS
 
 __all__ = ["groups_of", "run_group", "group_id", "MAX_GROUP"]
@@ -38,7 +40,8 @@ def group_id(cfg: dict, cell: Cell) -> str:
     eps = f"-eps{cell.eps:g}" if cfg["data"]["normalize"] else ""
     # the paper's net freezes a (drawn with the seed) inside the net: one group per seed
     seed = f"-s{cell.seed}" if cfg.get("model", DEFAULTS["model"])["net"] == "two_layer" else ""
-    return f"{cell.method}-m{cell.width}{eps}{seed}"
+    data = (f"-n{cell.n_train}" if cell.n_train else "") + (f"-d{cell.d}" if cell.d else "")  # its own data
+    return f"{cell.method}-m{cell.width}{eps}{seed}{data}"
 
 
 def groups_of(cfg: dict, cells: list) -> list[list]:
@@ -62,11 +65,11 @@ def run_group(cfg: dict, cells: list, progress: bool = False) -> list[dict]:
     grid = lr_grid(cfg["train"]["lr"])
     built = []
     for cell in cells:
-        ds = dataset_for(cfg, cell.eps)
+        ds = dataset_for(cell_config(cfg, cell), cell.eps)
         built.append((cell, ds, *model_for(cfg, cell, ds)))
     models = [(k, lr) for k in range(len(cells)) for lr in grid]
     net, X, y = built[0][2], built[0][4], built[0][1].y
-    common, fit_options = _train_args(cfg, cells[0], progress)
+    common, fit_options = train_args(cfg, cells[0].method, progress)
     trs = fit_group(net, [built[k][3] for k, _ in models], X, y, [cells[k].eps for k, _ in models],
                     lrs=[lr for _, lr in models], seeds=[cells[k].seed for k, _ in models], **common, **fit_options)
     wall = (time.perf_counter() - t0) / len(cells)

@@ -15,11 +15,13 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from .._core.errors import NtkflowError
+from .build import cell_config, check_objectives, dataset_for
 from .cells import cells_of, lambda0_task, run_cell
-from .config import check_runnable
-from .store import Store, environment, lambda0_eps
+from .env import environment
+from .groups import groups_of, run_group
+from .store import Store, lambda0_points
 
-__all__ = ["run_sweep", "EXECUTORS"]
+__all__ = ["run_sweep", "check_runnable", "EXECUTORS"]
 
 EXECUTORS = ("local", "dask")
 
@@ -29,10 +31,27 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 1) // 8)
 
 
+def check_runnable(cfg: dict) -> None:
+    """What only building can tell: every method's objective builds with its options, the data
+    set loads and the batch fits it.
+
+    Run before a sweep writes anything, so that a config that would fail at its first
+    cell never locks a results directory.
+    """
+    check_objectives(cfg)
+    B = cfg["train"]["batch_size"]
+    for cell in {(c.n_train, c.d): c for c in cells_of(cfg)}.values():  # one per point on the data axes
+        n = len(dataset_for(cell_config(cfg, cell), 0.0).y)
+        if B > n and cfg["train"]["optimizer"] != "gd":
+            raise NtkflowError(f"config: train.batch_size = {B} exceeds the {n} training samples")
+
+
 def each(fn, cfg, items, progress: bool = False) -> list:
     """[fn(cfg, item) for item in items] — a task of single cells (or λ0 values)."""
     if fn is run_cell:
         return [fn(cfg, it, progress=progress) for it in items]
+    if fn is lambda0_task:  # an item is a point (ε, n_train, d)
+        return [fn(cfg, *it) for it in items]
     return [fn(cfg, it) for it in items]
 
 
@@ -40,17 +59,15 @@ def _tasks(cfg, store, cell_fn):
     """(paths, callable, args) of everything not yet finished (invalid records are moved
     aside): a group of cells trained together (``groups.groups_of``) or one cell each; the
     callable returns one record per path."""
-    from .groups import groups_of, run_group
-
     pending = [c for c in cells_of(cfg) if store.record(cfg, c, repair=True) is None]
     out = []
     for group in (groups_of(cfg, pending) if cell_fn is run_cell else [[c] for c in pending]):
         paths = [store.record_path(cfg, c) for c in group]
         out.append((paths, run_group, (cfg, group)) if len(group) > 1 else (paths, each, (cell_fn, cfg, group)))
     if cfg["track"]["lambda_0"]:
-        for e in lambda0_eps(cfg):
-            if store.lambda0_record(cfg, e, repair=True) is None:
-                out.append(([store.lambda0_path(cfg, e)], each, (lambda0_task, cfg, [e])))
+        for pt in lambda0_points(cfg):
+            if store.lambda0_record(cfg, *pt, repair=True) is None:
+                out.append(([store.lambda0_path(cfg, *pt)], each, (lambda0_task, cfg, [pt])))
     return out
 
 

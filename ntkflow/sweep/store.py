@@ -28,38 +28,31 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 
 from .._core.errors import NtkflowError
 from .._io import ensure_writable_dir, read_json, write_json, write_text
-from .cells import Cell, REQUIRED_FINALS, cell_key, cells_of, final_keys
+from .build import cell_config
+from .cells import Cell, REQUIRED_FINALS, cell_dict, cell_key, cells_of, final_keys
 from .config import canonical
 
-__all__ = ["Store", "read_table", "COLUMNS", "environment", "validate_record"]
+__all__ = ["Store", "read_table", "COLUMNS", "validate_record"]
 
 COLUMNS = ("method", "width", "eps", "seed", "final_train_error", "final_certified_error", "final_loss",
            "lambda_min_final", "max_weight_change", "flip_fraction_final", "final_test_error",
            "final_test_certified_error", "error_estimate", "diverged", "lr", "converged", "epochs_run",
            "n_lr_diverged", "dead_fraction_final", "zero_output_fraction_final", "final_train_error_tie_positive",
            "final_certified_error_tie_positive", "final_train_error_tie_half", "final_certified_error_tie_half",
-           "n_train", "normalized", "final_pgd_error", "final_certified_error_ibp", "final_certified_error_crown",
+           "n_train", "d", "normalized", "assumption_2_holds", "final_pgd_error", "final_certified_error_ibp", "final_certified_error_crown",
            "wall_time", "group", "backend", "jax_version", "ntkflow_version", "cell_id")
 L0_COLUMNS = ("eps", "lambda_0", "ci_low", "ci_high", "samples", "n_train")
+#: lambda0.csv's columns: a record's own, then d (absent from records that predate it).
+L0_TABLE = L0_COLUMNS + ("d",)
 #: Columns read back as strings and as booleans; every other column is a number.
 TEXT_COLUMNS = frozenset({"method", "cell_id", "backend", "jax_version", "ntkflow_version", "select", "group"})
 BOOL_COLUMNS = frozenset({"normalized", "diverged", "converged", "reached_kappa"})
 #: Final values that must be finite unless the run diverged.
 MUST_BE_FINITE = ("final_train_error", "final_certified_error", "final_loss")
-
-
-def environment() -> dict:
-    """What computed a record: ntkflow and JAX versions and the JAX backend (cpu/gpu/tpu)."""
-    import jax
-
-    from .. import __version__
-
-    return {"ntkflow": __version__, "jax": jax.__version__, "backend": jax.default_backend()}
 
 
 def _env_text(env: dict) -> str:
@@ -80,7 +73,7 @@ def validate_record(rec, cfg: dict, cell: Cell) -> str | None:
     """Why ``rec`` is not a valid record of ``cell`` under ``cfg``; None when it is."""
     if not isinstance(rec, dict):
         return "not a JSON object"
-    if rec.get("cell") != asdict(cell):
+    if rec.get("cell") != cell_dict(cell):
         return f"names cell {rec.get('cell')!r}, not {cell.id}"
     if rec.get("key") != cell_key(cfg, cell):
         return "its key does not match the config (computed under another config)"
@@ -201,9 +194,12 @@ class Store:
     def record_path(self, cfg: dict, cell: Cell) -> Path:
         return self.out / "cells" / f"{cell.id}-{cell_key(cfg, cell)}.json"
 
-    def lambda0_path(self, cfg: dict, eps: float) -> Path:
-        key = hashlib.sha1(canonical([cfg["data"], cfg["track"]["lambda_0_samples"], eps]).encode()).hexdigest()[:10]
-        return self.out / "lambda0" / f"eps{eps:g}-{key}.json"
+    def lambda0_path(self, cfg: dict, eps: float, n_train: int = 0, d: int = 0) -> Path:
+        """λ0 at ε on the data of the cells at (n_train, d) on the data axes (0: off them)."""
+        data = cell_config(cfg, Cell(0, "", eps, 0, n_train, d))["data"]
+        key = hashlib.sha1(canonical([data, cfg["track"]["lambda_0_samples"], eps]).encode()).hexdigest()[:10]
+        axes = (f"-n{n_train}" if n_train else "") + (f"-d{d}" if d else "")
+        return self.out / "lambda0" / f"eps{eps:g}{axes}-{key}.json"
 
     def _read(self, path: Path, check, repair):
         """The record at ``path`` if valid; else None — reported and moved aside when ``repair``,
@@ -232,8 +228,8 @@ class Store:
         """The valid record of ``cell`` or None."""
         return self._read(self.record_path(cfg, cell), lambda r: validate_record(r, cfg, cell), repair)
 
-    def lambda0_record(self, cfg: dict, eps: float, repair: bool = False):
-        return self._read(self.lambda0_path(cfg, eps), lambda r: _validate_lambda0(r, eps), repair)
+    def lambda0_record(self, cfg: dict, eps: float, n_train: int = 0, d: int = 0, repair: bool = False):
+        return self._read(self.lambda0_path(cfg, eps, n_train, d), lambda r: _validate_lambda0(r, eps), repair)
 
     def records(self, cfg: dict, repair: bool = False):
         """(cell, record) for every finished cell of ``cfg``, validated."""
@@ -262,8 +258,8 @@ class Store:
                 for cell, rec in self.records(cfg)]
         _write_csv(self.out / "results.csv", COLUMNS + _extra_columns(rows), rows)
         if cfg["track"]["lambda_0"]:
-            l0 = [r for r in (self.lambda0_record(cfg, e) for e in lambda0_eps(cfg)) if r is not None]
-            _write_csv(self.out / "lambda0.csv", L0_COLUMNS, l0)
+            l0 = [r for r in (self.lambda0_record(cfg, *pt) for pt in lambda0_points(cfg)) if r is not None]
+            _write_csv(self.out / "lambda0.csv", L0_TABLE, l0)
         return self.out / "results.csv"
 
 
@@ -281,8 +277,9 @@ def _extra_columns(rows) -> tuple:
     return tuple(extra)
 
 
-def lambda0_eps(cfg: dict) -> list[float]:
-    return sorted({c.eps for c in cells_of(cfg)})
+def lambda0_points(cfg: dict) -> list[tuple]:
+    """(ε, n_train, d) of every λ0 the cells need: one per ε, and per point on the data axes."""
+    return sorted({(c.eps, c.n_train, c.d) for c in cells_of(cfg)})
 
 
 def _write_csv(path: Path, columns, rows) -> None:
@@ -290,7 +287,7 @@ def _write_csv(path: Path, columns, rows) -> None:
     w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in sorted(rows, key=lambda r: (str(r.get("method", "")),) + tuple(float(r.get(c, 0)) for c in
-                                                                          ("width", "eps", "seed"))):
+                                                                          ("width", "eps", "seed", "n_train", "d"))):
         w.writerow(r)
     write_text(path, buf.getvalue())
 

@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validate as V
-from ._core.errors import NtkflowError
-from .nets.base import Net, float_dtype
+from .. import _validate as V
+from .._core.errors import NtkflowError
+from .base import Net, float_dtype
 
 __all__ = ["Problem", "problem", "concrete", "spec_matrix", "input_box", "check_net", "check_values", "unit_float"]
 

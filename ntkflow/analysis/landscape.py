@@ -23,16 +23,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _netinput as NI
-from . import _validate as V
-from ._core.errors import NtkflowError
-from ._jax import HIGHEST, mmt, tree_distance, x64
-from .attacks import pgd
-from .bounds import clean_margins, exact_margin, margin_bounds
-from .bounds.engine import check_method
-from .bounds.linear import relu_relaxation
-from .nets import Dense, Net
-from .objectives.base import as_columns, margin_loss
+from .. import _validate as V
+from .._core.errors import NtkflowError
+from .._jax import HIGHEST, mmt, tree_distance, x64
+from ..attacks import pgd
+from ..bounds import clean_margins, exact_margin, margin_bounds
+from ..bounds.engine import check_method
+from ..bounds.linear import relu_relaxation
+from ..nets import Dense, Net
+from ..nets import inputs as NI
+from ..objectives.base import as_columns, margin_loss
 
 __all__ = ["Sandwich", "sandwich", "sandwich_violations", "exact_class_margins", "ClassMargins",
            "LossVariation", "loss_variation", "GradientChange", "gradient_change",
