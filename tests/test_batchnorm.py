@@ -80,3 +80,214 @@ def test_reference_interval_is_sound_and_tight_at_corners():
     ends = np.concatenate([batchnorm_forward(c, g, b, mean, var, 1e-5, training=False) for c in (lo, hi)])
     np.testing.assert_allclose(L[0], ends.min(axis=0), rtol=1e-12)
     np.testing.assert_allclose(U[0], ends.max(axis=0), rtol=1e-12)
+
+
+# ---------------------------------------------------------------- the engine's BatchNorm against the reference
+import itertools  # noqa: E402
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+from net_reference import conv2d, spec_rows, torch_forward, write_torch_npz  # noqa: E402
+from ntkflow.bounds import margin_bounds  # noqa: E402
+from ntkflow.bounds.ops import batchnorm_back  # noqa: E402
+
+
+def _bn_params(rng, C, affine=True, tracked=3.0, zero=True):
+    """Random BN params with γ of both signs (and γ_0 = 0 if ``zero``) and running statistics away from 0 / 1."""
+    p = {"running_mean": rng.normal(size=C), "running_var": rng.uniform(0.2, 3.0, C),
+         "num_batches_tracked": np.float64(tracked)}
+    if affine:
+        g = rng.normal(size=C) * 1.5
+        g[0] = 0.0 if zero else g[0]
+        p.update(weight=g, bias=rng.normal(size=C))
+    return {k: jnp.asarray(v, jnp.float64) for k, v in p.items()}
+
+
+@pytest.mark.parametrize("layer, shape", [(N.BatchNorm2d(3, eps=1e-3), (3, 4, 2)), (N.BatchNorm1d(5), (5,)),
+                                          (N.BatchNorm1d(2, affine=False), (2, 3))])
+def test_eval_mode_forward_and_interval_equal_the_float64_reference(x64, layer, shape):
+    rng = np.random.default_rng(2)
+    p = _bn_params(rng, shape[0], layer.affine)
+    g, b = (np.asarray(p["weight"]), np.asarray(p["bias"])) if layer.affine else (None, None)
+    rm, rv = np.asarray(p["running_mean"]), np.asarray(p["running_var"])
+    X = rng.normal(size=(4, *shape))
+    want = batchnorm_forward(X, g, b, rm, rv, layer.eps, training=False)
+    got = np.stack([np.asarray(N.base.apply_layer(layer, p, jnp.asarray(x))) for x in X])
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+    lo = rng.normal(size=shape)
+    hi = lo + rng.uniform(0, 2, shape)
+    s, t = batchnorm_scale_shift(rm, rv, g, b, layer.eps)
+    L, U = batchnorm_interval(lo[None], hi[None], s, t)
+    l2, u2 = interval_step(layer, p, jnp.asarray(lo), jnp.asarray(hi))
+    np.testing.assert_allclose(np.asarray(l2), L[0], rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(np.asarray(u2), U[0], rtol=1e-13, atol=1e-13)
+
+
+@given(st.integers(0, 2**31 - 1))
+def test_interval_and_backward_rules_are_sound_and_exact(seed):
+    """BN is a per-coordinate affine map: its interval is attained at the box's ends, and the
+    backward rule rewrites A·y as A·diag(s)·x + A·t exactly."""
+    rng = np.random.default_rng(seed)
+    layer = N.BatchNorm2d(2, eps=rng.uniform(1e-6, 1e-1))
+    with jax.enable_x64(True):
+        p = _bn_params(rng, 2)
+        lo = rng.normal(size=(2, 2, 2))
+        hi = lo + rng.uniform(0, 1, lo.shape) * rng.integers(0, 2, lo.shape)  # some zero widths
+        l, u = (np.asarray(v) for v in interval_step(layer, p, jnp.asarray(lo), jnp.asarray(hi)))
+        pts = lo + rng.uniform(0, 1, (50, *lo.shape)) * (hi - lo)
+        Y = np.stack([np.asarray(layer.apply(p, jnp.asarray(x))) for x in np.concatenate([pts, [lo, hi]])])
+        assert np.all(Y >= l - 1e-12) and np.all(Y <= u + 1e-12)
+        np.testing.assert_allclose(np.minimum(Y[-1], Y[-2]), l, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(np.maximum(Y[-1], Y[-2]), u, rtol=1e-12, atol=1e-12)
+        A = rng.normal(size=(3, 2, 2, 2))
+        A0, c = (np.asarray(v) for v in batchnorm_back(layer, p, jnp.asarray(A)))
+        for x, y_ in zip(pts[:5], Y[:5]):
+            np.testing.assert_allclose(A0.reshape(3, -1) @ x.reshape(-1) + c, A.reshape(3, -1) @ y_.reshape(-1),
+                                       rtol=1e-11, atol=1e-11)
+
+
+def _tiny_bn_net():
+    """Conv → BN2d → ReLU → Flatten → Dense → BN1d → ReLU → Dense on (1, 3, 3) inputs (9 inputs: 512 corners)."""
+    return N.Net([N.Conv2d(2, 2, 1, 0), N.BatchNorm2d(2), N.ReLU(), N.Flatten(), N.Dense(4), N.BatchNorm1d(4),
+                  N.ReLU(), N.Dense(3)], input_shape=(1, 3, 3))
+
+
+def _random_bn(net, params, seed, zero=True):
+    rng = np.random.default_rng(seed)
+    return tuple(_bn_params(rng, layer.num_features, zero=zero) if layer.kind == "batchnorm" else p
+                 for layer, p in zip(net.layers, params))
+
+
+@pytest.mark.parametrize("method", ["ibp", "crown_ibp", "crown", "cap"])
+def test_bounds_through_batchnorm_are_sound_at_random_points_and_corners(x64, method):
+    net = _tiny_bn_net()
+    params = _random_bn(net, net.init(1, dtype=jnp.float64), 5)
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, 1, (3, 1, 3, 3))
+    y = np.array([0, 1, 2])
+    eps = 0.15
+    # eval mode (the random running statistics) and train mode (the statistics of the clean batch X)
+    for p in (params, N.with_batch_stats(net, params, X)):
+        lb = np.asarray(margin_bounds(net, p, X, y, eps, method))
+        for i in range(3):
+            corners = np.array(list(itertools.product([-eps, eps], repeat=9))).reshape(-1, 1, 3, 3)
+            pts = np.concatenate([X[i] + corners, X[i] + rng.uniform(-eps, eps, (200, 1, 3, 3))])
+            f = np.asarray(net.apply(p, pts))
+            margins = f @ spec_rows(y[i], 3).T
+            assert np.all(margins.min(axis=0) >= lb[i] - 1e-10), (method, i)
+
+
+def test_crown_through_a_linear_bn_net_is_the_exact_minimum(x64):
+    """No ReLU: the backward pass (Dense, BN1d, Dense) is exact, so its bound is the minimum over the
+    box's corners; IBP is looser or equal."""
+    net = N.Net([N.Dense(4), N.BatchNorm1d(4), N.Dense(3)], input_shape=(5,))
+    params = _random_bn(net, net.init(2, dtype=jnp.float64), 7)
+    X = np.random.default_rng(4).uniform(0, 1, (2, 5))
+    y = np.array([2, 0])
+    corners = np.array(list(itertools.product([-0.2, 0.2], repeat=5)))
+    crown = np.asarray(margin_bounds(net, params, X, y, 0.2, "crown"))
+    ibp = np.asarray(margin_bounds(net, params, X, y, 0.2, "ibp"))
+    for i in range(2):
+        exact = (np.asarray(net.apply(params, X[i] + corners)) @ spec_rows(y[i], 3).T).min(axis=0)
+        np.testing.assert_allclose(crown[i], exact, rtol=1e-11, atol=1e-11)
+        assert np.all(ibp[i] <= exact + 1e-11)
+
+
+def _numpy_train_forward(net, params, X, stop=None):
+    """PyTorch's model.train() forward in numpy: the input of layer ``stop`` (default: the logits)
+    and each BN's (mean, biased variance)."""
+    P = [{k: np.asarray(v) for k, v in p.items()} for p in params]
+    x = np.asarray(X, np.float64)
+    stats = {}
+    for i, layer in enumerate(net.layers[:stop]):
+        if layer.kind == "affine" and isinstance(layer, N.Conv2d):
+            x = np.stack([conv2d(v, P[i]["weight"], P[i]["bias"], layer.stride, layer.padding) for v in x])
+        elif layer.kind == "affine":
+            x = x @ P[i]["weight"].T + P[i]["bias"]
+        elif layer.kind == "batchnorm":
+            mean, var, _ = batchnorm_batch_stats(x)
+            stats[i] = (mean, var)
+            x = batchnorm_forward(x, P[i]["weight"], P[i]["bias"], None, None, layer.eps, training=True)
+        elif layer.kind == "relu":
+            x = np.maximum(x, 0)
+        else:
+            x = x.reshape(len(x), -1)
+    return x, stats
+
+
+def test_train_mode_statistics_are_the_batch_mean_and_biased_variance(x64):
+    net = _tiny_bn_net()
+    params = _random_bn(net, net.init(3, dtype=jnp.float64), 8)
+    X = np.random.default_rng(5).uniform(0, 1, (6, 1, 3, 3))
+    logits, stats = _numpy_train_forward(net, params, X)
+    pt = N.with_batch_stats(net, params, X)
+    for i, (mean, var) in stats.items():
+        np.testing.assert_allclose(pt[i]["running_mean"], mean, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(pt[i]["running_var"], var, rtol=1e-12, atol=1e-14)
+        for k in ("weight", "bias", "num_batches_tracked"):
+            np.testing.assert_array_equal(pt[i][k], params[i][k])
+    np.testing.assert_allclose(net.apply(pt, X), logits, rtol=1e-11, atol=1e-12)
+    plain = N.mlp((3, 2), input_shape=(4,))
+    p0 = plain.init(0)
+    assert N.with_batch_stats(plain, p0, np.ones((2, 4))) is p0 and not N.has_batchnorm(plain)
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        N.with_batch_stats(N.Net([N.Dense(3), N.BatchNorm1d(3), N.Dense(2)], input_shape=(4,)),
+                           N.Net([N.Dense(3), N.BatchNorm1d(3), N.Dense(2)]).init(0, (4,)), np.ones((1, 4)))
+
+
+def test_gradients_through_the_batch_statistics_equal_finite_differences(x64):
+    net = _tiny_bn_net()
+    params = _random_bn(net, net.init(4, dtype=jnp.float64), 9, zero=False)  # γ = 0 is a kink of the interval
+    rng = np.random.default_rng(6)
+    X = jnp.asarray(rng.uniform(0, 1, (5, 1, 3, 3)))
+    R = jnp.asarray(rng.normal(size=(5, 3)))
+
+    def loss(p):
+        pt = N.with_batch_stats(net, p, X)
+        return jnp.sum(net.apply(pt, X) * R) + jnp.sum(margin_bounds(net, pt, X, np.arange(5) % 3, 0.05, "ibp"))
+
+    g = jax.grad(loss)(params)
+    for i, k in [(0, "weight"), (0, "bias"), (1, "weight"), (4, "weight"), (5, "bias")]:
+        flat = np.asarray(params[i][k]).reshape(-1)
+        for j in rng.choice(flat.size, min(3, flat.size), replace=False):
+            def at(h):
+                v = flat.copy()
+                v[j] += h
+                return float(loss(tuple({**p, k: jnp.asarray(v.reshape(np.shape(p[k])))} if q == i else p
+                                        for q, p in enumerate(params))))
+            fd = (at(1e-6) - at(-1e-6)) / 2e-6
+            np.testing.assert_allclose(np.asarray(g[i][k]).reshape(-1)[j], fd, rtol=1e-5, atol=1e-6)
+    for i in (1, 5):  # the buffers are replaced by the batch's statistics: no gradient reaches them
+        for k in ("running_mean", "running_var", "num_batches_tracked"):
+            np.testing.assert_array_equal(g[i][k], 0)
+    # the conv's bias shifts every value of a channel, which BN's batch mean removes: no gradient
+    np.testing.assert_allclose(g[0]["bias"], 0, atol=1e-9)
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.37, None])
+def test_update_running_stats_is_pytorchs_update(x64, momentum):
+    net = N.Net([N.Conv2d(2, 2, 1, 0), N.BatchNorm2d(2, momentum=momentum), N.ReLU(), N.Flatten(), N.Dense(3),
+                 N.BatchNorm1d(3, momentum=momentum), N.ReLU(), N.Dense(2)], input_shape=(1, 3, 3))
+    params = _random_bn(net, net.init(5, dtype=jnp.float64), 10)
+    rng = np.random.default_rng(7)
+    X1, X2 = rng.uniform(0, 1, (4, 1, 3, 3)), rng.uniform(0, 1, (6, 1, 3, 3))
+    into = tuple({k: v + 1.0 for k, v in p.items()} for p in params)  # "after the optimizer step"
+    p1 = N.update_running_stats(net, params, X1, into=into)
+    p2 = N.update_running_stats(net, p1, X2)
+    for i in (1, 5):
+        # pre-BN activations of the batch under the forward's weights (the BN below in train mode)
+        pre1 = _numpy_train_forward(net, params, X1, stop=i)[0]
+        pre2 = _numpy_train_forward(net, p1, X2, stop=i)[0]
+        rm, rv, n = batchnorm_running_update(pre1, params[i]["running_mean"], params[i]["running_var"],
+                                             params[i]["num_batches_tracked"], momentum)
+        np.testing.assert_allclose(p1[i]["running_mean"], rm, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(p1[i]["running_var"], rv, rtol=1e-12, atol=1e-14)
+        assert float(p1[i]["num_batches_tracked"]) == n == 4
+        for k in ("weight", "bias"):  # the rest is `into`'s
+            np.testing.assert_array_equal(p1[i][k], into[i][k])
+        rm, rv, n = batchnorm_running_update(pre2, rm, rv, n, momentum)
+        np.testing.assert_allclose(p2[i]["running_mean"], rm, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(p2[i]["running_var"], rv, rtol=1e-12, atol=1e-14)
+        assert float(p2[i]["num_batches_tracked"]) == n == 5
+    np.testing.assert_array_equal(p1[0]["weight"], into[0]["weight"])
+
