@@ -1,5 +1,9 @@
-"""Layer-kind dispatch: an unknown kind raises NotImplementedError naming the rule and the file to extend."""
+"""BatchNorm: the layer-kind dispatch (an unknown kind raises NotImplementedError naming the rule and
+the file to extend); the float64 BN reference itself; eval- and train-mode BN in the forward pass, the
+interval and backward rules, the bounds (sound at random points and corners), gradients through the
+batch statistics, PyTorch's running-statistics update, CNN7 with BN, and the npz interchange."""
 
+import json
 from dataclasses import dataclass
 
 import jax
@@ -7,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import ntkflow as nf
 import ntkflow.nets as N
 from ntkflow.bounds.linear import backward
 from ntkflow.bounds.ops import interval_step
@@ -247,6 +252,7 @@ def test_gradients_through_the_batch_statistics_equal_finite_differences(x64):
         return jnp.sum(net.apply(pt, X) * R) + jnp.sum(margin_bounds(net, pt, X, np.arange(5) % 3, 0.05, "ibp"))
 
     g = jax.grad(loss)(params)
+    loss = jax.jit(loss)
     for i, k in [(0, "weight"), (0, "bias"), (1, "weight"), (4, "weight"), (5, "bias")]:
         flat = np.asarray(params[i][k]).reshape(-1)
         for j in rng.choice(flat.size, min(3, flat.size), replace=False):
@@ -291,3 +297,123 @@ def test_update_running_stats_is_pytorchs_update(x64, momentum):
         assert float(p2[i]["num_batches_tracked"]) == n == 5
     np.testing.assert_array_equal(p1[0]["weight"], into[0]["weight"])
 
+
+
+# ---------------------------------------------------------------- CNN7 with BN (Shi et al. 2021)
+def test_cnn7_bn_is_shi_et_al_layout_and_ibp_init_draws_the_same_weights(x64):
+    bn, plain = N.cnn7((3, 8, 8), classes=3, width=4, linear=8, bn=True), N.cnn7((3, 8, 8), classes=3, width=4,
+                                                                                    linear=8)
+    kinds = "".join({"affine": "A", "batchnorm": "B", "relu": "R", "reshape": "F"}[layer.kind] for layer in bn.layers)
+    assert kinds == "ABR" * 5 + "FABRA" and not N.has_batchnorm(plain)
+    assert [type(layer).__name__ for layer in bn.layers if layer.kind == "batchnorm"] == ["BatchNorm2d"] * 5 + [
+        "BatchNorm1d"]
+    assert [layer.num_features for layer in bn.layers if layer.kind == "batchnorm"] == [4, 4, 8, 8, 8, 8]
+    assert bn.shapes((3, 8, 8))[-5] == (8 * 4 * 4,)  # the stride-2 conv halves 8×8: (in_dim/2)²·2w features
+    pb, pp = bn.init(0, init="ibp"), plain.init(0, init="ibp")
+    affine = [p for layer, p in zip(bn.layers, pb) if layer.kind == "affine"]
+    for a, b in zip(affine, [p for layer, p in zip(plain.layers, pp) if layer.kind == "affine"]):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])  # BN is outside the draw: the IBP init is the no-BN net's
+    for layer, p in zip(bn.layers, pb):
+        if layer.kind == "batchnorm":
+            np.testing.assert_array_equal(p["weight"], 1)
+            np.testing.assert_array_equal(p["bias"], 0)
+            np.testing.assert_array_equal(p["running_mean"], 0)
+            np.testing.assert_array_equal(p["running_var"], 1)
+    from ntkflow.analysis.gain import expected_difference_gain
+
+    # at init BN (eval) multiplies each width by 1/√(1 + ε): one such factor per gain ratio
+    np.testing.assert_allclose(expected_difference_gain(bn, (3, 8, 8), "ibp"),
+                               expected_difference_gain(plain, (3, 8, 8), "ibp") / np.sqrt(1 + 1e-5), rtol=1e-12)
+    with pytest.raises(ValueError, match="bn"):
+        N.cnn7(bn="yes")
+
+
+def test_cnn7_bn_applies_and_its_bounds_are_sound(x64):
+    net = N.cnn7((3, 8, 8), classes=3, width=4, linear=8, bn=True)
+    rng = np.random.default_rng(11)
+    X = rng.uniform(0, 1, (4, 3, 8, 8))
+    y = np.array([0, 1, 2, 1])
+    params = N.update_running_stats(net, net.init(1, init="ibp"), rng.uniform(0, 1, (8, 3, 8, 8)))
+    eps = 0.002
+    for p in (params, N.with_batch_stats(net, params, X)):
+        ibp = np.asarray(margin_bounds(net, p, X, y, eps, "ibp"))
+        crown = np.asarray(margin_bounds(net, p, X, y, eps, "crown_ibp"))
+        clean = np.asarray(nf.bounds.clean_margins(net, p, X, y))
+        assert np.all(ibp <= clean) and np.all(crown <= clean) and np.all(np.isfinite(ibp))
+        for i in range(4):
+            signs = rng.choice([-eps, eps], (30, 3, 8, 8))  # random corners of the box and random interior points
+            pts = np.concatenate([X[i] + signs, X[i] + rng.uniform(-eps, eps, (30, 3, 8, 8))])
+            m = np.asarray(net.apply(p, pts)) @ spec_rows(y[i], 3).T
+            assert np.all(m.min(axis=0) >= ibp[i] - 1e-10) and np.all(m.min(axis=0) >= crown[i] - 1e-10)
+
+
+# ---------------------------------------------------------------- npz interchange
+BN_MODULES = [
+    ("0", "Conv2d", dict(in_channels=2, out_channels=3, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1),
+                         dilation=(1, 1), groups=1, padding_mode="zeros", bias=True)),
+    ("1", "BatchNorm2d", dict(num_features=3, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True)),
+    ("2", "ReLU", dict(inplace=False)),
+    ("3", "Flatten", dict(start_dim=1, end_dim=-1)),
+    ("4", "Linear", dict(in_features=48, out_features=5, bias=True)),
+    ("5", "BatchNorm1d", dict(num_features=5, eps=1e-3, momentum=None, affine=False, track_running_stats=True)),
+    ("6", "ReLU", dict(inplace=False)),
+    ("7", "Linear", dict(in_features=5, out_features=3, bias=True)),
+]
+
+
+def _bn_arrays(seed=0):
+    rng = np.random.default_rng(seed)
+    shapes = {"0.weight": (3, 2, 3, 3), "0.bias": (3,), "1.weight": (3,), "1.bias": (3,), "1.running_mean": (3,),
+              "1.running_var": (3,), "4.weight": (5, 48), "4.bias": (5,), "5.running_mean": (5,),
+              "5.running_var": (5,), "7.weight": (3, 5), "7.bias": (3,)}
+    out = {k: rng.normal(size=s) for k, s in shapes.items()}
+    for k in ("1.running_var", "5.running_var"):
+        out[k] = rng.uniform(0.3, 2.0, shapes[k])
+    out.update({"1.num_batches_tracked": 7, "5.num_batches_tracked": 7})
+    return out
+
+
+def test_npz_with_batchnorm_gives_pytorch_eval_logits_and_round_trips(tmp_path):
+    arrays = _bn_arrays()
+    arch = write_torch_npz(tmp_path / "bn.npz", BN_MODULES, arrays, (2, 4, 4))
+    with jax.enable_x64(True):
+        net, params = N.load_torch(tmp_path / "bn.npz")
+        assert [type(layer).__name__ for layer in net.layers if layer.kind == "batchnorm"] == ["BatchNorm2d",
+                                                                                                "BatchNorm1d"]
+        bn1 = net.layers[5]
+        assert (bn1.eps, bn1.momentum, bn1.affine) == (1e-3, None, False) and "weight" not in params[5]
+        assert float(params[1]["num_batches_tracked"]) == 7
+        X = np.random.default_rng(1).uniform(0, 1, (3, 2, 4, 4))
+        f32 = {k: np.asarray(v, np.float32) for k, v in arrays.items()}  # what the file holds (float32: 1e-5)
+        np.testing.assert_allclose(net.apply(params, X), torch_forward(arch, f32, X), rtol=1e-5, atol=1e-5)
+        N.save_torch(tmp_path / "again.npz", net, params)
+        with np.load(tmp_path / "again.npz", allow_pickle=False) as z:
+            assert z["1.num_batches_tracked"].dtype == np.int64 and int(z["1.num_batches_tracked"]) == 7
+            again = json.loads(str(z["__arch__"]))
+        assert again[1] == {"name": "1", "type": "BatchNorm2d", **BN_MODULES[1][2]}
+        assert again[5] == {"name": "5", "type": "BatchNorm1d", **BN_MODULES[5][2]}
+        net2, params2 = N.load_torch(tmp_path / "again.npz")
+        assert net2.layers == net.layers
+        for a, b in zip(params, params2):
+            assert a.keys() == b.keys()
+            for k in a:
+                np.testing.assert_array_equal(a[k], b[k])
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda a: a[1][2].__setitem__("track_running_stats", False), "track_running_stats"),
+    (lambda a: a[1][2].__setitem__("num_features", 4), "4 channels|expected"),
+    (lambda a: a[5][2].__setitem__("momentum", 2.0), "momentum"),
+])
+def test_unsupported_batchnorm_files_are_one_line_errors(tmp_path, change, match):
+    arch = [(n, t, dict(f)) for n, t, f in BN_MODULES]
+    change(arch)
+    write_torch_npz(tmp_path / "m.npz", arch, _bn_arrays(), (2, 4, 4))
+    with pytest.raises(ValueError, match=match) as e:
+        N.load_torch(tmp_path / "m.npz")
+    assert "\n" not in str(e.value)
+    arrays = {k: v for k, v in _bn_arrays().items() if k != "1.running_var"}
+    write_torch_npz(tmp_path / "r.npz", BN_MODULES, arrays, (2, 4, 4))
+    with pytest.raises(ValueError, match="missing.*1.running_var"):
+        N.load_torch(tmp_path / "r.npz")
