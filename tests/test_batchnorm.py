@@ -421,7 +421,7 @@ def test_training_objectives_step_in_train_mode(x64):
     """The step's loss is the loss of the train-mode params (the clean batch's statistics), its
     gradient that loss's gradient through the statistics; the judged loss stays in eval mode."""
     from ntkflow.objectives import Context
-    from ntkflow.objectives.methods import Certified, Standard, bound_loss, clean_loss
+    from ntkflow.objectives.methods import Certified, Standard, bound_loss, clean_loss, train_mode
 
     net = _tiny_bn_net()
     params = _random_bn(net, net.init(6, dtype=jnp.float64), 12, zero=False)
@@ -429,9 +429,7 @@ def test_training_objectives_step_in_train_mode(x64):
     X, y = jnp.asarray(rng.uniform(0, 1, (4, 1, 3, 3))), jnp.asarray([0, 1, 2, 0])
     ctx = Context(*(jnp.asarray(v, jnp.float64) for v in (0.05, 0.0, 0.0)), jax.random.PRNGKey(0),
                   jnp.asarray(0.0), jnp.asarray(0.0))
-    cases = [(Standard(), lambda p: clean_loss(net, p, X, y)),
-             (Certified("ibp"), lambda p: bound_loss(net, p, X, y, 0.05, "ibp"))]
-    for obj, plain in cases:
+    for obj, plain in [(Certified("ibp"), lambda p: bound_loss(net, p, X, y, 0.05, "ibp"))]:
         step = obj.step(net, params, (), X, y, ctx)
         want, grads = jax.value_and_grad(lambda p: plain(N.with_batch_stats(net, p, X)))(params)
         np.testing.assert_allclose(step.loss, want, rtol=1e-12)
@@ -439,3 +437,8 @@ def test_training_objectives_step_in_train_mode(x64):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
         assert abs(float(obj.judged_loss(net, params, X, y, ctx)) - float(plain(params))) < 1e-12
         assert abs(float(plain(params)) - float(want)) > 1e-6  # the two modes differ here
+    plain_net = N.mlp((3, 2), input_shape=(4,))  # no BN: the step's params are the params
+    p0 = plain_net.init(0)
+    assert train_mode(plain_net, p0, jnp.ones((2, 4))) is p0
+    assert float(Standard().step(net, params, (), X, y, ctx).loss) == pytest.approx(
+        float(clean_loss(net, N.with_batch_stats(net, params, X), X, y)), rel=1e-12)
