@@ -442,3 +442,29 @@ def test_training_objectives_step_in_train_mode(x64):
     assert train_mode(plain_net, p0, jnp.ones((2, 4))) is p0
     assert float(Standard().step(net, params, (), X, y, ctx).loss) == pytest.approx(
         float(clean_loss(net, N.with_batch_stats(net, params, X), X, y)), rel=1e-12)
+
+
+def test_margin_gram_of_a_bn_net_is_over_the_trainable_params_only(x64):
+    """The running statistics are params but not trainable: the Gram is J Jᵀ over weights and biases
+    (γ, β included), not over the buffers (whose Jacobian is not zero in eval mode)."""
+    from ntkflow.kernels import margin_gram
+
+    net = _tiny_bn_net()
+    params = _random_bn(net, net.init(7, dtype=jnp.float64), 14, zero=False)
+    X, y = np.random.default_rng(15).uniform(0, 1, (3, 1, 3, 3)), np.array([0, 1, 2])
+    lo, hi = jnp.asarray(X - 0.05), jnp.asarray(X + 0.05)
+    C = jnp.asarray(np.stack([spec_rows(k, 3) for k in y]))
+    keys = [(i, k) for i, p in enumerate(params) for k in sorted(p) if k not in N.layers.BUFFERS]
+
+    def bounds(vals):
+        p = tuple({**q, **{k: v for (j, k), v in zip(keys, vals) if j == i}} for i, q in enumerate(params))
+        return jax.vmap(lambda c, l, h: nf.bounds.engine.sample_bounds(net, p, c, l, h, "ibp"))(C, lo, hi)
+
+    Js = jax.jit(jax.jacrev(bounds))(tuple(params[i][k] for i, k in keys))
+    J = jnp.concatenate([j.reshape(6, -1) for j in Js], axis=1)
+    np.testing.assert_allclose(margin_gram(net, params, X, y, 0.05, "ibp"), J @ J.T, rtol=1e-10, atol=1e-12)
+    def by_mean(rm):
+        p = tuple({**q, "running_mean": rm} if i == 1 else q for i, q in enumerate(params))
+        return jax.vmap(lambda c, l, h: nf.bounds.engine.sample_bounds(net, p, c, l, h, "ibp"))(C, lo, hi)
+
+    assert np.abs(np.asarray(jax.jit(jax.jacrev(by_mean))(params[1]["running_mean"]))).max() > 1e-3  # what is left out

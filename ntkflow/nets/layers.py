@@ -36,7 +36,7 @@ from .._core.errors import NtkflowError
 from .._jax import HIGHEST
 
 __all__ = ["Dense", "Conv2d", "BatchNorm1d", "BatchNorm2d", "ReLU", "Flatten", "Patched", "row_apply", "weight_abs",
-           "weight_shape", "scale_value", "AFFINE", "BATCHNORM", "LAYER_TYPES"]
+           "weight_shape", "scale_value", "AFFINE", "BATCHNORM", "BUFFERS", "LAYER_TYPES"]
 
 
 # ----------------------------------------------------------------------------- row blocks of a weight
@@ -331,6 +331,8 @@ class Flatten:
 
 AFFINE = (Dense, Conv2d)
 BATCHNORM = (BatchNorm1d, BatchNorm2d)
+#: BatchNorm's buffers: in params (PyTorch's state_dict names), never trained.
+BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 LAYER_TYPES = {"Linear": Dense, "Conv2d": Conv2d, "BatchNorm1d": BatchNorm1d, "BatchNorm2d": BatchNorm2d, "ReLU": ReLU,
                "Flatten": Flatten}
 
