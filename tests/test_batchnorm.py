@@ -152,7 +152,7 @@ def test_interval_and_backward_rules_are_sound_and_exact(seed):
 
 
 def _tiny_bn_net():
-    """Conv → BN2d → ReLU → Flatten → Dense → BN1d → ReLU → Dense on (1, 3, 3) inputs (9 inputs: 512 corners)."""
+    """Conv → BN2d → ReLU → Flatten → Dense → BN1d → ReLU → Dense on (1, 3, 3) inputs (512 corners)."""
     return N.Net([N.Conv2d(2, 2, 1, 0), N.BatchNorm2d(2), N.ReLU(), N.Flatten(), N.Dense(4), N.BatchNorm1d(4),
                   N.ReLU(), N.Dense(3)], input_shape=(1, 3, 3))
 

@@ -1,10 +1,13 @@
 """The net protocol: a sequence of layers, ``init(seed, input_shape) -> params``, ``apply(params, X)``.
 
 ``params`` is a tuple with one dict per layer (``{"weight", "bias"}`` for affine layers;
-γ, β and the running-statistics buffers under PyTorch's names for BatchNorm; ``{}`` otherwise): PyTorch's ``state_dict`` entry ``"<name>.weight"`` is ``params[i]["weight"]``
-for the layer named ``names[i]``. Only trainable arrays and BatchNorm's buffers are in params; a frozen weight
-lives in its layer (``Dense(fixed=...)``), so ``jax.grad`` over params is the gradient
-over the trainable parameters and nothing else.
+γ, β and the running-statistics buffers under PyTorch's names for BatchNorm; ``{}``
+otherwise): PyTorch's ``state_dict`` entry ``"<name>.weight"`` is ``params[i]["weight"]``
+for the layer named ``names[i]``. Only trainable arrays and BatchNorm's buffers
+(``layers.BUFFERS``: their gradient is zero in train mode; a trainer overwrites them with
+``nets.update_running_stats``) are in params; a frozen weight lives in its layer
+(``Dense(fixed=...)``), so ``jax.grad`` over params is the gradient over the trainable
+parameters and nothing else.
 
 The forward pass is written for one sample and vmapped. A net is a pytree (its frozen
 weights are leaves, its configuration static), so it can be an argument of a jitted function.
