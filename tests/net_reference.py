@@ -1,7 +1,8 @@
 """Independent float64 numpy references for the net engine tests (no JAX, no ntkflow).
 
 - ``torch_forward``: PyTorch ``nn.Sequential`` semantics for Linear / Conv2d (NCHW input,
-  OIHW weight, zero padding, stride, dilation) / ReLU / Flatten (C-major), by explicit loops.
+  OIHW weight, zero padding, stride, dilation) / ReLU / Flatten (C-major) / BatchNorm1d/2d
+  (eval mode), by explicit loops.
 - ``interval_forward`` / ``ibp_margin``: interval arithmetic in the W⁺/W⁻ form
   (l' = W⁺l + W⁻u + b), with the margin spec folded into the last layer.
 - ``write_torch_npz``: the README's torch snippet, with numpy arrays standing in for the
@@ -57,6 +58,13 @@ def torch_forward(arch, arrays, X):
                 x = np.maximum(x, 0)
             elif spec["type"] == "Flatten":
                 x = x.reshape(-1)  # C-major: channel slowest, then rows, then columns
+            elif spec["type"] in ("BatchNorm1d", "BatchNorm2d"):  # model.eval(): the running statistics
+                g = arrays.get(spec["name"] + ".weight")
+                b = arrays.get(spec["name"] + ".bias")
+                x = batchnorm_forward(x[None], g, b, arrays[spec["name"] + ".running_mean"],
+                                      arrays[spec["name"] + ".running_var"], spec.get("eps", 1e-5), training=False)[0]
+            else:
+                raise AssertionError(f"torch_forward: no rule for {spec['type']}")
         out.append(x)
     return np.array(out)
 
@@ -109,7 +117,8 @@ def write_torch_npz(path, modules, arrays, input_shape):
         entry.update({k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()})
         arch.append(entry)
     np.savez(path, __arch__=json.dumps(arch), __meta__=json.dumps({"input_shape": list(input_shape)}),
-             **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
+             **{k: np.asarray(v, np.int64 if k.endswith("num_batches_tracked") else np.float32)
+                for k, v in arrays.items()})
     return arch
 
 

@@ -57,7 +57,7 @@ def test_save_load_round_trip_keeps_logits_and_folds_scales(tmp_path):
 
 
 @pytest.mark.parametrize("change, match", [
-    (lambda a: a.__setitem__(1, ("1", "BatchNorm2d", {"num_features": 3})), "'1'.*BatchNorm2d"),
+    (lambda a: a.__setitem__(1, ("1", "MaxPool2d", {"kernel_size": 2})), "'1'.*MaxPool2d"),
     (lambda a: a[0][2].__setitem__("groups", 3), "groups"),
     (lambda a: a[0][2].__setitem__("padding_mode", "reflect"), "padding_mode"),
     (lambda a: a[0][2].__setitem__("padding", "same"), "string padding"),

@@ -185,7 +185,10 @@ def expected_difference_gain(net, input_shape, scheme: str) -> np.ndarray:
     (without bias) with every weight replaced by E|W| (a frozen weight by its |W|) to the
     expected width of its input; a ReLU halves it (exact, see the module docstring); the
     input box has the same width everywhere. With zero padding a conv's border units see
-    fewer inputs, so the gain of a padded conv is below (n_i/2)·E|W|.
+    fewer inputs, so the gain of a padded conv is below (n_i/2)·E|W|. A BatchNorm layer is
+    taken in eval mode at init (γ = 1, running variance 1: widths times 1/√(1 + ε)); in train
+    mode its scale γ/√(var_batch + ε) depends on the data — measure that with
+    ``difference_gain`` on ``nets.with_batch_stats``'s params.
     """
     if not isinstance(net, Net):
         raise NtkflowError(f"net: expected an ntkflow.nets.Net, got {type(net).__name__}")
@@ -203,6 +206,8 @@ def expected_difference_gain(net, input_shape, scheme: str) -> np.ndarray:
                 m = m / 2
             elif layer.kind == "reshape":
                 m = m.reshape(-1)
+            elif layer.kind == "batchnorm":  # at init (γ = 1, running variance 1): s = 1/√(1 + ε)
+                m = m / math.sqrt(1 + layer.eps)
             else:
                 raise NotImplementedError(f"gain: no rule for layer kind {layer.kind!r} "
                                           f"({type(layer).__name__}); add one in ntkflow/analysis/gain.py")

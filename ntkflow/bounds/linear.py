@@ -28,7 +28,7 @@ import numpy as np
 
 from .._core.errors import NtkflowError
 from .ibp import ibp_intervals
-from .ops import affine_back, box_lower
+from .ops import affine_back, batchnorm_back, box_lower
 
 __all__ = ["SLOPES", "register_slope", "relu_relaxation", "backward", "preactivation_bounds", "linear_margin_one",
            "backward_cost"]
@@ -85,6 +85,9 @@ def backward(net, params, A, t: int, relax: dict, shapes: list):
             A = jnp.maximum(A, 0) * al + An * su
         elif layer.kind == "reshape":
             A = A.reshape((A.shape[0], *shapes[i]))
+        elif layer.kind == "batchnorm":
+            A, c = batchnorm_back(layer, params[i], A)
+            const = const + c
         else:
             raise NotImplementedError(f"backward: no rule for layer kind {layer.kind!r} "
                                       f"({type(layer).__name__}); add one in ntkflow/bounds/linear.py")

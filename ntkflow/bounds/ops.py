@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from .._jax import mm
 from ..nets.layers import weight_abs
 
-__all__ = ["affine_back", "box_lower", "interval_affine", "interval_step"]
+__all__ = ["affine_back", "box_lower", "interval_affine", "interval_step", "interval_batchnorm", "batchnorm_back"]
 
 
 def affine_back(layer, p, A, in_shape: tuple):
@@ -58,7 +58,26 @@ def interval_step(layer, p, l, u):
         return jax.nn.relu(l), jax.nn.relu(u)
     if layer.kind == "reshape":
         return l.reshape(-1), u.reshape(-1)
+    if layer.kind == "batchnorm":
+        return interval_batchnorm(layer, p, l, u)
     raise unknown_kind(layer, "interval_step", "ntkflow/bounds/ops.py")
+
+
+def interval_batchnorm(layer, p, l, u):
+    """IBP through BatchNorm's per-channel map y = s·x + t, by the sign of s: [s·l + t, s·u + t]
+    where s ≥ 0, [s·u + t, s·l + t] where s < 0 — exact, and each end is one rounded product."""
+    s, t = layer.scale_shift(p)
+    s, t = layer.per_channel(s, l.ndim), layer.per_channel(t, l.ndim)
+    a, b = s * l + t, s * u + t
+    pos = s >= 0
+    return jnp.where(pos, a, b), jnp.where(pos, b, a)
+
+
+def batchnorm_back(layer, p, A):
+    """A (S, *shape) → (A·diag(s) (S, *shape), A·t (S,)) for BatchNorm's map y = s·x + t."""
+    s, t = layer.scale_shift(p)
+    s, t = layer.per_channel(s, A.ndim - 1)[None], layer.per_channel(t, A.ndim - 1)[None]
+    return A * s, jnp.sum((A * t).reshape(A.shape[0], -1), axis=1)
 
 
 def unknown_kind(layer, rule: str, where: str) -> NotImplementedError:

@@ -24,7 +24,7 @@ from ..nets import inputs as NI
 from .._jax import mmt
 from ..bounds.engine import check_method, sample_bounds
 from ..paper.gram import gram_matrix
-from ..nets.layers import Patched
+from ..nets.layers import BUFFERS, Patched
 from ..nets.zoo import two_layer_weights
 
 __all__ = ["margin_gram", "jacobian_gram", "JACOBIAN_BUDGET"]
@@ -75,6 +75,8 @@ def _blocks(params, rows_total: int, budget: int):
     group, used = [], 0
     for i, p in enumerate(params):
         for name in sorted(p):
+            if name in BUFFERS:  # BatchNorm's running statistics: params, but not trainable
+                continue
             size = rows_total * int(np.prod(p[name].shape))
             if size <= budget or name != "weight":
                 if group and used + size > budget:

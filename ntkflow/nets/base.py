@@ -1,10 +1,13 @@
 """The net protocol: a sequence of layers, ``init(seed, input_shape) -> params``, ``apply(params, X)``.
 
-``params`` is a tuple with one dict per layer (``{"weight", "bias"}`` for affine layers,
-``{}`` otherwise): PyTorch's ``state_dict`` entry ``"<name>.weight"`` is ``params[i]["weight"]``
-for the layer named ``names[i]``. Only trainable arrays are in params; a frozen weight
-lives in its layer (``Dense(fixed=...)``), so ``jax.grad`` over params is the gradient
-over the trainable parameters and nothing else.
+``params`` is a tuple with one dict per layer (``{"weight", "bias"}`` for affine layers;
+γ, β and the running-statistics buffers under PyTorch's names for BatchNorm; ``{}``
+otherwise): PyTorch's ``state_dict`` entry ``"<name>.weight"`` is ``params[i]["weight"]``
+for the layer named ``names[i]``. Only trainable arrays and BatchNorm's buffers
+(``layers.BUFFERS``: their gradient is zero in train mode; a trainer overwrites them with
+``nets.update_running_stats``) are in params; a frozen weight lives in its layer
+(``Dense(fixed=...)``), so ``jax.grad`` over params is the gradient over the trainable
+parameters and nothing else.
 
 The forward pass is written for one sample and vmapped. A net is a pytree (its frozen
 weights are leaves, its configuration static), so it can be an argument of a jitted function.
@@ -23,7 +26,7 @@ from .._core.errors import NtkflowError
 from .init import INITS, draw_params, multipliers
 from .layers import AFFINE
 
-__all__ = ["Net", "float_dtype"]
+__all__ = ["Net", "float_dtype", "apply_layer"]
 
 
 def float_dtype(dtype=None):
@@ -33,8 +36,8 @@ def float_dtype(dtype=None):
 
 @dataclass(frozen=True)
 class Net:
-    """A sequential net. ``layers``: Dense / Conv2d / ReLU / Flatten; ``input_shape`` per sample
-    (optional); ``tag`` names a structure the engine has fast paths for (``"two_layer"``)."""
+    """A sequential net. ``layers``: Dense / Conv2d / BatchNorm1d / BatchNorm2d / ReLU / Flatten;
+    ``input_shape`` per sample (optional); ``tag`` names a structure the engine has fast paths for (``"two_layer"``)."""
 
     layers: tuple
     input_shape: tuple | None = None
@@ -109,22 +112,28 @@ class Net:
     def apply_one(self, params, x):
         """Logits of one sample, (K,)."""
         for layer, p in zip(self.layers, params):
-            if layer.kind == "affine":
-                x = layer.linear(layer.weight(p), x)
-                b = layer.bias_full(p, None)
-                x = x if b is None else x + b
-            elif layer.kind == "relu":
-                x = jax.nn.relu(x)
-            elif layer.kind == "reshape":
-                x = x.reshape(-1)
-            else:
-                raise NotImplementedError(f"Net.apply_one: no rule for layer kind {layer.kind!r} "
-                                          f"({type(layer).__name__}); add one in ntkflow/nets/base.py")
+            x = apply_layer(layer, p, x)
         return x
 
     def apply(self, params, X):
         """Logits (n, K), or (n,) for a single-output net. X: (n, *input_shape)."""
         return _apply(self, params, jnp.asarray(X))
+
+
+def apply_layer(layer, p, x):
+    """One layer on one sample (a BatchNorm layer by the statistics its params carry)."""
+    if layer.kind == "affine":
+        x = layer.linear(layer.weight(p), x)
+        b = layer.bias_full(p, None)
+        return x if b is None else x + b
+    if layer.kind == "batchnorm":
+        return layer.apply(p, x)
+    if layer.kind == "relu":
+        return jax.nn.relu(x)
+    if layer.kind == "reshape":
+        return x.reshape(-1)
+    raise NotImplementedError(f"Net.apply_one: no rule for layer kind {layer.kind!r} "
+                              f"({type(layer).__name__}); add one in ntkflow/nets/base.py")
 
 
 @partial(jax.jit, static_argnames=("shape", "base", "orthogonal", "dtype"))

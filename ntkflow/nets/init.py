@@ -29,7 +29,9 @@ bias U(±1/√fan_in)); every scheme here but ``"torch"`` sets biases to 0, so t
 scheme alone fixes the distribution of the net. The thesis's own code (ibp_init) keeps
 PyTorch's default biases and last layer; here a scheme covers every trainable layer.
 
-Frozen weights (``fixed``) are never drawn: they belong to the net. All entries come from
+Frozen weights (``fixed``) are never drawn: they belong to the net. BatchNorm layers are
+not drawn either: every scheme starts them as PyTorch does (γ = 1, β = 0, running mean 0,
+running variance 1), as Shi et al. 2021's IBP initialization leaves them. All entries come from
 ONE draw of the scheme's base distribution, carved into the layers' arrays: XLA compiles
 a single random draw in well under a second, but about a second per draw for several.
 ``"orthogonal"`` carves its Gaussian draw the same way and orthogonalizes each weight.
@@ -96,7 +98,8 @@ def draw_params(base: str, orthogonal: bool, key, layers, in_shapes, dtype, mult
     """Params from ONE draw of ``base``, carved into the layers' arrays and scaled by ``mults``
     (from ``multipliers``; they may be traced, so schemes with the same base draw share a
     compiled init)."""
-    specs = [layer.param_shapes(shape) for layer, shape in zip(layers, in_shapes)]
+    # BatchNorm layers start as PyTorch's (γ = 1, β = 0, unit running statistics), outside the draw
+    specs = [{} if layer.kind == "batchnorm" else layer.param_shapes(shape) for layer, shape in zip(layers, in_shapes)]
     total = sum(int(np.prod(shape)) for shapes in specs for shape in shapes.values())
     if base == "uniform":
         flat = jax.random.uniform(key, (total,), dtype, -1.0, 1.0)
@@ -113,6 +116,7 @@ def draw_params(base: str, orthogonal: bool, key, layers, in_shapes, dtype, mult
                 draw = orthogonalize(draw.reshape(shapes[name][0], -1))
             p[name] = (w_mult if name == "weight" else b_mult) * draw.reshape(shapes[name])
         out.append(p)
+    out = [layer.initial_params(dtype) if layer.kind == "batchnorm" else p for layer, p in zip(layers, out)]
     return tuple(out)
 
 

@@ -1,4 +1,4 @@
-"""The layers a sequential net is made of: Dense, Conv2d, ReLU, Flatten (PyTorch semantics).
+"""The layers a sequential net is made of: Dense, Conv2d, BatchNorm1d/2d, ReLU, Flatten (PyTorch semantics).
 
 Every layer acts on ONE sample (a vector (d,) or an image (C, H, W)); nets vmap it.
 Weights are stored in PyTorch layout: Dense (out, in), Conv2d (O, I, kh, kw).
@@ -10,6 +10,12 @@ paper's output weights ``a``).
 
 Layers are frozen dataclasses registered as pytrees: configuration is static, and
 the only array (``fixed``) is a leaf, so a net can be passed to ``jax.jit``.
+
+A BatchNorm layer is a per-channel affine map y = s·x + t with s = γ/√(var + ε) and
+t = β − s·mean, where (mean, var) are the statistics its params carry under PyTorch's
+buffer names ``running_mean`` / ``running_var`` (eval mode). Train mode is the same
+map with the clean batch's statistics put there by ``nets.with_batch_stats``
+(``ntkflow.nets.batchnorm``), so every rule (forward, IBP, CROWN, gain) sees one fixed map.
 
 ``Patched`` lets the Gram code differentiate with respect to a block of a weight's
 rows only (see ``ntkflow.kernels``): ``row_apply`` computes the other rows with
@@ -29,8 +35,8 @@ import numpy as np
 from .._core.errors import NtkflowError
 from .._jax import HIGHEST
 
-__all__ = ["Dense", "Conv2d", "ReLU", "Flatten", "Patched", "row_apply", "weight_abs", "weight_shape",
-           "scale_value", "AFFINE", "LAYER_TYPES"]
+__all__ = ["Dense", "Conv2d", "BatchNorm1d", "BatchNorm2d", "ReLU", "Flatten", "Patched", "row_apply", "weight_abs",
+           "weight_shape", "scale_value", "AFFINE", "BATCHNORM", "BUFFERS", "LAYER_TYPES"]
 
 
 # ----------------------------------------------------------------------------- row blocks of a weight
@@ -201,6 +207,104 @@ class Conv2d:
         return p["bias"][:, None, None] if self.bias else None
 
 
+class _BatchNorm:
+    """Shared by BatchNorm1d / BatchNorm2d: per-channel (axis 0 of one sample) y = s·x + t.
+
+    params: ``weight`` (γ) and ``bias`` (β) when ``affine``; the buffers ``running_mean``,
+    ``running_var`` and ``num_batches_tracked`` (a float scalar here, so ``jax.grad`` over
+    params accepts it; an integer in PyTorch and in the npz file). The buffers are not
+    trained: their gradient is zero in train mode (the batch's statistics replace them),
+    and ``nets.update_running_stats`` sets them after each step.
+    """
+
+    kind = "batchnorm"
+    ranks = ()  # per-sample ranks the layer accepts
+
+    def __post_init__(self):
+        n = self.num_features
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise NtkflowError(f"num_features: must be an integer >= 1, got {n!r}")
+        if not (isinstance(self.eps, (int, float)) and not isinstance(self.eps, bool) and self.eps > 0):
+            raise NtkflowError(f"eps: must be a positive number, got {self.eps!r}")
+        m = self.momentum
+        if m is not None and not (isinstance(m, (int, float)) and not isinstance(m, bool) and 0 <= m <= 1):
+            raise NtkflowError(f"momentum: must be a number in [0, 1] or None (cumulative average), got {m!r}")
+        if self.track_running_stats is not True:
+            # PyTorch then normalizes every batch, in eval mode too, by that batch's own statistics:
+            # a certificate of one sample would depend on the batch it is evaluated in.
+            raise NtkflowError("track_running_stats: only True is supported (without running statistics "
+                               "eval mode normalizes by each batch's own statistics)")
+        object.__setattr__(self, "num_features", int(n))
+        object.__setattr__(self, "affine", bool(self.affine))
+
+    def out_shape(self, in_shape: tuple) -> tuple:
+        if len(in_shape) not in self.ranks:
+            raise NtkflowError(f"net: {type(self).__name__}({self.num_features}) needs per-sample inputs of rank "
+                             f"{' or '.join(map(str, self.ranks))}, got shape {tuple(in_shape)}")
+        if in_shape[0] != self.num_features:
+            raise NtkflowError(f"net: {type(self).__name__} expects {self.num_features} channels, got {in_shape[0]}")
+        return tuple(in_shape)
+
+    def param_shapes(self, in_shape: tuple) -> dict:
+        c = (self.num_features,)
+        shapes = {"weight": c, "bias": c} if self.affine else {}
+        shapes.update(running_mean=c, running_var=c, num_batches_tracked=())
+        return shapes
+
+    def initial_params(self, dtype) -> dict:
+        """PyTorch's fresh module: γ = 1, β = 0, running_mean = 0, running_var = 1, 0 batches."""
+        c = (self.num_features,)
+        p = {"weight": jnp.ones(c, dtype), "bias": jnp.zeros(c, dtype)} if self.affine else {}
+        p.update(running_mean=jnp.zeros(c, dtype), running_var=jnp.ones(c, dtype),
+                 num_batches_tracked=jnp.zeros((), dtype))
+        return p
+
+    def scale_shift(self, p):
+        """(s, t), each (num_features,): y = s·x + t is (x − mean)/√(var + ε)·γ + β."""
+        mean, var = p["running_mean"], p["running_var"]
+        s = 1.0 / jnp.sqrt(var + self.eps)
+        if self.affine:
+            s = p["weight"] * s
+        t = -s * mean
+        return s, (t + p["bias"] if self.affine else t)
+
+    @staticmethod
+    def per_channel(v, ndim: int):
+        """A (C,) vector shaped to broadcast along axis 0 of an array of rank ``ndim``."""
+        return v.reshape((-1,) + (1,) * (ndim - 1))
+
+    def apply(self, p, x):
+        """y = s·x + t for one sample (C,), (C, L) or (C, H, W)."""
+        s, t = self.scale_shift(p)
+        return self.per_channel(s, x.ndim) * x + self.per_channel(t, x.ndim)
+
+
+@dataclass(frozen=True)
+class BatchNorm1d(_BatchNorm):
+    """``torch.nn.BatchNorm1d`` on one sample (C,) or (C, L): statistics per channel (axis 0)."""
+
+    num_features: int
+    eps: float = 1e-5
+    momentum: float | None = 0.1
+    affine: bool = True
+    track_running_stats: bool = True
+
+    ranks = (1, 2)
+
+
+@dataclass(frozen=True)
+class BatchNorm2d(_BatchNorm):
+    """``torch.nn.BatchNorm2d`` on one (C, H, W) image: statistics per channel."""
+
+    num_features: int
+    eps: float = 1e-5
+    momentum: float | None = 0.1
+    affine: bool = True
+    track_running_stats: bool = True
+
+    ranks = (3,)
+
+
 @dataclass(frozen=True)
 class ReLU:
     kind = "relu"
@@ -226,11 +330,18 @@ class Flatten:
 
 
 AFFINE = (Dense, Conv2d)
-LAYER_TYPES = {"Linear": Dense, "Conv2d": Conv2d, "ReLU": ReLU, "Flatten": Flatten}
+BATCHNORM = (BatchNorm1d, BatchNorm2d)
+#: BatchNorm's buffers: in params (PyTorch's state_dict names), never trained.
+BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+LAYER_TYPES = {"Linear": Dense, "Conv2d": Conv2d, "BatchNorm1d": BatchNorm1d, "BatchNorm2d": BatchNorm2d, "ReLU": ReLU,
+               "Flatten": Flatten}
 
 for _cls, _meta in ((Dense, ["out_features", "in_features", "bias", "scale"]),
                     (Conv2d, ["out_channels", "kernel_size", "stride", "padding", "dilation", "in_channels", "bias",
                               "scale"])):
     jax.tree_util.register_dataclass(_cls, data_fields=["fixed"], meta_fields=_meta)
+for _cls in BATCHNORM:
+    jax.tree_util.register_dataclass(_cls, data_fields=[],
+                                     meta_fields=["num_features", "eps", "momentum", "affine", "track_running_stats"])
 for _cls in (ReLU, Flatten):
     jax.tree_util.register_dataclass(_cls, data_fields=[], meta_fields=[])

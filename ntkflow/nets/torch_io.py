@@ -4,15 +4,23 @@ The file holds every ``state_dict`` entry under its PyTorch name in PyTorch layo
 (Linear weight (out, in), Conv2d weight OIHW, biases), plus
 
 - ``__arch__``: a JSON string, a list with one dict per ``nn.Sequential`` child in order:
-  ``{"name", "type": "Linear"|"Conv2d"|"ReLU"|"Flatten", <constructor fields as PyTorch
-  names them>}`` (in_features, out_features, bias; in_channels, out_channels, kernel_size,
-  stride, padding, dilation, groups, padding_mode; start_dim, end_dim);
+  ``{"name", "type": "Linear"|"Conv2d"|"BatchNorm1d"|"BatchNorm2d"|"ReLU"|"Flatten",
+  <constructor fields as PyTorch names them>}`` (in_features, out_features, bias;
+  in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode;
+  num_features, eps, momentum (null: cumulative average), affine, track_running_stats;
+  start_dim, end_dim);
 - ``__meta__`` (optional): a JSON string, a dict that may carry ``input_shape`` (per sample).
+
+A BatchNorm layer's state entries are PyTorch's: ``weight``, ``bias`` (when affine),
+``running_mean``, ``running_var`` and ``num_batches_tracked`` (an integer in the file, a
+float in params; absent means 0, as PyTorch's loader fills it in). The imported model is
+PyTorch's ``model.eval()``; train mode is ``nets.with_batch_stats``.
 
 The README shows the ten lines of torch that write such a file. Read with
 ``allow_pickle=False``; anything this engine cannot represent exactly (another layer
 type, groups ≠ 1, non-zero padding modes, string padding, a Flatten that is not
-``Flatten(1, -1)``, entries that no layer owns) is a one-line ValueError.
+``Flatten(1, -1)``, BatchNorm without running statistics, entries that no layer owns) is a
+one-line ValueError.
 """
 
 from __future__ import annotations
@@ -70,6 +78,13 @@ def _layer(path, spec: dict):
             return Conv2d(int(spec["out_channels"]), spec["kernel_size"], spec.get("stride", 1),
                           spec.get("padding", 0), spec.get("dilation", 1), int(spec["in_channels"]),
                           bias=bool(spec.get("bias", True)))
+        if kind in ("BatchNorm1d", "BatchNorm2d"):
+            if spec.get("track_running_stats", True) is not True:
+                _fail(path, f"layer {name!r}: {kind} with track_running_stats=false is not supported (its eval "
+                            "mode normalizes by each batch's own statistics)")
+            momentum = spec.get("momentum", 0.1)
+            return LAYER_TYPES[kind](int(spec["num_features"]), float(spec.get("eps", 1e-5)),
+                                     None if momentum is None else float(momentum), bool(spec.get("affine", True)))
         if kind == "Flatten":
             if (spec.get("start_dim", 1), spec.get("end_dim", -1)) != (1, -1):
                 _fail(path, f"layer {name!r}: only Flatten(start_dim=1, end_dim=-1) is supported")
@@ -126,10 +141,17 @@ def load_torch(path):
     params = []
     for name, layer in zip(names, layers):
         keys = ("weight", "bias") if getattr(layer, "bias", False) else ("weight",) if layer.kind == "affine" else ()
+        if layer.kind == "batchnorm":
+            keys = (("weight", "bias") if layer.affine else ()) + ("running_mean", "running_var")
         missing = [f"{name}.{k}" for k in keys if f"{name}.{k}" not in arrays]
         if missing:
             _fail(path, f"missing state_dict entries {missing}")
-        params.append({k: _entry(path, arrays, f"{name}.{k}") for k in keys})
+        p = {k: _entry(path, arrays, f"{name}.{k}") for k in keys}
+        if layer.kind == "batchnorm":
+            tracked = f"{name}.num_batches_tracked"
+            count = _entry(path, arrays, tracked) if tracked in arrays else 0
+            p["num_batches_tracked"] = jnp.asarray(count, p["running_mean"].dtype)  # a float: jax.grad accepts it
+        params.append(p)
     if arrays:
         _fail(path, f"has state_dict entries no supported layer owns: {sorted(arrays)[:5]}")
     shape = _input_shape(path, meta, layers)
@@ -153,6 +175,9 @@ def _arch_entry(name, layer, p):
                 "kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
                 "padding": list(layer.padding), "dilation": list(layer.dilation), "groups": 1,
                 "padding_mode": "zeros", "bias": bool(layer.bias)}
+    if layer.kind == "batchnorm":
+        return {"name": name, "type": type(layer).__name__, "num_features": layer.num_features, "eps": layer.eps,
+                "momentum": layer.momentum, "affine": layer.affine, "track_running_stats": True}
     if isinstance(layer, Flatten):
         return {"name": name, "type": "Flatten", "start_dim": 1, "end_dim": -1}
     return {"name": name, "type": "ReLU", "inplace": False}
@@ -172,6 +197,11 @@ def save_torch(path, net: Net, params, *, input_shape=None) -> None:
             arrays[f"{name}.weight"] = np.asarray(W) * layer.scale_of(W)
             if layer.bias:
                 arrays[f"{name}.bias"] = np.asarray(p["bias"])
+        elif layer.kind == "batchnorm":
+            for k in ("weight", "bias", "running_mean", "running_var"):
+                if k in p:
+                    arrays[f"{name}.{k}"] = np.asarray(p[k])
+            arrays[f"{name}.num_batches_tracked"] = np.asarray(np.rint(np.asarray(p["num_batches_tracked"])), np.int64)
     shape = input_shape if input_shape is not None else net.input_shape
     meta = {"input_shape": list(shape)} if shape is not None else {}
     with open(Path(path), "wb") as f:

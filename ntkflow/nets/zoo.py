@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from .. import _validate as V
 from .._core.errors import NtkflowError
 from .base import Net
-from .layers import Conv2d, Dense, Flatten, ReLU
+from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Dense, Flatten, ReLU
 
 __all__ = ["two_layer", "two_layer_weights", "mlp", "dm_small", "dm_medium", "dm_large", "cnn7", "fan2021",
            "FAN2021_TABLE_F", "conv_net"]
@@ -101,12 +101,33 @@ def dm_large(input_shape=(1, 28, 28), classes: int = 10, **kw) -> Net:
                     classes, input_shape, **kw)
 
 
-def cnn7(input_shape=(3, 32, 32), classes: int = 10, *, width: int = 64, linear: int = 512, **kw) -> Net:
-    """CNN-7 of the thesis (Sec. 3.3, after Xu et al. 2020) without BN: Conv w 3×3+1, Conv w 3×3+1,
-    Conv 2w 3×3+2, Conv 2w 3×3+1 (×2), FC 512 — fan-ins 27, 576, 1152, 32768 on CIFAR (thesis Table 3.1)."""
+def cnn7(input_shape=(3, 32, 32), classes: int = 10, *, width: int = 64, linear: int = 512, bn: bool = False,
+         **kw) -> Net:
+    """CNN-7: Conv w 3×3+1, Conv w 3×3+1, Conv 2w 3×3+2, Conv 2w 3×3+1 (×2), FC ``linear``, FC classes
+    (all convs padded by 1) — fan-ins 27, 576, 1152, 32768 on CIFAR (thesis Table 3.1).
+
+    ``bn=False``: the thesis's (Sec. 3.3, after Xu et al. 2020), without BatchNorm.
+    ``bn=True``: Shi et al. 2021's ``cnn_7layer_bn`` (CTBench's CNN7): a BatchNorm2d after every
+    conv and a BatchNorm1d after the first FC, each before its ReLU (conv and FC keep their biases).
+    """
     w = V.positive_int("width", width)
-    return conv_net([(w, 3, 1, 1), (w, 3, 1, 1), (2 * w, 3, 2, 1), (2 * w, 3, 1, 1), (2 * w, 3, 1, 1)],
-                    [V.positive_int("linear", linear)], classes, input_shape, **kw)
+    convs = [(w, 3, 1, 1), (w, 3, 1, 1), (2 * w, 3, 2, 1), (2 * w, 3, 1, 1), (2 * w, 3, 1, 1)]
+    fc = V.positive_int("linear", linear)
+    if not isinstance(bn, bool):
+        raise NtkflowError(f"bn: must be true or false, got {bn!r}")
+    if not bn:
+        return conv_net(convs, [fc], classes, input_shape, **kw)
+    scale = _scale(kw.pop("parameterization", "standard"))
+    if kw:
+        raise NtkflowError(f"cnn7: unknown arguments {sorted(kw)}")
+    layers = []
+    for out, k, s, p in convs:
+        layers += [Conv2d(out, k, s, p, scale=scale), BatchNorm2d(out), ReLU()]
+    layers += [Flatten(), Dense(fc, scale=scale), BatchNorm1d(fc), ReLU(),
+               Dense(V.positive_int("classes", classes), scale=scale)]
+    net = Net(tuple(layers), input_shape=tuple(input_shape))
+    net.shapes(net.input_shape)
+    return net
 
 
 # fan2021 Table F: (filters, kernel, stride) per conv, then the FC width.

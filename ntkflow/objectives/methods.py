@@ -11,6 +11,14 @@
   from a uniform random start, fan2021 Alg. 2 / Wong et al. 2020). The attack point is a
   constant of the step (no gradient through the attack: Danskin's theorem).
 
+BatchNorm: ``Standard.step`` and ``Certified.step`` train a net with BN layers in PyTorch's train
+mode — each BN normalizes by the clean minibatch's statistics (``train_mode``), the bound
+passing through the affine map they define (auto_LiRPA, Shi et al. 2021); the gradient flows
+through the statistics. Everything else (``judged_loss``, metrics, certification) sees the
+params as they are: eval mode, the running statistics, which the trainer updates after each
+step (``nets.update_running_stats``). ``Adversarial`` keeps eval mode (which batch's statistics
+an attack should see is a choice this code does not make). A net without BN is unchanged.
+
 Attack step sizes are relative to ε, so they follow an ε schedule: PGD's step is
 ``step_size``·ε (default 2.5/steps, Madry et al.), FGSM's ``alpha``·ε (default 1.25).
 """
@@ -28,9 +36,11 @@ from .._core.errors import NtkflowError
 from ..attacks import fgsm_box, pgd_box
 from ..bounds import METHODS as BOUNDS
 from ..bounds import clean_margins, exp_sum_upper, margin_bounds
+from ..nets import has_batchnorm, with_batch_stats
 from .base import Step, log1p_scaled, margin_loss
 
-__all__ = ["Standard", "Certified", "Adversarial", "loss_step", "attack_points", "clean_loss", "bound_loss"]
+__all__ = ["Standard", "Certified", "Adversarial", "loss_step", "attack_points", "clean_loss", "bound_loss",
+           "train_mode"]
 
 
 def clean_loss(net, params, X, y):
@@ -41,6 +51,12 @@ def clean_loss(net, params, X, y):
 def bound_loss(net, params, X, y, eps, bound: str, *, clip=None, beta=None):
     """Σ_i l(m̲_i) on the certified lower margins of ``bound`` (the certified loss, Eq. 2 for IBP)."""
     return jnp.sum(margin_loss(margin_bounds(net, params, X, y, eps, bound, clip=clip, beta=beta)))
+
+
+def train_mode(net, params, X):
+    """params in which every BatchNorm layer normalizes by the clean batch X's statistics
+    (``nets.with_batch_stats``, differentiable); ``params`` itself for a net without BN."""
+    return with_batch_stats(net, params, X) if has_batchnorm(net) else params
 
 
 def loss_step(loss_fn, params, state):
@@ -67,7 +83,7 @@ class Standard:
         return clean_loss(net, params, X, y)
 
     def step(self, net, params, state, X, y, ctx) -> Step:
-        return loss_step(lambda p: self.loss(net, p, X, y, ctx), params, state)
+        return loss_step(lambda p: self.loss(net, train_mode(net, p, X), X, y, ctx), params, state)
 
 
 @dataclass(frozen=True)
@@ -135,7 +151,7 @@ class Certified:
         return total
 
     def step(self, net, params, state, X, y, ctx) -> Step:
-        return loss_step(lambda p: self.loss(net, p, X, y, ctx), params, state)
+        return loss_step(lambda p: self.loss(net, train_mode(net, p, X), X, y, ctx), params, state)
 
 
 def attack_points(net, params, X, y, eps, key, *, attack: str, steps: int, step_size, restarts: int, alpha: float,
