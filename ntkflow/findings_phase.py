@@ -72,27 +72,44 @@ def _flag(v) -> bool:
     return bool(np.isfinite(v) and v > 0.5)
 
 
-def _reached(row: dict) -> bool:
-    """L̄ < κ at the stop (the stop rule's κ) and zero certified training error, not diverged."""
+def _reached(row: dict, kappa: float) -> bool:
+    """L̄ < κ at the stop and zero certified training error, not diverged. ``reached_kappa`` where
+    the table has it; else the final summed certified loss (``final_loss``: at the weights the κ
+    rule stopped at) below κ."""
     if _flag(row.get("diverged", False)):
         return False
-    return _flag(row.get("reached_kappa", False)) and row.get("final_certified_error", math.nan) == 0.0
+    below = _flag(row["reached_kappa"]) if "reached_kappa" in row else row["final_loss"] < kappa
+    return below and row.get("final_certified_error", math.nan) == 0.0
 
 
-def reach_rates(rows: list[dict]) -> dict[tuple, PhaseCell]:
-    """Group results rows by (n_train, d, eps, width): the runs (seeds) of each cell."""
-    need = {"n_train", "d", "eps", "width", "reached_kappa", "final_certified_error"}
-    if rows and not need <= set(rows[0]):
-        raise NtkflowError(f"rows: a phase sweep needs the columns {', '.join(sorted(need))}; "
-                           f"missing {', '.join(sorted(need - set(rows[0])))}")
+def _time_to_kappa(row: dict) -> float:
+    """``time_to_kappa`` where stored, else lr × epochs (GD: one step an epoch, lr a flow time step)."""
+    if "time_to_kappa" in row:
+        return float(row["time_to_kappa"])
+    return float(row.get("lr", math.nan)) * float(row.get("epochs_run", math.nan))
+
+
+def reach_rates(rows: list[dict], kappa: float = math.log(2.0)) -> dict[tuple, PhaseCell]:
+    """Group results rows by (n_train, d, eps, width): the runs (seeds) of each cell. Rows with
+    ``assumption_2_holds`` = 0 (the cell's points violate Assumption 2) are left out."""
+    need = {"n_train", "d", "eps", "width", "final_certified_error"}
+    if rows:
+        missing = need - set(rows[0])
+        if not {"reached_kappa", "final_loss"} & set(rows[0]):
+            missing.add("reached_kappa or final_loss")
+        if missing:
+            raise NtkflowError(f"rows: a phase sweep needs the columns {', '.join(sorted(need))} and "
+                               f"reached_kappa or final_loss; missing {', '.join(sorted(missing))}")
+    rows = [r for r in rows if not (np.isfinite(r.get("assumption_2_holds", math.nan))
+                                    and r["assumption_2_holds"] == 0)]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         key = (int(r["n_train"]), int(r["d"]), float(r["eps"]), int(r["width"]))
         groups.setdefault(key, []).append(r)
     out = {}
     for key, rs in sorted(groups.items()):
-        ok = tuple(_reached(r) for r in rs)
-        t = tuple(float(r.get("time_to_kappa", math.nan)) for r, o in zip(rs, ok) if o)
+        ok = tuple(_reached(r, kappa) for r in rs)
+        t = tuple(_time_to_kappa(r) for r, o in zip(rs, ok) if o)
         out[key] = PhaseCell(*key, outcomes=ok, times=t)
     return out
 
@@ -211,7 +228,8 @@ def _load(directory) -> tuple[dict, dict[tuple, PhaseCell]]:
     if not (d / "config.json").exists() or not (d / "results.csv").exists():
         raise NtkflowError(f"directory: {d} has no config.json and results.csv (not a sweep directory)")
     cfg = read_json(d / "config.json")
-    return cfg, reach_rates(read_table(d / "results.csv"))
+    kappa = (cfg.get("train", {}).get("stop", {}) or {}).get("kappa", 0.0) or math.log(2.0)
+    return cfg, reach_rates(read_table(d / "results.csv"), kappa)
 
 
 def _fmt_w(m) -> str:
@@ -221,6 +239,9 @@ def _fmt_w(m) -> str:
 def phase_section(directory, *, delta: float = 0.1) -> list[str]:
     """Markdown lines of the phase-diagram section from a stored sweep directory."""
     cfg, cells = _load(directory)
+    table = read_table(Path(directory) / "results.csv")
+    a2 = [r for r in table if np.isfinite(r.get("assumption_2_holds", math.nan)) and r["assumption_2_holds"] == 0]
+    a2_points = sorted({(int(r["n_train"]), int(r["d"]), float(r["eps"])) for r in a2})
     if not cells:
         raise NtkflowError(f"directory: {directory} has no finished cells")
     stop = cfg.get("train", {}).get("stop", {}) or {}
@@ -234,7 +255,10 @@ def phase_section(directory, *, delta: float = 0.1) -> list[str]:
              f"with L̄ < κ and zero certified training error. m*(ε): the smallest width with ≥ (1 − δ)K reaching, "
              f"δ = {delta:g}; K = {K} runs decide \"w.p. ≥ 1 − δ\" only from K ≥ {runs_to_decide(delta)} "
              f"(Clopper–Pearson, no failure), so m* is a point estimate and the column \"not excluded\" gives the "
-             f"smallest width whose 95% interval reaches 1 − δ (every smaller width fails at 95%).", ""]
+             f"smallest width whose 95% interval reaches 1 − δ (every smaller width fails at 95%).", "",
+             (f"Assumption 2 fails on the drawn points at (n, d, ε) = "
+              f"{', '.join(f'({n}, {d}, {e:g})' for n, d, e in a2_points)}: those {len(a2)} runs are left out."
+              if a2 else "Assumption 2 holds on every cell's points (exact check)."), ""]
     points = []
     for n, d in nds:
         fit = fit_eps_crit(cells, n, d, delta)

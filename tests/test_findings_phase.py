@@ -34,8 +34,19 @@ def test_a_run_reaches_only_below_kappa_with_zero_certified_error_and_not_diverg
     a = 0.025
     assert c.reached.lo == pytest.approx(scipy.stats.beta.ppf(a, 1, 4)) and \
         c.reached.hi == pytest.approx(scipy.stats.beta.ppf(1 - a, 2, 3))
-    with pytest.raises(ValueError, match="reached_kappa"):
+    with pytest.raises(ValueError, match="reached_kappa or final_loss"):
         reach_rates([{"n_train": 8, "d": 4, "eps": 0.0, "width": 10, "final_certified_error": 0.0}])
+
+
+def test_without_a_reached_column_the_final_loss_decides_and_assumption_2_failures_are_left_out():
+    base = {"n_train": 8, "d": 4, "eps": 0.1, "width": 100, "final_certified_error": 0.0, "diverged": False,
+            "lr": 0.025, "epochs_run": 400.0}
+    rows = [{**base, "seed": 0, "final_loss": 0.69, "assumption_2_holds": 1.0},
+            {**base, "seed": 1, "final_loss": 0.70, "assumption_2_holds": 1.0},
+            {**base, "seed": 2, "final_loss": 0.10, "assumption_2_holds": 0.0}]
+    c = reach_rates(rows, kappa=math.log(2))[(8, 4, 0.1, 100)]
+    assert c.outcomes == (True, False)  # 0.69 < log 2 < 0.70; the third row violates Assumption 2
+    assert c.times == (pytest.approx(0.025 * 400),)
 
 
 def test_critical_width_is_the_first_width_at_one_minus_delta_and_is_never_decided_with_few_runs():
