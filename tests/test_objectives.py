@@ -10,7 +10,8 @@ import pytest
 
 import ntkflow as nf
 from ntkflow.data import mnist25
-from ntkflow.fit import fit, tree_distance
+from ntkflow._jax import tree_distance
+from ntkflow.training.fit import fit
 from ntkflow.metrics import AttackSettings
 from ntkflow.paper.model import init_params
 from ntkflow.nets import mlp, two_layer

@@ -58,7 +58,7 @@ def groups_of(cfg: dict, cells: list) -> list[list]:
 
 def run_group(cfg: dict, cells: list, progress: bool = False) -> list[dict]:
     """Train ``cells`` (one group) as one ``fit_group``; return their records in order."""
-    from ..batched import fit_group
+    from ..training.batched import fit_group
     from .protocol import lr_grid, select_run, train_summary
 
     t0 = time.perf_counter()

@@ -1,0 +1,86 @@
+"""When the trainer takes the paper's closed form, and the two epochs it chooses between.
+
+``closed_form(net, obj, eps)`` is the one predicate: the paper's two-layer net (``nets.two_layer``)
+trained on the plain IBP loss (Eq. 2: ``Certified("ibp")`` with no mix, clip, regularizer or loss
+fusion), or on the clean loss at ε = 0. Then an epoch is ``paper.epoch.sgd_epoch``, the
+Sec. 3.4 gradient in closed form, and everything else of the run — records, stop rule, metrics
+— is the generic trainer's. ``path_for`` is the dispatch; ``fit`` and ``fit_group`` ask it
+once per run. tests/test_objectives.py and tests/test_train_paths.py check the fast path equal
+to the generic one it replaces (``fit(..., fast_path=False)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+
+from ..objectives import Certified, Standard
+from ..paper.epoch import sgd_epoch
+from ..paper.loss import robust_loss
+from .steps import epoch as generic_epoch
+
+__all__ = ["closed_form", "path_for", "Generic", "ClosedForm"]
+
+
+def closed_form(net, obj, eps: float) -> bool:
+    """True when the Sec. 3.4 closed-form epoch trains ``obj`` on ``net`` at target ``eps``."""
+    if getattr(net, "tag", None) != "two_layer":
+        return False
+    if type(obj) is Certified:
+        return (obj.bound == "ibp" and not obj.mix and obj.clip is None and not obj.regularize
+                and not obj.loss_fusion)
+    return type(obj) is Standard and eps == 0
+
+
+@dataclass(frozen=True)
+class Generic:
+    """The engine's epoch: ``objective.step`` by autodiff of its loss; the carry holds params."""
+
+    closed = False
+
+    def state(self, params):
+        return params
+
+    def params(self, state):
+        return state
+
+    def epoch(self, net, carry, X, y, idx, sched, keys, scale, lr, budget, obj, opt):
+        return generic_epoch(net, *carry, X, y, idx, sched, keys, scale, lr, budget, obj, opt)
+
+
+@dataclass(frozen=True)
+class ClosedForm:
+    """The paper's epoch on W (the carry holds W, not the params tuple). ``clean``: standard
+    training, ε = 0 at every step."""
+
+    clean: bool = False
+    closed = True
+
+    def state(self, params):
+        return params[0]["weight"]
+
+    def params(self, W):
+        return ({"weight": W}, {}, {})  # the layout of nets.two_layer
+
+    def epoch(self, net, carry, X, y, idx, sched, keys, scale, lr, budget, obj, opt):
+        W, s, os, gp = carry
+        a = net.layers[2].fixed[0].astype(W.dtype)
+        eps = jnp.zeros_like(sched[:, 0]) if self.clean else sched[:, 0]
+        W, s, g, total, l2, cos = sgd_epoch(W, s, gp, a, X, y, idx, eps, scale, lr, opt)
+        return W, s, os, g, total, {"grad_l2_change": l2, "grad_cos_distance": cos}
+
+    def judged_eps(self, e: float) -> float:
+        """The ε the method's loss is taken at when the record's ε is ``e``."""
+        return 0.0 if self.clean else e
+
+    def loss(self, W, a, X, y, e: float) -> float:
+        """The method's loss on the whole set at the record's ε ``e`` (Eq. 2 in closed form)."""
+        return robust_loss(W, a, X, y, self.judged_eps(e))
+
+
+def path_for(net, obj, eps: float, enabled: bool = True):
+    """``ClosedForm`` where ``closed_form`` holds (and ``enabled``), else ``Generic``."""
+    if enabled and closed_form(net, obj, eps):
+        return ClosedForm(clean=type(obj) is Standard)
+    return Generic()
