@@ -193,7 +193,7 @@ def _probe(cfg, cell, net, params, X, y, names, tie=None) -> dict:
 
 def _registry_finals(cfg, cell, net, params, tr, X, y, diverged) -> dict:
     """The final value of every registered metric with a results column: the run's last
-    record where it has one (``ntkflow.fit`` records them all), computed at the final
+    record where it has one (``training.fit`` records them all), computed at the final
     params otherwise (the closed-form IBP loop records the theory quantities only)."""
     from ..metrics import METRICS
 

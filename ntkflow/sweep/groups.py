@@ -1,10 +1,10 @@
-"""Cells trained together: one ``ntkflow.batched.fit_group`` call per group, one record per cell.
+"""Cells trained together: one ``training.batched.fit_group`` call per group, one record per cell.
 
 Cells group when ``run.batch_models`` (the default) and they share everything a jitted
 epoch depends on — the net (model.net at the same width), the data (the same ε when
 data.normalize puts each ε on its own box; the same point on the data axes grid.n_train /
 grid.d), the method and its options — and are trained
-by ``ntkflow.fit`` (deep nets; on the paper's net every method but the closed-form IBP /
+by ``training.fit`` (deep nets; on the paper's net every method but the closed-form IBP /
 standard loop, which runs alone). Seeds, ε targets and the learning rates of an lr grid
 vary inside a group: each (cell, lr) is one model of the group. Every model equals the
 same cell run alone (``batched``: bit-identical with the loop grouping used on CPU, within
@@ -27,7 +27,7 @@ MAX_GROUP = 32
 
 
 def _fast_path(cfg: dict, cell: Cell) -> bool:
-    """Cells on the paper's net that ``ntkflow.train`` runs through its closed-form loop (or the flow)."""
+    """Cells on the paper's net that ``training.fastpath`` trains with its closed-form epoch (or the flow)."""
     two_layer = cfg.get("model", DEFAULTS["model"])["net"] == "two_layer"
     return two_layer and (cfg["train"]["flow"] or cell.method == "ibp" or (cell.method == "standard"
                                                                            and cell.eps == 0))

@@ -12,8 +12,9 @@ to the generic one it replaces (``fit(..., fast_path=False)``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
-import jax.numpy as jnp
+import jax
 
 from ..objectives import Certified, Standard
 from ..paper.epoch import sgd_epoch
@@ -64,10 +65,9 @@ class ClosedForm:
         return ({"weight": W}, {}, {})  # the layout of nets.two_layer
 
     def epoch(self, net, carry, X, y, idx, sched, keys, scale, lr, budget, obj, opt):
+        """``sched``: the (steps,) ε of each step (``FitRun.epoch_inputs``: 0 when ``clean``)."""
         W, s, os, gp = carry
-        a = net.layers[2].fixed[0].astype(W.dtype)
-        eps = jnp.zeros_like(sched[:, 0]) if self.clean else sched[:, 0]
-        W, s, g, total, l2, cos = sgd_epoch(W, s, gp, a, X, y, idx, eps, scale, lr, opt)
+        W, s, g, total, l2, cos = _closed_epoch(W, s, gp, net.layers[2].fixed, X, y, idx, sched, scale, lr, opt)
         return W, s, os, g, total, {"grad_l2_change": l2, "grad_cos_distance": cos}
 
     def judged_eps(self, e: float) -> float:
@@ -77,6 +77,12 @@ class ClosedForm:
     def loss(self, W, a, X, y, e: float) -> float:
         """The method's loss on the whole set at the record's ε ``e`` (Eq. 2 in closed form)."""
         return robust_loss(W, a, X, y, self.judged_eps(e))
+
+
+@partial(jax.jit, static_argnames=("opt",))
+def _closed_epoch(W, s, gp, fixed, X, y, idx, eps_steps, scale, lr, opt):
+    # one dispatch per epoch: the frozen output row (1, m) of nets.two_layer becomes the paper's a here
+    return sgd_epoch(W, s, gp, fixed[0].astype(W.dtype), X, y, idx, eps_steps, scale, lr, opt)
 
 
 def path_for(net, obj, eps: float, enabled: bool = True):

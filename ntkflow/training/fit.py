@@ -102,16 +102,12 @@ def fit(net, params0, X, y, eps, *, objective="ibp", options: dict | None = None
     return _fit(net, params0, X, y, V.eps_value(eps), obj, eps_schedule, beta_schedule, stop, run, metrics, attack)
 
 
-def _schedule_rows(run, sched, beta, eps, ep: int, steps: int, eps_only: bool) -> np.ndarray:
-    """(steps, 4) rows (ε, β, λ, epoch) of the steps of epoch ``ep`` (``eps_only``: β = λ = 0,
-    for an epoch that reads ε alone)."""
+def _schedule_rows(run, sched, beta, eps, ep: int, steps: int) -> np.ndarray:
+    """(steps, 4) rows (ε, β, λ, epoch) of the steps of epoch ``ep``."""
     rows = []
     for k in range(steps):
         t = ep + k / steps
         e = sched(t)
-        if eps_only:
-            rows.append((e, 0.0, 0.0, t))
-            continue
         lam = float(warmup_lambda(run.reg_weight, e, eps)) if eps > 0 else 0.0
         rows.append((e, beta(e, eps), lam, t))
     return np.array(rows)
@@ -199,17 +195,18 @@ class FitRun:
         return row
 
     def epoch_inputs(self, ep: int):
-        """(idx (steps, B), keys (steps, 2) or None, schedule rows (steps, 4)) of epoch ``ep``;
-        advances the rngs (the closed-form epoch draws no keys)."""
+        """(idx (steps, B), keys (steps, 2), schedule rows (steps, 4)) of epoch ``ep``; advances
+        the rngs. The closed-form epoch reads ε alone: no keys, and its rows are the (steps,) ε
+        of its steps (0 for clean training)."""
         n, B, steps = self.n, self.run.B, self.steps
         idx = np.arange(n) if B == n else self.rng.permutation(n)
         idx = idx[: steps * B].reshape(steps, B)
-        keys = None
-        if not self.path.closed:
-            self.key, sub = jax.random.split(self.key)
-            keys = jax.random.split(sub, steps)
-        srows = jnp.asarray(_schedule_rows(self.run, self.sched, self.beta, self.eps, ep, steps, self.path.closed),
-                            self.Xc.dtype)
+        if self.path.closed:
+            eps = np.array([0.0 if self.path.clean else self.sched(ep + k / steps) for k in range(steps)])
+            return jnp.asarray(idx), None, jnp.asarray(eps, self.Xc.dtype)
+        self.key, sub = jax.random.split(self.key)
+        keys = jax.random.split(sub, steps)
+        srows = jnp.asarray(_schedule_rows(self.run, self.sched, self.beta, self.eps, ep, steps), self.Xc.dtype)
         return jnp.asarray(idx), keys, srows
 
     def step(self, ep: int) -> bool:
