@@ -2,6 +2,7 @@
 exactly where ``fastpath.closed_form`` says, equals the generic engine step it replaces, and
 records every registered metric on both paths."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -38,7 +39,8 @@ def ibp_runs():
     """nf.train (fast path) and fit with the fast path switched off, costly metrics every 2nd record."""
     kw = dict(lr=0.05, epochs=4, batch_size=4, seed=3, eps_schedule={"warmup": 1, "ramp": 1})
     fast = nf.train(W, A, X, Y, 0.05, **kw, fit_options={"attack_every": 2})
-    net, p0 = two_layer(W, A)
+    with jax.enable_x64(True):  # W and a stay float64
+        net, p0 = two_layer(W, A)
     gen = fit(net, p0, X, Y, 0.05, objective="ibp", attack_every=2, fast_path=False, **kw)
     return fast, gen
 
