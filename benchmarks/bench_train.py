@@ -121,8 +121,8 @@ def step_vs_gemms(quick: bool):
 
 def fit_vs_old_loop(quick: bool):
     with jax.enable_x64(True):
-        for n, d, m, B, rounds in ((64, 20, 200, 8, 200), (1024, 784, 2000 if quick else 20_000, 128,
-                                                          5 if quick else 8)):
+        for n, d, m, B, rounds in ((64, 20, 200, 8, 300), (1024, 784, 2000 if quick else 20_000, 128,
+                                                          5 if quick else 12)):
             rng = np.random.default_rng(1)
             X = rng.uniform(size=(n, d)) / d
             y = rng.choice([-1.0, 1.0], n)

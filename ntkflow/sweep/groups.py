@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from .build import cell_config, dataset_for, model_for, train_args
+from .build import cell_config, dataset_for, method_options, model_for, train_args
 from .cells import Cell, finish_record
 from .config import DEFAULTS
 
@@ -28,9 +28,12 @@ MAX_GROUP = 32
 
 def _fast_path(cfg: dict, cell: Cell) -> bool:
     """Cells on the paper's net that ``training.fastpath`` trains with its closed-form epoch (or the flow)."""
+    from ..objectives import objective
+    from ..training.fastpath import closed_form_method
+
     two_layer = cfg.get("model", DEFAULTS["model"])["net"] == "two_layer"
-    return two_layer and (cfg["train"]["flow"] or cell.method == "ibp" or (cell.method == "standard"
-                                                                           and cell.eps == 0))
+    return two_layer and (cfg["train"]["flow"] or closed_form_method(
+        objective(cell.method, **method_options(cfg, cell.method)[0]), cell.eps))
 
 
 def group_id(cfg: dict, cell: Cell) -> str:

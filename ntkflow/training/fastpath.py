@@ -21,13 +21,16 @@ from ..paper.epoch import sgd_epoch
 from ..paper.loss import robust_loss
 from .steps import epoch as generic_epoch
 
-__all__ = ["closed_form", "path_for", "Generic", "ClosedForm"]
+__all__ = ["closed_form", "closed_form_method", "path_for", "Generic", "ClosedForm"]
 
 
 def closed_form(net, obj, eps: float) -> bool:
     """True when the Sec. 3.4 closed-form epoch trains ``obj`` on ``net`` at target ``eps``."""
-    if getattr(net, "tag", None) != "two_layer":
-        return False
+    return getattr(net, "tag", None) == "two_layer" and closed_form_method(obj, eps)
+
+
+def closed_form_method(obj, eps: float) -> bool:
+    """The method half of ``closed_form`` (for callers that know the net is the paper's)."""
     if type(obj) is Certified:
         return (obj.bound == "ibp" and not obj.mix and obj.clip is None and not obj.regularize
                 and not obj.loss_fusion)
