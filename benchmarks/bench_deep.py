@@ -1,6 +1,6 @@
 """Deep-net training benchmarks on CPU (issue 15), printed as ratios measured in one process.
 
-The step timed is the real trainer's: ``ntkflow.fit.epoch`` (a jitted ``lax.scan`` of
+The step timed is the real trainer's: ``training.steps.epoch`` (a jitted ``lax.scan`` of
 objective steps, optax SGD), float32 with full-precision products, inside x64 as ``fit``
 runs it, per step of a ``STEPS``-step epoch; DM-small (MNIST shape) and a 3×1024 MLP,
 batch 256, ε = 0.1 (clip to [0, 1]).
@@ -8,7 +8,7 @@ batch 256, ε = 0.1 (clip to [0, 1]).
 (a) IBP training step (objective "ibp") vs plain step (objective "standard": clean
     cross-entropy). Target ≤ 2× (auto_LiRPA measured 3.3×; a plain JAX prototype 1.9×
     DM-small, 3.1× MLP).
-(b) Per-model time of K = 8 models grouped (``ntkflow.batched``: "vmap" = one
+(b) Per-model time of K = 8 models grouped (``training.batched``: "vmap" = one
     ``group_epoch``, "loop" = the K solo epochs in turn) vs one model, IBP steps. Target
     ≤ 1.1× with the grouping "auto" picks (``choose_grouping``).
 (c) Where (a)'s time goes: the plain step inside ``fit.epoch``'s scan vs the same step
@@ -26,10 +26,11 @@ import numpy as np
 
 from _common import cli, interleaved_best, machine
 from ntkflow import nets
-from ntkflow.batched import choose_grouping, group_epoch
-from ntkflow.fit import epoch
+from ntkflow.training.batched import choose_grouping, group_epoch
+from ntkflow.training.fastpath import Generic
+from ntkflow.training.steps import epoch
 from ntkflow.objectives import Context, objective
-from ntkflow.train import optimizer
+from ntkflow.training.settings import optimizer
 
 EPS = 0.1
 
@@ -82,7 +83,7 @@ class Case:
         keys = jnp.stack([jax.random.split(jax.random.PRNGKey(s), self.steps) for s in range(K)])
         rep = lambda v: jnp.stack([v] * K)  # noqa: E731
         idx, sched, lr = rep(self.idx), rep(self.sched), rep(self.lr)
-        return lambda: group_epoch(self.net, c, self.X, self.y, idx, sched, keys, self.scale, lr, 1.0, obj, self.opt)
+        return lambda: group_epoch(self.net, c, self.X, self.y, idx, sched, keys, self.scale, lr, 1.0, obj, self.opt, Generic())
 
 
 def cases(quick: bool):

@@ -31,13 +31,13 @@ if kind == "gram":
     H = nf.gram_matrix(W, a, X, y, 0.04)
 else:
     import optax
-    from ntkflow.train import _epoch
+    from ntkflow.paper.epoch import sgd_epoch
     W = jnp.asarray(rng.standard_normal((m, d), dtype=np.float32)); a = jnp.asarray(rng.choice([-1.0, 1.0], m), jnp.float32)
     Xf, yf = jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32)
     opt = optax.sgd(1.0); st = opt.init(W)
     idx = jnp.asarray(rng.permutation(n).reshape(-1, 100)); eps = jnp.full((n // 100,), 0.04, jnp.float32)
     base = rss()
-    W, st, _ = _epoch(W, st, a, Xf, yf, idx, eps, n / 100, jnp.float32(1e-4), opt); jax.block_until_ready(W)
+    W = sgd_epoch(W, st, jnp.zeros_like(W), a, Xf, yf, idx, eps, n / 100, jnp.float32(1e-4), opt)[0]; jax.block_until_ready(W)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"base": base, "peak": peak}))
 """

@@ -1,9 +1,9 @@
 """One training step of each method as a ratio to the standard step (issue 14), in one process.
 
-The step is the real trainer's (``ntkflow.fit.epoch``: objective step + optax SGD inside a
+The step is the real trainer's (``training.steps.epoch``: objective step + optax SGD inside a
 ``lax.scan``), float32 with full-precision products, batch 256, per step of a 2-step epoch:
 - the paper's two-layer net at m = 5,000 on MNIST-shaped inputs (d = 784, ±1 labels, ε = 0.01),
-  plus its closed-form IBP loop (``ntkflow.train``'s fast path) for reference;
+  plus its closed-form IBP loop (``training.fit``'s fast path on the paper's net) for reference;
 - DM-small (10 classes, ε = 0.1, inputs clipped to [0, 1]).
 Methods: standard, ibp, crown_ibp (β = 0.5: both bounds computed), crown, pgd (10 steps),
 fgsm, advibp and advibp_fixed (joint phase: FGSM + IBP gradients every step). CROWN training
@@ -22,11 +22,11 @@ import numpy as np
 
 from _common import cli, interleaved_best, machine
 from ntkflow import nets
-from ntkflow.fit import epoch
+from ntkflow.training.steps import epoch
 from ntkflow.paper.model import init_params
 from ntkflow.objectives import objective
-from ntkflow.train import _epoch as fast_epoch
-from ntkflow.train import optimizer
+from ntkflow.paper.epoch import sgd_epoch as fast_epoch
+from ntkflow.training.settings import optimizer
 
 METHODS = ("standard", "ibp", "crown_ibp", "crown", "pgd", "fgsm", "advibp", "advibp_fixed")
 

@@ -1,7 +1,7 @@
 """Paper-scale IBP training on one GPU (issues 7 and 15): full-MNIST-shaped data (n = 11,800,
 d = 784), SGD with batch 128, float32 with full-precision products (Precision.HIGHEST, no
 TF32) and then with TF32, at m = 80,000 and m = 10⁶, timing epochs of the jitted training
-step (the step ``ntkflow.train`` runs). Also prints whether the certified error changes under
+step (the step ``training.fit`` runs on the paper's net). Also prints whether the certified error changes under
 TF32. ``--quick`` runs a CPU-sized version (for the test that keeps this script working).
 """
 
@@ -15,7 +15,7 @@ import optax
 
 import ntkflow._jax as J
 from ntkflow.paper.model import _ibp_lower_margin
-from ntkflow.train import _epoch
+from ntkflow.paper.epoch import sgd_epoch
 
 quick = "--quick" in sys.argv
 n, d, B, epochs = (512, 784, 128, 2) if quick else (11_800, 784, 128, 70)
@@ -37,12 +37,12 @@ for m in widths:
         st = opt.init(W)
         lr = jnp.float32(6.8e-5)
         t = time.perf_counter()
-        W1, _, _ = _epoch(W, st, a, X, y, idx, eps, n / B, lr, opt)
+        W1 = sgd_epoch(W, st, jnp.zeros_like(W), a, X, y, idx, eps, n / B, lr, opt)[0]
         jax.block_until_ready(W1)
         t_first = time.perf_counter() - t
         t = time.perf_counter()
         for _ in range(epochs):
-            W, st, _ = _epoch(W, st, a, X, y, idx, eps, n / B, lr, opt)
+            W, st = sgd_epoch(W, st, jnp.zeros_like(W), a, X, y, idx, eps, n / B, lr, opt)[:2]
         jax.block_until_ready(W)
         dt = time.perf_counter() - t
         cert = float(jnp.mean(_ibp_lower_margin(W, a, X, y, 0.04) <= 0))

@@ -9,7 +9,8 @@ from .paper.loss import robust_loss, robust_loss_grad
 from .theory.checker import Report, check
 from .paper.model import ibp_lower_margin, indicators, init_params, margin
 from .paper.tracker import Trajectory
-from .train import EpsSchedule, train
+from .training.settings import EpsSchedule
+from .training.two_layer import train
 
 __version__ = "0.1.0"
 
@@ -23,9 +24,9 @@ __all__ = [
 ]
 
 # The engine, beside the paper's functions: nets, their bounds, training objectives, the metric
-# registry, the sweep (the trainer is ``ntkflow.fit.fit``: exporting it here would shadow its
-# module, the clash ``ntkflow.train`` already has). Bad input raises ``NtkflowError``.
-from . import attacks, bounds, kernels, metrics, nets, objectives, sweep  # noqa: E402
+# registry, the trainer (``ntkflow.training``: ``training.fit.fit`` trains any net, ``train`` above is
+# its front door for the paper's net), the sweep. Bad input raises ``NtkflowError``.
+from . import attacks, bounds, kernels, metrics, nets, objectives, sweep, training  # noqa: E402
 from ._core.errors import NtkflowError  # noqa: E402
 
-__all__ += ["nets", "bounds", "objectives", "metrics", "sweep", "attacks", "kernels", "NtkflowError"]
+__all__ += ["nets", "bounds", "objectives", "metrics", "training", "sweep", "attacks", "kernels", "NtkflowError"]

@@ -263,7 +263,7 @@ for _m in (
     Metric("gram_change_rel", _gram_change_rel, "‖H(t) − H(0)‖₂ / ‖H(0)‖₂ (the drift; lazy training keeps it small)",
            "gram_change_rel_final", ("gram",)),
     Metric("mean_path_length", lambda p: float("nan"),
-           "(1/m)Σ_r Σ_k ‖w_r(k+1) − w_r(k)‖ over epoch ends (recorded by ntkflow.train along its run; "
+           "(1/m)Σ_r Σ_k ‖w_r(k+1) − w_r(k)‖ over epoch ends (recorded by the trainer along its run; "
            "one params has no path: NaN)", "mean_path_length_final", ("two_layer",)),
     Metric("eps", lambda p: float(p.eps), "the radius ε at the record (a schedule's value)"),
     Metric("loss_variation", _loss_variation, "lee2021: range of the loss along −∇L over lr·(0, .5, 1, 2, 4)",
@@ -298,9 +298,11 @@ def recorder(net, params0, X, y, eps, *, names=None, own_bound="ibp", attack_poi
     (default: every registered metric that applies) plus ``loss``.
 
     ``theory``: for the paper's two-layer net, the closed-form ``tracker.tracker`` record
-    function ``(W, eps) -> dict``; its values serve the two-layer metrics (and ``lambda_min``,
-    ``gram_change`` when the method trains on IBP margins, from Eq. 6). ``loss_fn(params, eps)``:
-    the method's loss (``loss_variation``), ``lr`` the training step.
+    function ``(W, eps) -> dict``; its values serve the two-layer metrics, the clean and IBP
+    errors (Eq. 1, Eq. 3), ``certified_error`` when the method is judged by IBP, and
+    ``lambda_min``, ``gram_change`` when it trains on IBP margins (Eq. 6); ``record(...,
+    loss=None)`` takes its loss (Eq. 2 at the record's ε). ``loss_fn(params, eps)``: the
+    method's loss (``loss_variation``), ``lr`` the training step.
     """
     selected = [m for m in METRICS.values() if (m.name in names if names is not None else "opt_in" not in m.needs)
                 and ("two_layer" not in m.needs or theory is not None)]
@@ -309,6 +311,11 @@ def recorder(net, params0, X, y, eps, *, names=None, own_bound="ibp", attack_poi
         if unknown:
             raise NtkflowError(f"metrics: unknown {', '.join(unknown)}; choose from {', '.join(METRICS)}")
     closed_gram = theory is not None and attack_points is None and own_bound == "ibp"
+    # metric name → the closed-form block's key that serves it on the paper's net
+    closed = {} if theory is None else {"train_error": "train_error", "certified_error_ibp": "certified_error",
+                                        **({"certified_error": "certified_error"} if own_bound == "ibp" else {}),
+                                        **({"lambda_min": "lambda_min", "gram_change": "gram_change"}
+                                           if closed_gram else {})}
 
     def probe(params, e):
         th = None
@@ -325,12 +332,14 @@ def recorder(net, params0, X, y, eps, *, names=None, own_bound="ibp", attack_poi
         e = eps if eps_t is None else eps_t
         p = probe(params, e)
         p.ref = ref
-        out = {"loss": float(loss)}
+        if loss is None and theory is None:
+            raise NtkflowError("loss: None takes the closed-form loss, which only the paper's net has (theory=)")
+        out = {"loss": float(p.theory["loss"] if loss is None else loss)}
         for m in selected:
             if ("gram" in m.needs and not gram) or ("costly" in m.needs and not full):
                 out[m.name] = float("nan")
-            elif closed_gram and m.name in ("lambda_min", "gram_change"):
-                out[m.name] = float(p.theory[m.name])
+            elif m.name in closed:
+                out[m.name] = float(p.theory[closed[m.name]])
             else:
                 out[m.name] = m.fn(p)
         return out

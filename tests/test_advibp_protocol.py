@@ -35,9 +35,9 @@ def test_other_methods_keep_the_ramp():
 # ------------------------------------------------------------------ the stop rule under fan2021's warm-up
 def test_stop_rule_armed_after_the_last_departure_from_the_target():
     from ntkflow.objectives import Constant, FanWarmup, Ramp
-    from ntkflow.train import armed_from
+    from ntkflow.training.settings import armed_from
 
-    from ntkflow.train import schedule_fn
+    from ntkflow.training.settings import schedule_fn
 
     def at(schedule, epochs):
         return armed_from(schedule_fn(schedule, 0.04), 0.04, epochs)
@@ -53,7 +53,7 @@ def test_fixed_baseline_is_not_stopped_during_the_fgsm_warmup(x64):
     """A stop rule that fires at its first armed epoch (abs_tol huge) ends the run right after
     the ramp, not in the FGSM warm-up (which runs at the target ε)."""
     from conftest import make_problem
-    from ntkflow.fit import fit
+    from ntkflow.training.fit import fit
     from ntkflow.nets import two_layer
     from ntkflow.objectives import FanWarmup
 

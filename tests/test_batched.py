@@ -1,4 +1,4 @@
-"""Grouped training (ntkflow.batched.fit_group) against solo ntkflow.fit: each model of a group
+"""Grouped training (training.batched.fit_group) against solo training.fit: each model of a group
 equals the same model trained alone — bit for bit under "loop", within 1e-9 relative under
 "vmap" (batched products may sum in another order) — with different ε, lr and seed in one
 group; a diverging model leaves the others untouched; the sharded model axis gives the
@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkflow.batched import choose_grouping, fit_group
-from ntkflow.fit import fit
+from ntkflow.training.batched import choose_grouping, fit_group
+from ntkflow.training.fit import fit
 from ntkflow.nets import conv_net, dm_small, mlp
 
 #: cheap metrics only: the test is about training, and every record is eager work
@@ -92,7 +92,7 @@ import sys
 import jax, numpy as np
 sys.path.insert(0, {tests!r})
 from test_batched import GROUP, KW, _problem
-from ntkflow.batched import fit_group
+from ntkflow.training.batched import fit_group
 assert jax.device_count() == 2, jax.devices()
 net, params, X, y = _problem("conv", 3)
 group = fit_group(net, params, X, y, GROUP["eps"], lrs=GROUP["lrs"], seeds=GROUP["seeds"], grouping="vmap",

@@ -13,7 +13,7 @@ import ntkflow.nets as N
 import ntkflow.objectives as O
 from ntkflow.nets import inputs as NI
 from ntkflow.bounds import engine, linear
-from ntkflow.fit import fit
+from ntkflow.training.fit import fit
 
 pytestmark = pytest.mark.usefixtures("x64")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import ntkflow as nf
-from ntkflow.train import StopRule
+from ntkflow.training.settings import StopRule
 from conftest import make_problem
 
 W, A, X, Y = make_problem(seed=5, n=8, m=40, d=5, lo=0.1)

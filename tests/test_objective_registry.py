@@ -10,7 +10,7 @@ import pytest
 import ntkflow.objectives as O
 from ntkflow.bounds import clean_margins
 from ntkflow.cli import main
-from ntkflow.fit import fit
+from ntkflow.training.fit import fit
 from ntkflow.nets import two_layer
 from ntkflow.objectives.methods import loss_step
 from ntkflow.paper import init_params, margin

@@ -10,7 +10,8 @@ import pytest
 
 import ntkflow as nf
 from ntkflow.data import mnist25
-from ntkflow.fit import fit, tree_distance
+from ntkflow._jax import tree_distance
+from ntkflow.training.fit import fit
 from ntkflow.metrics import AttackSettings
 from ntkflow.paper.model import init_params
 from ntkflow.nets import mlp, two_layer
@@ -27,14 +28,15 @@ def test_fast_path_equals_generic_trainer_on_the_two_layer_net(x64):
     kw = dict(lr=0.05, epochs=6, batch_size=4, seed=2, eps_schedule={"warmup": 1, "ramp": 2})
     fast = nf.train(W, A, X, Y, 0.05, **kw)
     net, p0 = two_layer(W, A)
-    gen = fit(net, p0, X, Y, 0.05, objective="ibp", **kw)
+    gen = fit(net, p0, X, Y, 0.05, objective="ibp", fast_path=False, **kw)
+    assert fast.meta["fast_path"] and not gen.meta["fast_path"]
     np.testing.assert_allclose(gen.W, fast.W, rtol=0, atol=1e-12)
     for k in ("loss", "train_error", "certified_error", "flip_fraction", "max_weight_change", "eps"):
         np.testing.assert_allclose(gen.series[k], fast.series[k], rtol=1e-10, atol=1e-12, err_msg=k)
     via_train = nf.train(W, A, X, Y, 0.05, objective="crown_ibp", **kw)  # train() delegates other methods to fit
     np.testing.assert_allclose(via_train.W, fit(net, p0, X, Y, 0.05, objective="crown_ibp", **kw).W, atol=0)
     # standard at ε = 0 is the same loop with the clean loss
-    std = fit(net, p0, X, Y, 0.0, objective="standard", lr=0.05, epochs=4, batch_size=4, seed=2)
+    std = fit(net, p0, X, Y, 0.0, objective="standard", lr=0.05, epochs=4, batch_size=4, seed=2, fast_path=False)
     np.testing.assert_allclose(std.W, nf.train(W, A, X, Y, 0.0, lr=0.05, epochs=4, batch_size=4, seed=2).W,
                                atol=1e-12)
 
@@ -222,7 +224,7 @@ def test_fast_path_records_the_same_gradient_smoothness(x64):
     kw = dict(lr=0.05, epochs=3, batch_size=5, seed=1)
     fast = nf.train(W, A, X, Y, 0.02, **kw)
     net, p0 = two_layer(W, A)
-    gen = fit(net, p0, X, Y, 0.02, objective="ibp", **kw)
+    gen = fit(net, p0, X, Y, 0.02, objective="ibp", fast_path=False, **kw)
     for k in ("grad_l2_change", "grad_cos_distance"):
         assert np.isnan(fast.series[k][0])  # no step before t = 0
         np.testing.assert_allclose(fast.series[k][1:], gen.series[k][1:], rtol=1e-9, err_msg=k)

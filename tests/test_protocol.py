@@ -14,7 +14,7 @@ from ntkflow.sweep import load_config, read_table, run_sweep
 from ntkflow.sweep import cells as C
 from ntkflow.sweep.protocol import select_run
 from ntkflow.paper.tracker import error_rate, tracker
-from ntkflow.train import StopRule, Plateau
+from ntkflow.training.settings import StopRule, Plateau
 
 
 # ----------------------------------------------------------------------------- selection rule

@@ -75,6 +75,8 @@ def test_sweep_table_resume_and_config_guard(config, tmp_path):
     row = next(r for r in rows if r["cell_id"] == "ibp-m40-eps0.05-s1")
     assert row["final_certified_error"] == rec["final"]["final_certified_error"]
     assert rec["series"]["loss"][-1] == row["final_loss"]
+    # the costly metrics are recorded on the paper's net's closed-form path too
+    assert np.isfinite(row["loss_variation_final"]) and row["loss_variation_final"] == rec["series"]["loss_variation"][-1]
     # rerun: nothing to do, same table
     mtimes = {p: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
     run_sweep(cfg, out, quiet=True)

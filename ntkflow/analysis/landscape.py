@@ -196,7 +196,9 @@ def loss_variation(loss_fn, params, direction, steps) -> LossVariation:
     Santurkar et al. 2018): the range of L(θ − η·d) over the step sizes η ∈ ``steps``.
 
     Args:
-        loss_fn: params ↦ scalar loss, JAX-traceable (evaluated under ``jax.lax.map``).
+        loss_fn: params ↦ scalar loss, JAX-traceable; evaluated once per step size (a short
+            grid: a ``lax.map`` would compile the loss anew for every new ``loss_fn`` closure,
+            which the trainer builds at every record).
         params: the pytree θ. direction: a pytree d of the same structure — lee2021 use the
             loss gradient ∇L(θ) at the current step, unnormalized.
         steps: 1-D step sizes η (include 0 for the current loss to be in the band).
@@ -204,7 +206,7 @@ def loss_variation(loss_fn, params, direction, steps) -> LossVariation:
     Appendix A, which our copy of the paper lacks); the grid here is the caller's, and the
     loss is whatever ``loss_fn`` is — for Fig. 1, the method's loss at the scheduled ε_t.
     """
-    etas = jnp.asarray(V.array("steps", steps, 1))
+    etas = V.array("steps", steps, 1)
     if etas.shape[0] == 0:
         raise NtkflowError("steps: needs at least one step size")
     _tree_pair(params, direction, "direction")
@@ -212,7 +214,7 @@ def loss_variation(loss_fn, params, direction, steps) -> LossVariation:
     def at(eta):
         return jnp.asarray(loss_fn(jax.tree_util.tree_map(lambda p, d: p - eta * d, params, direction))).reshape(())
 
-    vals = jax.lax.map(at, etas)
+    vals = jnp.stack([at(eta) for eta in etas])
     ok = jnp.all(jnp.isfinite(vals))
     low, high = (jnp.where(ok, v, jnp.nan) for v in (jnp.min(vals), jnp.max(vals)))
     return LossVariation(vals, low, high, high - low)

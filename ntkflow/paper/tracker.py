@@ -160,7 +160,7 @@ class Trajectory:
 
     ``W`` holds the final weights (m, d) of the paper's two-layer net (with ``a``) and
     ``W_saved`` (optional) the weights at every save time; ``params`` the final params of
-    any net (``ntkflow.fit``; one dict per layer), None for the two-layer trainers. ``error_estimate`` is the step-error certificate (gradient flow; NaN for
+    any net (``training.fit``; one dict per layer), None for ``nf.train`` and the flow. ``error_estimate`` is the step-error certificate (gradient flow; NaN for
     discrete training), ``meta`` what produced the run (JSON-ready).
     """
 

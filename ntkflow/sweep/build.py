@@ -114,7 +114,7 @@ def eps_schedule(cfg: dict, method: str | None = None):
 
 
 def method_options(cfg: dict, method: str) -> tuple[dict, dict]:
-    """(objective options, extra ``ntkflow.fit`` arguments) of ``method`` under ``cfg``."""
+    """(objective options, extra ``training.fit.fit`` arguments) of ``method`` under ``cfg``."""
     from ..metrics import AttackSettings
     from ..objectives import BetaFromEps, spec
 

@@ -120,12 +120,12 @@ def cell_key(cfg: dict, cell: Cell) -> str:
 
 def _train_cell(cfg: dict, cell: Cell, ds, net, p0, X, lr: float, progress: bool):
     """One training run of the cell at learning rate ``lr``: the paper's net through
-    ``ntkflow.train`` (its closed-form loop for IBP, else ``fit``) or the gradient flow;
-    any other net through ``ntkflow.fit``."""
-    from ..fit import fit
+    ``training.two_layer.train`` (``fit``, the closed-form epoch for IBP) or the gradient flow;
+    any other net through ``training.fit.fit``."""
+    from ..training.fit import fit
     from ..paper.flow import gradient_flow
     from ..nets import two_layer_weights
-    from ..train import train
+    from ..training.two_layer import train
 
     tr_cfg, track = cfg["train"], cfg["track"]
     common, fit_options = train_args(cfg, cell.method, progress)
@@ -193,7 +193,7 @@ def _probe(cfg, cell, net, params, X, y, names, tie=None) -> dict:
 
 def _registry_finals(cfg, cell, net, params, tr, X, y, diverged) -> dict:
     """The final value of every registered metric with a results column: the run's last
-    record where it has one (``ntkflow.fit`` records them all), computed at the final
+    record where it has one (``training.fit`` records them all), computed at the final
     params otherwise (the closed-form IBP loop records the theory quantities only)."""
     from ..metrics import METRICS
 

@@ -198,9 +198,9 @@ def resolve(raw: dict) -> dict:
 def _check_train(t: dict) -> None:
     """Every train value a cell will use, checked before any directory is written."""
     from ..paper.flow import SOLVERS
-    from ..train import OPTIMIZERS
+    from ..training.settings import OPTIMIZERS
 
-    from ..train import StopRule
+    from ..training.settings import StopRule
     from .protocol import SELECT_RULES
 
     lrs = t["lr"] if isinstance(t["lr"], list) else [t["lr"]]

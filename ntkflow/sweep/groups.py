@@ -1,10 +1,10 @@
-"""Cells trained together: one ``ntkflow.batched.fit_group`` call per group, one record per cell.
+"""Cells trained together: one ``training.batched.fit_group`` call per group, one record per cell.
 
 Cells group when ``run.batch_models`` (the default) and they share everything a jitted
 epoch depends on — the net (model.net at the same width), the data (the same ε when
 data.normalize puts each ε on its own box; the same point on the data axes grid.n_train /
 grid.d), the method and its options — and are trained
-by ``ntkflow.fit`` (deep nets; on the paper's net every method but the closed-form IBP /
+by ``training.fit`` (deep nets; on the paper's net every method but the closed-form IBP /
 standard loop, which runs alone). Seeds, ε targets and the learning rates of an lr grid
 vary inside a group: each (cell, lr) is one model of the group. Every model equals the
 same cell run alone (``batched``: bit-identical with the loop grouping used on CPU, within
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from .build import cell_config, dataset_for, model_for, train_args
+from .build import cell_config, dataset_for, method_options, model_for, train_args
 from .cells import Cell, finish_record
 from .config import DEFAULTS
 
@@ -27,10 +27,13 @@ MAX_GROUP = 32
 
 
 def _fast_path(cfg: dict, cell: Cell) -> bool:
-    """Cells on the paper's net that ``ntkflow.train`` runs through its closed-form loop (or the flow)."""
+    """Cells on the paper's net that ``training.fastpath`` trains with its closed-form epoch (or the flow)."""
+    from ..objectives import objective
+    from ..training.fastpath import closed_form_method
+
     two_layer = cfg.get("model", DEFAULTS["model"])["net"] == "two_layer"
-    return two_layer and (cfg["train"]["flow"] or cell.method == "ibp" or (cell.method == "standard"
-                                                                           and cell.eps == 0))
+    return two_layer and (cfg["train"]["flow"] or closed_form_method(
+        objective(cell.method, **method_options(cfg, cell.method)[0]), cell.eps))
 
 
 def group_id(cfg: dict, cell: Cell) -> str:
@@ -58,7 +61,7 @@ def groups_of(cfg: dict, cells: list) -> list[list]:
 
 def run_group(cfg: dict, cells: list, progress: bool = False) -> list[dict]:
     """Train ``cells`` (one group) as one ``fit_group``; return their records in order."""
-    from ..batched import fit_group
+    from ..training.batched import fit_group
     from .protocol import lr_grid, select_run, train_summary
 
     t0 = time.perf_counter()

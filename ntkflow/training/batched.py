@@ -1,7 +1,7 @@
 """Many models of one net trained as a group: ``fit_group``.
 
 K models that share a net (its layers and frozen weights), the data (X, y), the objective
-and the run settings of ``ntkflow.fit``, and differ in their initial params, seed, target
+and the run settings of ``training.fit``, and differ in their initial params, seed, target
 ε and learning rate, train together. Each model is exactly a ``fit`` run: its own
 permutation rng and step keys (from its seed, as ``fit`` draws them), its own schedule rows
 (from its ε), its own records after each epoch, its own divergence check and stop rule. A
@@ -10,13 +10,14 @@ model that diverges (or whose stop rule fires) ends its trajectory there, with
 
 Groupings (``grouping=``):
 
-- ``"vmap"``: one jitted epoch over a leading model axis — ``jax.vmap`` of ``fit.epoch``
-  over (params, optimizer state, objective state, last gradient, permutation, schedule
-  rows, step keys, lr). With several devices (``jax.device_count() > 1``) the model axis
+- ``"vmap"``: one jitted epoch over a leading model axis — ``jax.vmap`` of the epoch
+  ``training.fastpath`` picks (the closed form on the paper's net where it applies, else
+  ``steps.epoch``) over (params, optimizer state, objective state, last gradient,
+  permutation, schedule rows, step keys, lr). With several devices (``jax.device_count() > 1``) the model axis
   is sharded across them (a 1-D mesh; K padded to a multiple of the device count with
   copies of model 0, whose results are dropped). A finished model keeps stepping inside
   the group (its record is frozen).
-- ``"loop"``: each epoch, the models' epochs in turn, each the very compiled ``fit.epoch``
+- ``"loop"``: each epoch, the models' epochs in turn, each the very compiled epoch
   a solo ``fit`` runs; a finished model is skipped.
 - ``"auto"``: ``choose_grouping``: loop on CPU, vmap on an accelerator. On CPU, vmap of
   K = 8 DM-small models ran 3.8× slower per model than one model (XLA turns the batched
@@ -41,14 +42,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validate as V
-from ._core.errors import NtkflowError
-from ._jax import x64
-from ._progress import progress as progress_bar
-from .fit import FitRun, epoch, fit_settings
-from .metrics import AttackSettings
-from .objectives import method_name, objective as make_objective
-from .paper.tracker import Trajectory
+from .. import _validate as V
+from .._core.errors import NtkflowError
+from .._jax import x64
+from .._progress import progress as progress_bar
+from ..metrics import AttackSettings
+from ..objectives import method_name, objective as make_objective
+from ..paper.tracker import Trajectory
+from .fit import FitRun
+from .settings import fit_settings
 
 __all__ = ["fit_group", "choose_grouping", "group_epoch", "GROUPINGS"]
 
@@ -62,15 +64,15 @@ def choose_grouping(net, backend: str | None = None) -> str:
     return "loop" if backend == "cpu" else "vmap"
 
 
-@partial(jax.jit, static_argnames=("objective", "opt"))
-def group_epoch(net, carry, X, y, idx, sched, keys, scale, lr, budget, objective, opt):
-    """``fit.epoch`` of K models at once: ``carry`` (params, opt_state, obj_state, g_prev)
-    with a leading model axis, idx (K, steps, B), sched (K, steps, 4), keys (K, steps, 2),
-    lr (K,); net, X, y, scale and budget shared. Returns ``fit.epoch``'s outputs, each with
-    a leading model axis."""
+@partial(jax.jit, static_argnames=("objective", "opt", "path"))
+def group_epoch(net, carry, X, y, idx, sched, keys, scale, lr, budget, objective, opt, path):
+    """``path.epoch`` (``training.fastpath``) of K models at once: ``carry`` (state,
+    opt_state, obj_state, g_prev) with a leading model axis, idx (K, steps, B), sched (K, steps, 4),
+    keys (K, steps, 2) or None, lr (K,); net, X, y, scale and budget shared. Returns the
+    epoch's outputs, each with a leading model axis."""
 
     def one(carry, idx, sched, keys, lr):
-        return epoch(net, *carry, X, y, idx, sched, keys, scale, lr, budget, objective, opt)
+        return path.epoch(net, carry, X, y, idx, sched, keys, scale, lr, budget, objective, opt)
 
     return jax.vmap(one)(carry, idx, sched, keys, lr)
 
@@ -96,7 +98,7 @@ def fit_group(net, params0_list, X, y, eps_list, *, lrs, seeds, objective="ibp",
         one device: no sharding).
       objective, options, optimizer, epochs, batch_size, eps_schedule, beta_schedule, reg_weight,
         momentum, stop, tie, track_gram, metrics, attack, record_every, attack_every, dtype,
-        progress: as ``ntkflow.fit.fit``, the same for every model (an ε schedule is taken
+        progress: as ``training.fit.fit``, the same for every model (an ε schedule is taken
         relative to each model's target ε).
 
     Returns:
@@ -176,18 +178,12 @@ def _fit_group(net, params0_list, X, y, eps_list, obj, eps_schedule, beta_schedu
 
 
 def _loop_epochs(net, runs, obj):
-    """epoch(ep): each unfinished model's ``fit.epoch`` in turn (bit-identical to ``fit``)."""
-    carries = [r.carry for r in runs]
+    """epoch(ep): each unfinished model's own epoch in turn (``FitRun.step``: bit-identical to ``fit``)."""
 
     def step(ep):
-        for k, r in enumerate(runs):
-            if r.done:
-                continue
-            idx, keys, srows = r.epoch_inputs(ep)
-            *carry, total, aux = epoch(net, *carries[k], r.Xc, r.yc, idx, srows, keys, r.scale, r.lr, r.budget,
-                                       obj, r.opt)
-            carries[k] = tuple(carry)
-            r.end_epoch(ep, carry[0], total, aux)
+        for r in runs:
+            if not r.done:
+                r.step(ep)
 
     return step
 
@@ -195,6 +191,9 @@ def _loop_epochs(net, runs, obj):
 def _vmap_epochs(net, runs, obj, devices):
     """epoch(ep): one ``group_epoch`` over every model (finished ones keep stepping,
     unrecorded), the model axis sharded over ``devices``."""
+    if len({r.path for r in runs}) > 1:
+        raise NtkflowError("eps_list: standard training at ε = 0 (closed-form epoch) and at ε > 0 cannot share a "
+                           "vmapped group; use grouping='loop'")
     K, D = len(runs), len(devices)
     pad = -K % D if D > 1 else 0
     put = _placement(devices, K + pad)
@@ -213,7 +212,7 @@ def _vmap_epochs(net, runs, obj, devices):
         idx, keys, srows = (stack(v) for v in zip(*[r.epoch_inputs(ep) for r in runs]))
         net_, Xc, yc, scale = shared
         *carry, total, aux = group_epoch(net_, tuple(carry), Xc, yc, idx, srows, keys, scale, lr, r0.budget, obj,
-                                         r0.opt)
+                                         r0.opt, r0.path)
         carry = tuple(carry)
         for k, r in enumerate(runs):
             if not r.done:

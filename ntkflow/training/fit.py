@@ -1,0 +1,276 @@
+"""The one host loop: every net, every training method, optax steps on an objective, metrics recorded.
+
+``fit(net, params0, X, y, eps, objective=...)`` trains the params of any ``ntkflow.nets.Net``
+with any objective of ``ntkflow.objectives`` (standard, certified, adversarial, AdvIBP),
+one jitted ``lax.scan`` per epoch. On the paper's two-layer net with the plain IBP (or, at
+ε = 0, the clean) loss the epoch is the closed form of Sec. 3.4 (``training.fastpath``);
+the host side — permutations, schedules, records, the stop rule — is this module's for both.
+The loss is a sum over samples and the minibatch gradient is scaled by n/B, so ``lr`` is a
+time step of the gradient flow for every method; each epoch draws a fresh permutation and
+drops the last partial batch.
+
+Per step the trainer also measures lee2021's gradient smoothness along training: the ℓ2
+distance and cosine distance between consecutive (scaled) gradients, recorded as epoch
+means ``grad_l2_change`` / ``grad_cos_distance``; objectives' per-step diagnostics
+(``aux_keys``: AdvIBP's case and cosines) are recorded as epoch means too, and AdvIBP's
+case as per-case fractions ``case_<name>``. Every record runs the metric registry
+(``metrics.recorder``); on the paper's net it is fed the closed-form tracker block, and the
+trainer adds ``mean_path_length`` (the polyline of W over epoch ends).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _validate as V
+from .._core.errors import NtkflowError
+from .._jax import x64
+from .._progress import progress as progress_bar
+from ..metrics import AttackSettings, recorder
+from ..nets import two_layer_weights
+from ..objectives import BetaFromEps, Context, attack_fn, judged_loss, method_name, objective as make_objective, own_bound, summarize
+from ..objectives.regularizers import warmup_lambda
+from ..paper.tracker import Trajectory, stack_rows, tracker
+from .fastpath import path_for
+from .settings import FitSettings, Plateau, armed_from, fit_settings, optimizer, schedule_fn, stop_rule
+
+__all__ = ["fit", "FitRun", "method_loss"]
+
+
+def method_loss(obj, net, params, X, y, eps, beta, key):
+    """The method's loss on the whole (X, y), without regularizers, as a differentiable scalar
+    (``objectives.judged_loss``: clean, certified with the mix β, or at attack points drawn
+    with ``key`` — constants of the loss; AdvIBP's is its IBP loss)."""
+    ctx = Context(jnp.asarray(eps), jnp.asarray(beta), jnp.asarray(0.0), key, jnp.asarray(0.0), jnp.asarray(0.0))
+    return judged_loss(obj, net, params, X, y, ctx)
+
+
+@x64  # X, y become jax arrays inside x64: float64 data stays float64
+def fit(net, params0, X, y, eps, *, objective="ibp", options: dict | None = None, optimizer: str = "sgd",
+        lr: float, epochs: int, batch_size: int | None = None, eps_schedule=None, beta_schedule=None,
+        reg_weight: float = 0.0, seed: int = 0, momentum: float | None = None, stop=None, tie: str = "wrong",
+        track_gram: bool = False, metrics=None, attack: AttackSettings = AttackSettings(), record_every: int = 1,
+        attack_every: int | None = None, dtype: str = "float64", progress: bool = False, keep_W: bool = False,
+        fast_path: bool = True) -> Trajectory:
+    """Train ``params0`` of ``net`` on (X, y) with ``objective``; return a ``Trajectory``.
+
+    Args:
+      net, params0: an ``ntkflow.nets.Net`` and its initial params (``net.init(...)``).
+      X, y: (n, *input_shape) inputs; (n,) labels (±1 for a single-output net, else classes).
+      eps: the target radius ε.
+      objective: a name of ``ntkflow.objectives.OBJECTIVES`` or an objective; ``options``
+        its settings (attack ``steps``/``step_size``/``restarts``/``alpha``, AdvIBP's
+        ``t_nat``/``t_adv``/``ramp``/``decay``/``c_max``..., ``regularize``/``tau``, ``clip``).
+      optimizer: sgd (``batch_size`` < n) / gd (full batch) / momentum / adam (optax).
+      lr: the learning rate, a time step of the gradient flow of the summed loss.
+      epochs, batch_size, momentum: the budget, the minibatch size (default n), the momentum.
+      stop: a ``StopRule`` (or its dict) ending training on a loss plateau or below κ; None
+        runs the whole budget. ``meta["converged"]`` / ``meta["reached_kappa"]`` say whether it fired.
+      tie: how the recorded errors count a tie (``paper.tracker.TIE_RULES``).
+      dtype: "float32" trains in float32; what is recorded is recomputed in float64.
+      eps_schedule: a schedule (``ntkflow.objectives.schedules``), dict or callable epoch → ε.
+      beta_schedule: CROWN-IBP's β as a function of (ε, ε_target); default β from 1 to 0
+        along the ε ramp (``BetaFromEps``).
+      reg_weight: weight of the thesis's warm-up regularizers, λ = reg_weight·(1 − ε/ε_target)
+        (Sec. 3.2.4; only for a certified objective with ``regularize``).
+      track_gram: record λmin and ‖H − H(0)‖ of the method's own Gram (O(n²P) per record).
+      metrics: names of ``ntkflow.metrics.METRICS`` to record (default: all that apply).
+      attack: the evaluation attack of ``pgd_error``; costly metrics (PGD, CROWN, the loss
+        variation) are recorded every ``attack_every`` records (default: at t = 0 and at the end only).
+      record_every: record every k-th epoch (and always the last).
+      keep_W: keep W at every record (``W_saved``; the paper's two-layer net only).
+      fast_path: False forces the generic step where ``training.fastpath`` would take the
+        closed form (the equality tests compare the two).
+
+    Returns:
+      A ``Trajectory`` with ``params`` (final) and, for the paper's two-layer net, ``W``/``a``;
+      series per epoch record: ``loss`` (the method's own loss on the whole set), every
+      metric, and the per-step diagnostics as epoch means. A non-finite loss or param stops
+      the run with ``meta["diverged"]``. The same inputs and seed give identical trajectories on CPU.
+    """
+    obj = make_objective(objective, **(options or {}))
+    X, y = jnp.asarray(X, jnp.float64), jnp.asarray(y)  # inside x64: records are float64
+    run = fit_settings(int(X.shape[0]), optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed,
+                       momentum=momentum, record_every=record_every, attack_every=attack_every, reg_weight=reg_weight, tie=tie,
+                       track_gram=track_gram, dtype=dtype, progress=progress, keep_W=keep_W, fast_path=fast_path)
+    if run.keep_W and getattr(net, "tag", None) != "two_layer":
+        raise NtkflowError("keep_W: only for the paper's two-layer net (nets.two_layer)")
+    return _fit(net, params0, X, y, V.eps_value(eps), obj, eps_schedule, beta_schedule, stop, run, metrics, attack)
+
+
+def _schedule_rows(run, sched, beta, eps, ep: int, steps: int) -> np.ndarray:
+    """(steps, 4) rows (ε, β, λ, epoch) of the steps of epoch ``ep``."""
+    rows = []
+    for k in range(steps):
+        t = ep + k / steps
+        e = sched(t)
+        lam = float(warmup_lambda(run.reg_weight, e, eps)) if eps > 0 else 0.0
+        rows.append((e, beta(e, eps), lam, t))
+    return np.array(rows)
+
+
+class FitRun:
+    """The host side of one ``fit`` run, around the device-side epoch that
+    ``training.fastpath`` picks (``self.path``): the initial (state, opt_state, obj_state,
+    g_prev) ``carry`` (the state is the params, or W on the closed-form path), each epoch's
+    inputs (permutation from the run's own numpy rng, step keys, schedule rows), and after
+    each epoch the records, the divergence check and the stop rule. ``step(ep)`` runs one
+    epoch; ``ntkflow.training.batched`` drives several runs at once.
+
+    Must be built and used inside ``jax.enable_x64`` (``fit`` and ``fit_group`` are).
+    """
+
+    def __init__(self, net, params0, X, y, eps: float, obj, eps_schedule, beta_schedule, stop, run: FitSettings,
+                 names=None, attack: AttackSettings = AttackSettings()):
+        self.net, self.X, self.y, self.eps, self.obj, self.run = net, X, y, eps, obj, run
+        self.sched, self.beta = schedule_fn(eps_schedule, eps), beta_schedule or BetaFromEps()
+        self.stop = stop = stop_rule(stop)
+        self.path = path_for(net, obj, eps, run.fast_path)
+        self.n = n = int(X.shape[0])
+        self.cast = cast = (lambda v: v.astype(jnp.float32)) if run.dtype == "float32" else (
+            lambda v: v.astype(jnp.float64))
+        params = jax.tree_util.tree_map(cast, params0)
+        self.Xc, self.yc = cast(X), cast(y) if net.num_outputs == 1 else y
+        theory = None
+        self.two_layer = net.tag == "two_layer"
+        if self.two_layer:
+            W0, a = two_layer_weights(net, params0)
+            self.a64 = jnp.asarray(a, jnp.float64)
+            self.y64 = jnp.asarray(y, jnp.float64)
+            theory = tracker(jnp.asarray(W0, jnp.float64), self.a64, X.astype(jnp.float64), self.y64,
+                             self.sched(0.0), gram=run.track_gram, tie=run.tie)
+            # Σ_k ‖w_r(k+1) − w_r(k)‖ per neuron over epoch ends: the exact polyline length of full-batch
+            # GD's iterates (one step an epoch), a lower bound on the step path of minibatch SGD
+            self.path_len = np.zeros(W0.shape[0])
+            self.W_last = np.asarray(params[0]["weight"], np.float64)  # the first step starts from W0 in the run's dtype
+            self.saved = [np.asarray(W0, np.float64)] if run.keep_W else []
+        self.eval_key = jax.random.PRNGKey(run.seed + 1)
+        adv_points, points = None, attack_fn(obj)
+        if points is not None:
+            ctx = Context(jnp.asarray(self.sched(0.0)), 1.0, 0.0, self.eval_key, 0.0, 0.0)
+            adv_points = lambda p: points(net, p, X, y, ctx)  # noqa: E731
+        self.record = recorder(net, jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), params0), X, y, eps,
+                               names=names, own_bound=own_bound(obj), attack_points=adv_points, attack=attack,
+                               tie=run.tie, gram=run.track_gram, theory=theory,
+                               loss_fn=lambda p, e: method_loss(obj, net, p, X, y, e, self.beta(e, eps), self.eval_key),
+                               lr=run.lr)
+        self.opt = optimizer(run.optimizer, run.momentum)
+        state = self.path.state(params)
+        self.carry = (state, self.opt.init(state), obj.init(params), jax.tree_util.tree_map(jnp.zeros_like, state))
+        self.steps = n // run.B
+        self.scale = jnp.asarray(n / run.B, self.Xc.dtype)
+        self.lr = jnp.asarray(run.lr, self.Xc.dtype)
+        self.budget = float(run.epochs)
+        self.rng = np.random.default_rng(run.seed)
+        self.key = jax.random.PRNGKey(run.seed)
+        self.plateau = Plateau(stop, n) if stop else None
+        self.kappa = stop.kappa if stop else 0.0
+        self.armed = armed_from(self.sched, eps, run.epochs)  # the stop rule watches epochs >= armed
+        self.params = params
+        # t = 0 is the initialization as given (not its float32 rounding)
+        self.rows, self.ts = [self.snapshot(jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float64), params0),
+                                            0.0, True)], [0.0]
+        self.diverged = self.converged = self.reached = self.done = False
+
+    def loss(self, p64, e: float) -> float:
+        """The method's loss on the whole training set at ε ``e`` (closed form on the fast path)."""
+        if self.path.closed:
+            return self.path.loss(np.asarray(p64[0]["weight"]), self.a64, self.X, self.y64, e)
+        return float(method_loss(self.obj, self.net, p64, self.X, self.y, e, self.beta(e, self.eps), self.eval_key))
+
+    def snapshot(self, p, t: float, full: bool, aux: dict | None = None) -> dict:
+        """The record of params ``p`` at epoch ``t`` (metrics in float64, the method's full loss)."""
+        p64 = jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), p)
+        e = self.sched(t)
+        # the closed-form tracker's loss is Eq. 2 at the record's ε: the method's own on the fast path
+        closed = self.path.closed and self.path.judged_eps(e) == e
+        row = self.record(p64, e, None if closed else self.loss(p64, e), full=full)
+        row.update(aux or {})
+        if self.two_layer:
+            row["mean_path_length"] = float(self.path_len.mean())
+        return row
+
+    def epoch_inputs(self, ep: int):
+        """(idx (steps, B), keys (steps, 2), schedule rows (steps, 4)) of epoch ``ep``; advances
+        the rngs. The closed-form epoch reads ε alone: no keys, and its rows are the (steps,) ε
+        of its steps (0 for clean training)."""
+        n, B, steps = self.n, self.run.B, self.steps
+        idx = np.arange(n) if B == n else self.rng.permutation(n)
+        idx = idx[: steps * B].reshape(steps, B)
+        if self.path.closed:
+            eps = np.array([0.0 if self.path.clean else self.sched(ep + k / steps) for k in range(steps)])
+            return jnp.asarray(idx), None, jnp.asarray(eps, self.Xc.dtype)
+        self.key, sub = jax.random.split(self.key)
+        keys = jax.random.split(sub, steps)
+        srows = jnp.asarray(_schedule_rows(self.run, self.sched, self.beta, self.eps, ep, steps), self.Xc.dtype)
+        return jnp.asarray(idx), keys, srows
+
+    def step(self, ep: int) -> bool:
+        """Run epoch ``ep`` and book it (``end_epoch``); True when the run is over."""
+        idx, keys, srows = self.epoch_inputs(ep)
+        *carry, total, aux = self.path.epoch(self.net, self.carry, self.Xc, self.yc, idx, srows, keys, self.scale,
+                                             self.lr, self.budget, self.obj, self.opt)
+        self.carry = tuple(carry)
+        return self.end_epoch(ep, carry[0], total, aux)
+
+    def end_epoch(self, ep: int, state, total, aux) -> bool:
+        """Book epoch ``ep`` (its final state, summed minibatch loss, per-step aux): record
+        when due, check divergence and the stop rule. True when the run is over (then
+        ``params`` is its final params and nothing more is recorded)."""
+        run = self.run
+        params = self.path.params(state)
+        epoch_loss = float(total) * self.n / (self.steps * run.B)
+        finite = all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree_util.tree_leaves(params))
+        if self.two_layer:
+            W = np.asarray(params[0]["weight"], np.float64)
+            self.path_len += np.linalg.norm(W - self.W_last, axis=1)
+            self.W_last = W
+        diverged = not (np.isfinite(epoch_loss) and finite)
+        converged = not diverged and self.plateau is not None and ep >= self.armed and self.plateau(epoch_loss)
+        # the κ target is checked on the full loss at the epoch's end weights (not the minibatch sum,
+        # which is taken along the epoch), so the run ends at the first recorded params below κ
+        reached = (not diverged and self.kappa > 0 and ep >= self.armed
+                   and self.loss(jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), params), self.eps) < self.kappa)
+        converged = converged or reached
+        last = diverged or converged or ep + 1 == run.epochs
+        if last or (ep + 1) % run.record_every == 0:
+            full = last or (run.attack_every > 0 and (len(self.rows) % run.attack_every == 0))
+            self.rows.append(self.snapshot(params, ep + 1.0, full and not diverged, summarize(self.obj, aux)))
+            self.ts.append(ep + 1.0)
+            if run.keep_W:
+                self.saved.append(self.W_last)
+            diverged = diverged or not np.isfinite(self.rows[-1]["loss"])
+        self.params, self.diverged, self.converged, self.reached = params, diverged, converged, reached
+        self.done = last or diverged
+        return self.done
+
+    def trajectory(self) -> Trajectory:
+        """The run so far as a ``Trajectory``."""
+        run, net = self.run, self.net
+        params = jax.tree_util.tree_map(lambda v: np.asarray(v, np.float64), self.params)
+        W = a = None
+        if self.two_layer:
+            W, a = (np.asarray(v, np.float64) for v in two_layer_weights(net, params))
+        ok = not self.diverged
+        meta = {"kind": "fit", "objective": method_name(self.obj), "optimizer": run.optimizer, "lr": run.lr,
+                "epochs": run.epochs, "batch_size": run.B, "eps": self.eps, "seed": run.seed, "momentum": run.momentum,
+                "n": self.n, "input_shape": list(self.X.shape[1:]), "dtype": run.dtype, "tie": run.tie,
+                "diverged": bool(self.diverged), "converged": bool(self.converged and ok),
+                "reached_kappa": bool(self.reached and ok), "epochs_run": int(self.ts[-1]),
+                "stop": None if self.stop is None else asdict(self.stop), "fast_path": bool(self.path.closed)}
+        return Trajectory(ts=np.array(self.ts), series=stack_rows(self.rows), W=W, a=a, meta=meta, params=params,
+                          W_saved=np.stack(self.saved) if run.keep_W else None)
+
+
+@x64
+def _fit(net, params0, X, y, eps, obj, eps_schedule, beta_schedule, stop, run: FitSettings, names,
+         attack) -> Trajectory:
+    r = FitRun(net, params0, X, y, eps, obj, eps_schedule, beta_schedule, stop, run, names, attack)
+    for ep in progress_bar(range(run.epochs), run.progress, f"fit ({method_name(obj)}, ε={eps})"):
+        if r.step(ep):
+            break
+    return r.trajectory()
