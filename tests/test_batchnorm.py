@@ -468,3 +468,26 @@ def test_margin_gram_of_a_bn_net_is_over_the_trainable_params_only(x64):
         return jax.vmap(lambda c, l, h: nf.bounds.engine.sample_bounds(net, p, c, l, h, "ibp"))(C, lo, hi)
 
     assert np.abs(np.asarray(jax.jit(jax.jacrev(by_mean))(params[1]["running_mean"]))).max() > 1e-3  # what is left out
+
+
+def test_fit_updates_the_running_statistics_like_pytorch_after_each_step(x64):
+    """One full-batch SGD step through ``training.fit``: the running statistics are PyTorch's update
+    from the pre-step weights' forward of the batch (``update_running_stats``, itself checked against
+    PyTorch's formula above), the weights the optimizer's; a net without BN is unchanged by the rule."""
+    from ntkflow.training.fit import fit
+
+    net = _tiny_bn_net()
+    params = _random_bn(net, net.init(6, dtype=jnp.float64), 12, zero=False)
+    rng = np.random.default_rng(14)
+    X, y = jnp.asarray(rng.uniform(0, 1, (4, 1, 3, 3))), jnp.asarray([0, 1, 2, 0])
+    tr = fit(net, params, X, y, 0.05, objective="ibp", optimizer="gd", lr=0.1, epochs=1, metrics=())
+    want = N.update_running_stats(net, params, X)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        got = [np.asarray(p[name]) for p in tr.params if isinstance(p, dict) and name in p]
+        ref = [np.asarray(p[name]) for p in want if isinstance(p, dict) and name in p]
+        assert got and len(got) == len(ref)
+        for g, r in zip(got, ref):
+            np.testing.assert_allclose(g, r, rtol=1e-12)
+    before = [np.asarray(p["running_mean"]) for p in params if isinstance(p, dict) and "running_mean" in p]
+    assert any(np.abs(g - b).max() > 1e-6 for g, b in zip(
+        [np.asarray(p["running_mean"]) for p in tr.params if isinstance(p, dict) and "running_mean" in p], before))

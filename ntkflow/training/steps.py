@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from .._jax import tree_distance
+from ..nets.batchnorm import has_batchnorm, update_running_stats
 from ..objectives import Context
 
 __all__ = ["epoch"]
@@ -24,6 +25,8 @@ def epoch(net, params, opt_state, obj_state, g_prev, X, y, idx, sched, keys, sca
     dtype = jax.tree_util.tree_leaves(params)[0].dtype
     net = jax.tree_util.tree_map(lambda v: v.astype(dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v, net)
 
+    bn = has_batchnorm(net)
+
     def step(carry, batch):
         params, s, os, gp, total = carry
         rows, (e, b, lam, ep), k = batch
@@ -31,7 +34,10 @@ def epoch(net, params, opt_state, obj_state, g_prev, X, y, idx, sched, keys, sca
         out = objective.step(net, params, os, X[rows], y[rows], ctx)
         g = jax.tree_util.tree_map(lambda v: v * scale, out.grads)
         upd, s = opt.update(g, s, params)
-        params = optax.apply_updates(params, jax.tree_util.tree_map(lambda u: lr * u, upd))
+        new = optax.apply_updates(params, jax.tree_util.tree_map(lambda u: lr * u, upd))
+        # BatchNorm's running statistics follow PyTorch: the pre-step forward's batch statistics
+        # (a trace-time no-op for nets without BatchNorm)
+        params = update_running_stats(net, params, X[rows], into=new) if bn else new
         l2, cos = tree_distance(gp, g)
         aux = {**out.aux, "grad_l2_change": l2, "grad_cos_distance": cos}
         return (params, s, out.state, g, total + out.loss), aux
