@@ -40,7 +40,7 @@ def final_keys() -> tuple:
 REQUIRED_FINALS = _RUN_KEYS
 #: Config keys added after the first results format: left out of a cell's key while at their
 #: default, so results computed before they existed keep their keys (nothing recomputed).
-LATER_KEYS = {"data": ("cifar_dir", "classes"), "model": ("net", "init"),
+LATER_KEYS = {"data": ("cifar_dir", "classes", "scale", "pool"), "model": ("net", "init"),
               "train": ("eps_schedule", "t_nat", "t_adv", "beta_start", "beta_end", "lam0", "regularize", "tau"),
               "track": ("attack_every",)}
 
@@ -109,7 +109,7 @@ def _dataset(data_json: str, eps: float):
     d = json.loads(data_json)
     return load(d["source"], n=d["n_train"] or None, eps=eps, mnist_dir=d["mnist_dir"] or None, seed=d["seed"],
                 normalize=d["normalize"], n_test=d["n_test"], d=d["d"], cifar_dir=d["cifar_dir"] or None,
-                classes=d["classes"] or None)
+                classes=d["classes"] or None, scale=d.get("scale", 1.0), pool=d.get("pool", 1))
 
 
 def dataset_for(cfg: dict, eps: float):
