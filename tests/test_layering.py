@@ -30,7 +30,7 @@ LAYERS = (
     ("training", "training", "fit", "train", "batched"),
     ("theory", "theory"),
     ("sweep", "sweep"),
-    ("reporting", "reporting", "findings", "findings_advibp", "plots"),
+    ("reporting", "reporting", "findings", "findings_advibp", "findings_structure", "plots"),
     ("cli", "cli"),
 )
 
