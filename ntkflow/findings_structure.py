@@ -374,25 +374,51 @@ def copy_curves(directory) -> dict:
 
 
 def _cell_stat(rows, e, key) -> Interval:
+    """Mean over seeds with its t interval, clipped to [0, 1] (a fraction)."""
     v = [r[key] for r in rows if r["eps"] == e and not r.get("diverged")]
-    return mean_interval(v) if v else Interval(math.nan, math.nan, math.nan, 0)
+    if not v:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    iv = mean_interval(v)
+    return Interval(iv.value, max(iv.lo, 0.0), min(iv.hi, 1.0), iv.n) if iv.finite else iv
+
+
+def _frac(iv: Interval) -> str:
+    """A fraction with its interval, three significant digits (small fractions stay readable)."""
+    if not np.isfinite(iv.value):
+        return "—"
+    if not iv.finite:
+        return f"{iv.value:.3g} (n = {iv.n}, no interval)"
+    return f"{iv.value:.3g} [{max(iv.lo, 0.0):.3g}, {min(iv.hi, 1.0):.3g}]"
+
+
+def _dead_rate(rows, e):
+    """The dead fraction pooled over seeds: a count of neurons (Clopper–Pearson)."""
+    mine = [r for r in rows if r["eps"] == e and not r.get("diverged")]
+    return pooled_rate([r["dead_fraction_final"] for r in mine], [int(r["width"]) for r in mine]) if mine else None
+
+
+def _lambda_text(r) -> str:
+    if r is None:
+        return "—"
+    if r["ci_low"] == r["ci_high"]:  # ε = 0: the closed form (the control variate is exact)
+        return f"{r['lambda_0']:.4g} (closed form)"
+    return f"{r['lambda_0']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
 
 
 def _copy_lines(label: str, c: dict) -> tuple[list[str], dict]:
     rows, grid, n = c["rows"], c["grid"], int(c["rows"][0]["n_train"])
     lam = {float(r["eps"]): r for r in c["lambda0"]}
     out = [f"### `{label}`: {c['name']}, d = {c['d']}, ε* = ‖x‖₂/E‖w‖₁ = {c['eps_star']:.4g}", "",
-           "| ε | ε/ε* | λ0 [95% CI] | helping at init | hurting at init | dead after training (seed mean) "
-           "| certified training error (pooled, CP) | helping after training |", "|---|---|---|---|---|---|---|---|"]
+           "| ε | ε/ε* | λ0 [95% CI] | helping at init | hurting at init | dead after training (neurons pooled, CP) "
+           "| certified training error (pooled, CP) | helping after training (seed mean, t) |",
+           "|---|---|---|---|---|---|---|---|"]
     for e in grid:
-        lr = lam.get(e)
-        lt = f"{lr['lambda_0']:.4g} [{lr['ci_low']:.4g}, {lr['ci_high']:.4g}]" if lr else "—"
         h, u = c["init"][e]
         certs = [r["final_certified_error"] for r in rows if r["eps"] == e and not r.get("diverged")]
         cert = pooled_rate(certs, n).fmt() if certs else "—"
-        out.append(f"| {e:g} | {e / c['eps_star']:.2f} | {lt} | {h.fmt(3)} | {u.fmt(3)} | "
-                   f"{_cell_stat(rows, e, 'dead_fraction_final').fmt(3)} | {cert} | "
-                   f"{_cell_stat(rows, e, 'helpful_fraction_final').fmt(3)} |")
+        dead = _dead_rate(rows, e)
+        out.append(f"| {e:g} | {e / c['eps_star']:.2f} | {_lambda_text(lam.get(e))} | {_frac(h)} | {_frac(u)} | "
+                   f"{dead.fmt() if dead else '—'} | {cert} | {_frac(_cell_stat(rows, e, 'helpful_fraction_final'))} |")
     hh = help_half(c["X"])
     l0 = c["lambda0"]
     lh = half_crossing([r["eps"] for r in l0], [r["lambda_0"] for r in l0], [r["ci_low"] for r in l0],
@@ -400,13 +426,19 @@ def _copy_lines(label: str, c: dict) -> tuple[list[str], dict]:
     dh, seeds = _dead_half(rows)
     star = c["eps_star"]
     div = sum(bool(r.get("diverged")) for r in rows)
+    tail = ""
+    if l0 and l0[0]["eps"] == 0 and len(l0) > 1:
+        last, first = l0[-1], l0[0]["lambda_0"]
+        tail = (f"- at the grid's largest ε = {last['eps']:g} ({last['eps'] / star:.2g}ε*): λ0 = "
+                f"{last['lambda_0'] / first:.3g} [{last['ci_low'] / first:.3g}, {last['ci_high'] / first:.3g}] × "
+                f"λ0(0), helping fraction at init {_frac(c['init'][grid[-1]][0])}")
     out += ["", f"- half points: helping fraction ε_½ = {hh.fmt(4)} (bootstrap over images × neurons), "
             f"prediction Φ⁻¹(3/4)·ε* = {HALF_RATIO * star:.4f} → "
             f"{'inside' if hh.finite and hh.lo <= HALF_RATIO * star <= hh.hi else 'outside'} the interval; "
             f"λ0 at half its ε = 0 value: ε = {_fmt_iv(lh)} (from the pointwise CIs); trained dead fraction "
             f"reaches 1/2 at ε = {_fmt_iv(dh)} ({dh.n}/{seeds} seeds cross on the grid, t over seeds)",
             f"- in units of ε*: helping {hh.value / star:.3g} [{hh.lo / star:.3g}, {hh.hi / star:.3g}], λ0 "
-            f"{_ratio(lh, star)}, dead {_ratio(dh, star)}; diverged runs: {div}", ""]
+            f"{_ratio(lh, star)}, dead {_ratio(dh, star)}; diverged runs: {div}", *([tail] if tail else []), ""]
     return out, {"help": hh, "lambda0": lh, "dead": dh, "star": star}
 
 
@@ -442,7 +474,10 @@ def lambda0_section(dirs: dict) -> list[str]:
            f"initialization ({INIT_NEURONS} neurons × the training images, t over neurons), and after training "
            "the dead fraction (neurons inactive on every image; mean over seeds, t) and the certified training "
            "error (pooled counts, Clopper–Pearson). Predicted transition ε* = mean‖x_i‖₂/E‖w‖₁; the helping "
-           f"fraction ≈ P(Z > ε/ε*) halves at {HALF_RATIO:.3f}·ε*.", ""]
+           f"fraction ≈ P(Z > ε/ε*) halves at {HALF_RATIO:.3f}·ε*. A rescaled copy is an exact check of the "
+           "initialization quantities: with x → s·x the IBP pre-activation and its gradient at ε are s times the raw "
+           "ones at ε/s, so H∞(s, ε) = s²·H∞(raw, ε/s) and the λ0 and helping curves coincide in ε/ε*; the trained "
+           "nets differ (their margins, and so the logistic loss, scale with s). Pooling changes d and the data.", ""]
     for label, c in curves.items():
         t = c["cfg"]["train"]
         lrs = t["lr"] if isinstance(t["lr"], list) else [t["lr"]]
@@ -483,4 +518,10 @@ def _together(halves: dict) -> str:
                    False: "not one multiple of ε* (some intervals are disjoint)",
                    None: "undecided (fewer than two copies with an interval)"}[common]
         parts.append(f"{name}: ε_½/ε* = {rng} over {len(fin)} copies, {verdict}")
-    return "**Answer:** " + "; ".join(parts) + "."
+    order = []
+    for label, h in halves.items():
+        got = sorted((h[k].value, name) for k, name in (("help", "helping"), ("lambda0", "λ0"), ("dead", "dead"))
+                     if np.isfinite(h[k].value))
+        order.append(f"`{label}` " + " < ".join(f"{name} {v / h['star']:.2g}ε*" for v, name in got))
+    return ("**Answer:** " + "; ".join(parts) + ". Order of the half points per copy (do they move together?): "
+            + "; ".join(order) + ".")

@@ -137,21 +137,21 @@ def test_laziness_section_slopes_rates_and_answer(tmp_path):
 
 def _lambda0_cfg(scale=1.0, pool=1):
     return resolve({"data": {"source": "mnist25", "n_train": 20, "scale": scale, "pool": pool},
-                    "grid": {"method": ["ibp"], "width": [10], "eps": [0.0, 0.01, 0.02, 0.04], "seed": [0, 1, 2]},
+                    "grid": {"method": ["ibp"], "width": [20], "eps": [0.0, 0.01, 0.02, 0.04], "seed": [0, 1, 2]},
                     "train": {"optimizer": "gd", "lr": [1e-3, 3e-3], "epochs": 10},
                     "track": {"lambda_0": True}})
 
 
 def make_lambda0(tmp_path, cfg, dead_at):
-    """Dead fraction rising linearly from 0 (ε = 0.01) to 1 (ε = 0.01 + 2·dead_at[s] − ...):
-    seed s crosses 1/2 at ``dead_at[s]``; λ0 falls linearly to 0 at ε = 0.04."""
+    """Dead fraction 1/2 + 10·(ε − dead_at[s]) (counts of 20 neurons on this grid): seed s crosses
+    1/2 at ``dead_at[s]``; λ0 falls linearly to 0 at ε = 0.04."""
     grid = [0.0, 0.01, 0.02, 0.04]
     rows = []
     for s, c in enumerate(dead_at):
         for e in grid:
-            cell = Cell(10, "ibp", e, s)
+            cell = Cell(20, "ibp", e, s)
             dead = float(np.clip(0.5 + (e - c) * 10, 0, 1))
-            rows.append({"method": "ibp", "width": 10, "eps": e, "seed": s, "cell_id": cell.id, "diverged": False,
+            rows.append({"method": "ibp", "width": 20, "eps": e, "seed": s, "cell_id": cell.id, "diverged": False,
                          "n_train": 20, "lr": 1e-3, "dead_fraction_final": dead, "final_certified_error": 0.05 * s,
                          "helpful_fraction_final": 0.3, "final_train_error": 0.0, "converged": True})
     lam = [{"eps": e, "lambda_0": 4 * (1 - e / 0.04), "ci_low": 4 * (1 - e / 0.04) - 0.2,
@@ -195,7 +195,7 @@ def test_help_half_sits_at_the_gaussian_prediction_for_equal_norms():
 
 def test_lambda0_section_half_points_and_verdict(tmp_path):
     a = make_lambda0(tmp_path / "a", _lambda0_cfg(), dead_at=(0.015, 0.02, 0.025))
-    b = make_lambda0(tmp_path / "b", _lambda0_cfg(scale=2.0), dead_at=(0.02, 0.021, 0.022))
+    b = make_lambda0(tmp_path / "b", _lambda0_cfg(scale=2.0), dead_at=(0.02, 0.025, 0.03))
     lines = lambda0_section({"a": a, "b": b})
     text = "\n".join(lines)
     lo, hi = scipy.stats.t.interval(0.95, 2, loc=0.02, scale=scipy.stats.sem([0.015, 0.02, 0.025]))
@@ -204,6 +204,9 @@ def test_lambda0_section_half_points_and_verdict(tmp_path):
     assert "half its ε = 0 value: ε = 0.02 [0.018, 0.022]" in text
     # the certified error pooled over 3 seeds × 20 images at ε = 0: (0 + 1 + 2)/60
     assert "3/60 = 5%" in text
+    # the dead fraction at ε = 0 pooled over seeds as a count of neurons: (7 + 6 + 5)/60
+    row = next(line for line in lines if line.startswith("| 0 | 0.00 |"))
+    assert "18/60 = 30%" in row and "(closed form)" not in row
     assert text.count("### `") == 2 and "**Answer:**" in text
     assert is_lambda0_sweep(json.loads((a / "config.json").read_text()))
 
@@ -215,3 +218,26 @@ def test_findings_routes_structure_sweeps_to_their_sections(tmp_path):
     assert "## Is IBP training lazy at fixed ε > 0?" in page
     assert "## The λ0 collapse at large ε" in page
     assert "## The paper's three Fig. 1 claims" not in page
+
+
+def test_helping_metrics_count_pairs_by_hand():
+    """The registered helpful/hurting fractions at a two-layer net's params against a loop over
+    the (sample, neuron) pairs of Eq. 3's two cases."""
+    from ntkflow.metrics import recorder
+    from ntkflow.nets import two_layer
+
+    rng = np.random.default_rng(2)
+    X, y = rng.uniform(0, 1, (6, 5)), np.array([1.0, -1, 1, -1, 1, 1])
+    W, a = rng.standard_normal((9, 5)), np.where(rng.uniform(size=9) < 0.5, -1.0, 1.0)
+    eps = 0.05
+    help_, hurt = [], []
+    for i in range(6):
+        for r in range(9):
+            z, gap = W[r] @ X[i], eps * np.abs(W[r]).sum()
+            (help_ if y[i] * a[r] > 0 else hurt).append(z - gap > 0 if y[i] * a[r] > 0 else z + gap > 0)
+    with jax.enable_x64(True):
+        net, p0 = two_layer(W, a)
+        rec = recorder(net, p0, jnp.asarray(X), jnp.asarray(y), eps, names=["helpful_fraction", "hurting_fraction"])
+        got = rec(p0)
+    assert got["helpful_fraction"] == pytest.approx(np.mean(help_), abs=1e-12)
+    assert got["hurting_fraction"] == pytest.approx(np.mean(hurt), abs=1e-12)
