@@ -261,7 +261,10 @@ def answer_sentence(cells, slopes, eps_all) -> str:
     lazy = lazy_verdict(s, s0)
     word = "No" if lazy.startswith("not lazy") else ("Yes" if lazy.startswith(("lazy", "shrinks faster")) else
                                                      "Undecided")
+    big_s, big_s0 = _slope(cells, e, "move", min_width=1000), _slope(cells, 0.0, "move", min_width=1000)
     base = f" (standard training, ε = 0: {_fmt_slope(s0)})" if s0 is not None else ""
+    if np.isfinite(big_s.value):
+        base += f"; over m ≥ 1,000 s = {_fmt_slope(big_s)} (standard: {_fmt_slope(big_s0)})"
     drift = (f"; the Gram drift ‖H(T_κ) − H(0)‖/‖H(0)‖ scales like m^{_fmt_slope(g)}"
              + (f" (standard: m^{_fmt_slope(g0)})" if g0 is not None else ""))
     path = (f"; at m = {big} the mean path length is {mean_interval(paths).fmt(3)}, and no width can bring it "
