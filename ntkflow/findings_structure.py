@@ -500,7 +500,10 @@ def lambda0_section(dirs: dict) -> list[str]:
         s = h["star"]
         out.append(f"| `{label}` | {s:.4g} | {_ratio(h['help'], s)} | {_ratio(h['lambda0'], s)} | "
                    f"{_ratio(h['dead'], s)} |")
-    out += ["", _together(halves), ""]
+    keys = {lb: (float(c["cfg"]["data"].get("scale", 1.0)), int(c["cfg"]["data"].get("pool", 1)))
+            for lb, c in curves.items()}
+    protocols = {lb: c["name"].split("(")[-1].rstrip(")") for lb, c in curves.items()}
+    out += ["", _together(halves, keys, protocols), ""]
     return out
 
 
@@ -508,23 +511,46 @@ def _scaled(iv: Interval, s: float) -> Interval:
     return Interval(iv.value / s, iv.lo / s, iv.hi / s, iv.n)
 
 
-def _together(halves: dict) -> str:
-    """The verdict: does each half point stay a fixed multiple of ε* across copies (the
-    intervals of ε_½/ε* share a point), and do the three transitions coincide per copy?"""
-    parts = []
-    for key, name in (("help", "helping fraction"), ("lambda0", "λ0"), ("dead", "dead fraction")):
-        ivs = [_scaled(h[key], h["star"]) for h in halves.values()]
-        fin = [i for i in ivs if np.isfinite(i.value)]
-        common = _common(ivs)
-        rng = f"{min(i.value for i in fin):.3g}–{max(i.value for i in fin):.3g}" if fin else "—"
-        verdict = {True: "consistent with one multiple of ε* (the intervals share a point)",
-                   False: "not one multiple of ε* (some intervals are disjoint)",
-                   None: "undecided (fewer than two copies with an interval)"}[common]
-        parts.append(f"{name}: ε_½/ε* = {rng} over {len(fin)} copies, {verdict}")
+def _verdict_line(name: str, ivs: list, what: str) -> str:
+    fin = [i for i in ivs if np.isfinite(i.value)]
+    rng = (_fmt_iv(fin[0]) if len(fin) == 1 else
+           f"{min(i.value for i in fin):.3g}–{max(i.value for i in fin):.3g}" if fin else "—")
+    verdict = {True: "consistent with one multiple of ε* (the intervals share a point)",
+               False: "not one multiple of ε* (some intervals are disjoint)",
+               None: "undecided (fewer than two copies with an interval)"}[_common(ivs)]
+    return f"{name}: ε_½/ε* = {rng} over {len(fin)} {what}, {verdict}".replace(" 1 copies", " 1 copy")
+
+
+def _together(halves: dict, keys: dict, protocols: dict) -> str:
+    """The verdict. The initialization quantities (helping fraction, λ0) are judged over the
+    distinct data copies (``keys``: label → (scale, pool); the first label of each), the dead
+    fraction over the copies of each training protocol (``protocols``: label → name): does each
+    half point stay one multiple of ε* (its intervals of ε_½/ε* share a point), and in which
+    order do the three fall per copy?"""
+    firsts = {}
+    for label, k in keys.items():
+        firsts.setdefault(k, label)
+    data = list(firsts.values())
+    parts = [_verdict_line(name, [_scaled(halves[lb][key], halves[lb]["star"]) for lb in data],
+                           f"data copies ({', '.join(f'`{lb}`' for lb in data)})")
+             for key, name in (("help", "helping fraction"), ("lambda0", "λ0"))]
+    for proto in dict.fromkeys(protocols.values()):
+        mine = [lb for lb in halves if protocols[lb] == proto]
+        parts.append(_verdict_line(f"dead fraction under {proto}", [_scaled(halves[lb]["dead"], halves[lb]["star"])
+                                                                     for lb in mine], f"copies"))
     order = []
     for label, h in halves.items():
         got = sorted((h[k].value, name) for k, name in (("help", "helping"), ("lambda0", "λ0"), ("dead", "dead"))
                      if np.isfinite(h[k].value))
         order.append(f"`{label}` " + " < ".join(f"{name} {v / h['star']:.2g}ε*" for v, name in got))
-    return ("**Answer:** " + "; ".join(parts) + ". Order of the half points per copy (do they move together?): "
-            + "; ".join(order) + ".")
+    scaled = [lb for lb, k in keys.items() if k[1] == 1 and k[0] != 1.0]
+    note = (f" The rescaled copies ({', '.join(f'`{lb}`' for lb in scaled)}) repeat the raw copy's initialization "
+            "quantities exactly in ε/ε* (the invariance above; same draws), so they test the code, not the data; "
+            "only pooling gives independent data." if scaled else "")
+    allv = [h[k].value / h["star"] for lb, h in halves.items() for k in ("help", "lambda0", "dead")
+            if np.isfinite(h[k].value)]
+    span = (f" Every half point of every copy lies within {min(allv):.2g}–{max(allv):.2g}·ε*: the transition sits at "
+            "the scale ε* = ‖x‖₂/E‖w‖₁ as the data are rescaled and pooled, but only the helping fraction at a "
+            "fixed multiple of it." if allv else "")
+    return ("**Answer:** " + "; ".join(parts) + ". Order of the half points per copy: " + "; ".join(order) + "."
+            + span + note)

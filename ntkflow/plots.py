@@ -470,6 +470,7 @@ def fig_lambda0_eps(dirs: dict, out) -> list[Path]:
             ax.set_ylim(-0.02, 1.05)
             if norm:
                 ax.axvline(1.0, color="k", ls=":", lw=0.8)
+                ax.set_xlim(-0.1, 4.0)  # the transitions lie below 2ε*; beyond 4ε* every curve is flat
         if norm:
             axes[row, 1].axvline(HALF_RATIO, color="grey", ls="-.", lw=0.8)
         axes[row, 0].legend(fontsize=7)
