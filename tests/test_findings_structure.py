@@ -241,3 +241,14 @@ def test_helping_metrics_count_pairs_by_hand():
         got = rec(p0)
     assert got["helpful_fraction"] == pytest.approx(np.mean(help_), abs=1e-12)
     assert got["hurting_fraction"] == pytest.approx(np.mean(hurt), abs=1e-12)
+
+
+def test_figures_routes_structure_sweeps(tmp_path):
+    from ntkflow.plots import figures
+
+    lz, _ = make_laziness(tmp_path / "lz")
+    assert [p.name for p in figures(lz)] == ["fig_laziness.png", "fig_laziness.pdf"]
+    make_lambda0(tmp_path / "copies" / "raw", _lambda0_cfg(), dead_at=(0.015, 0.02, 0.025))
+    make_lambda0(tmp_path / "copies" / "x2", _lambda0_cfg(scale=2.0), dead_at=(0.02, 0.025, 0.03))
+    out = figures(tmp_path / "copies")
+    assert [p.name for p in out] == ["fig_lambda0_eps.png", "fig_lambda0_eps.pdf"] and all(p.stat().st_size for p in out)
