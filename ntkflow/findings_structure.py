@@ -391,7 +391,11 @@ def _frac(iv: Interval) -> str:
         return "—"
     if not iv.finite:
         return f"{iv.value:.3g} (n = {iv.n}, no interval)"
-    return f"{iv.value:.3g} [{max(iv.lo, 0.0):.3g}, {min(iv.hi, 1.0):.3g}]"
+    if iv.lo == iv.hi:  # every draw agrees (e.g. no neuron helps after training): no spread to show
+        return f"{iv.value:.3g} (all {iv.n} equal)"
+    near = 1.0 - min(iv.value, 1.0)  # near 1, three digits would print 1 [1, 1]: as many as 1 − v needs
+    g = f".{min(8, 2 + max(0, math.ceil(-math.log10(near))) if near > 0 else 8)}g" if iv.value > 0.99 else ".3g"
+    return f"{iv.value:{g}} [{max(iv.lo, 0.0):{g}}, {min(iv.hi, 1.0):{g}}]"
 
 
 def _dead_rate(rows, e):
@@ -403,7 +407,7 @@ def _dead_rate(rows, e):
 def _lambda_text(r) -> str:
     if r is None:
         return "—"
-    if r["ci_low"] == r["ci_high"]:  # ε = 0: the closed form (the control variate is exact)
+    if r["ci_high"] - r["ci_low"] <= 1e-9 * abs(r["lambda_0"]):  # ε = 0: the closed form (its control variate is exact)
         return f"{r['lambda_0']:.4g} (closed form)"
     return f"{r['lambda_0']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
 
