@@ -23,11 +23,14 @@ from ._core.errors import NtkflowError
 from .paper.assumptions import normalize_to_box
 
 __all__ = ["Dataset", "mnist25", "mnist10", "mnist_idx", "read_idx", "write_idx", "cifar10", "read_cifar_bin",
-           "write_cifar_bin", "synthetic_box", "synthetic_parallel", "load", "SOURCES", "MNIST_CLASSES"]
+           "write_cifar_bin", "synthetic_box", "synthetic_parallel", "load", "average_pool", "rescale", "SOURCES",
+           "MNIST_CLASSES", "IMAGE_SHAPES"]
 
 SOURCES = ("mnist25", "mnist10", "mnist", "cifar10", "synthetic", "parallel")
 #: Class sets of the IDX source ``mnist``: digits 2 vs 5 (±1 labels) or all ten (0..9).
 MNIST_CLASSES = ("25", "all")
+#: The image shape (C, H, W) of each image source: ``average_pool`` needs it for flat rows.
+IMAGE_SHAPES = {"mnist25": (1, 28, 28), "mnist10": (1, 28, 28), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
 
 @dataclass(frozen=True)
@@ -391,9 +394,48 @@ def synthetic_parallel(n: int, d: int, eps: float = 0.0, *, gap: float = 1e-3, n
     return Dataset(X=X, y=ds.y, name="parallel", normalized_eps=eps, X_test=ds.X_test, y_test=ds.y_test)
 
 
+# ----------------------------------------------------------------------------- transforms
+def average_pool(X, k: int, shape) -> np.ndarray:
+    """Non-overlapping k×k average pooling of images: (n, C·H·W) flat rows of images of
+    ``shape`` = (C, H, W) → (n, C·(H/k)·(W/k)), or (n, C, H, W) → (n, C, H/k, W/k). k must
+    divide H and W; k = 1 returns X. Pixels in [0, 1] stay in [0, 1] (a mean), so a pooled
+    set can still be mapped into [ε, 1]^d; ‖x‖₂ shrinks by about k on smooth images."""
+    k = V.positive_int("pool", k)
+    X = np.asarray(X, float)
+    C, H, W = shape
+    if H % k or W % k:
+        raise NtkflowError(f"pool: must divide the image side ({H}×{W}), got {k}")
+    if k == 1:
+        return X
+    flat = X.ndim == 2
+    Y = X.reshape(len(X), C, H // k, k, W // k, k).mean(axis=(3, 5))
+    return Y.reshape(len(X), -1) if flat else Y
+
+
+def rescale(X, scale: float) -> np.ndarray:
+    """X·scale: every ‖x_i‖ times ``scale`` (> 0). The IBP gap ε‖w‖₁ does not scale with x, so
+    rescaling the data moves the ε at which IBP's helping neurons vanish (≈ ‖x‖₂/E‖w‖₁)."""
+    scale = V.positive_float("scale", scale)
+    X = np.asarray(X, float)
+    return X if scale == 1.0 else X * scale
+
+
+def _transformed(ds: Dataset, source: str, pool: int, scale: float) -> Dataset:
+    """``ds`` average-pooled by ``pool`` and multiplied by ``scale`` (train and test parts)."""
+    if pool == 1 and scale == 1.0:
+        return ds
+    shape = IMAGE_SHAPES[source]
+
+    def tf(X):
+        return rescale(average_pool(X, pool, shape), scale) if len(X) else X
+
+    Xt = ds.X_test if ds.X_test is None else tf(ds.X_test)
+    return Dataset(X=tf(ds.X), y=ds.y, name=ds.name, normalized_eps=ds.normalized_eps, X_test=Xt, y_test=ds.y_test)
+
+
 def load(source: str, *, n: int | None = None, eps: float = 0.0, mnist_dir=None, cifar_dir=None,
          classes: str | None = None, flat: bool | None = None, seed: int = 0, normalize: bool = True,
-         n_test: int = 0, d: int = 784) -> Dataset:
+         n_test: int = 0, d: int = 784, scale: float = 1.0, pool: int = 1) -> Dataset:
     """A data set by name (``SOURCES``). With ``normalize`` inputs are mapped into [ε, 1]^d.
 
     Args:
@@ -406,11 +448,33 @@ def load(source: str, *, n: int | None = None, eps: float = 0.0, mnist_dir=None,
         flat: (n, d) images, or False for (n, C, H, W); None: the source's default (flat,
             except ``cifar10``). Synthetic sources are flat only.
         d: the synthetic dimension.
+        pool: k×k average pooling of an image source (k divides the side: 28×28 → 14×14 at 2,
+            → 7×7 at 4), applied before ``normalize`` (a mean of pixels in [0, 1] stays in it).
+        scale: multiply every input by this factor (> 0) after pooling; only without
+            ``normalize`` (the box [ε, 1]^d fixes the scale).
     """
     if source not in SOURCES:
         raise NtkflowError(f"data: unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     eps = V.eps_value(eps)
     norm = eps if normalize else None
+    pool, scale = V.positive_int("pool", pool), V.positive_float("scale", scale)
+    if pool > 1 and source not in IMAGE_SHAPES:
+        raise NtkflowError(f"pool: source {source!r} has no images to pool; use pool = 1")
+    if scale != 1.0 and normalize:
+        raise NtkflowError("scale: must be 1 with normalize (the box [ε, 1]^d fixes the scale)")
+    if pool > 1 and norm is not None:  # pool the [0, 1] pixels, then map them into the box
+        raw = load(source, n=n, eps=0.0, mnist_dir=mnist_dir, cifar_dir=cifar_dir, classes=classes, flat=flat,
+                   seed=seed, normalize=False, n_test=n_test, d=d, pool=pool)
+        def box(A):  # normalize_to_box works on flat rows
+            return normalize_to_box(A.reshape(len(A), -1), norm).reshape(A.shape) if len(A) else A
+
+        X, Xt = box(raw.X), box(raw.X_test)
+        return Dataset(X=X, y=raw.y, name=raw.name, normalized_eps=norm, X_test=Xt, y_test=raw.y_test)
+    return _transformed(_load(source, n, norm, mnist_dir, cifar_dir, classes, flat, seed, n_test, d, normalize,
+                              eps), source, pool, scale)
+
+
+def _load(source, n, norm, mnist_dir, cifar_dir, classes, flat, seed, n_test, d, normalize, eps) -> Dataset:
     if classes is not None and source != "mnist":
         raise NtkflowError(f"classes: applies to source 'mnist' only (the IDX files), not {source!r}")
     shape = {} if flat is None else {"flat": V.flag("flat", flat)}

@@ -29,6 +29,7 @@ from ._core.stats import (Interval, Rate, chance_interval, difference, hull, int
                           paired_difference, pooled_rate, rate, slope_interval)
 from ._io import read_json
 from .findings_advibp import advibp_section
+from .findings_structure import is_lambda0_sweep, is_laziness_sweep, lambda0_section, laziness_section
 from .sweep.store import read_table
 
 __all__ = ["findings", "Protocol", "claim_lines", "methods_section", "initialization_section"]
@@ -672,31 +673,10 @@ def methods_section(p: Protocol) -> list[str]:
     return out
 
 
-def findings(dirs: dict, command: str | None = None, preface: str | None = None, *, init: bool = True,
-             init_kw: dict | None = None) -> str:
-    """The findings page (Markdown) for the labelled sweep directories ``dirs``; ``preface``
-    (Markdown, e.g. a written summary of what the numbers below mean) goes after the title.
-    ``init``: add the initialization section (computed from the data, not stored; ``init_kw``
-    goes to ``initialization_section``)."""
-    if not dirs:
-        raise NtkflowError("findings: give at least one LABEL=DIR")
-    allp = [Protocol(k, v) for k, v in dirs.items()]
-    ps = [p for p in allp if not {r["method"] for r in p.rows} - _PAPER_METHODS
-          and p.cfg.get("model", {}).get("net", "two_layer") == "two_layer"]
-    ap = [p for p in allp if p not in ps and {r["method"] for r in p.rows} <= _ADVIBP_METHODS]
-    mp = [p for p in allp if p not in ps and p not in ap]
-    seeds = ", ".join(f"`{p.label}` {len(p.seeds)}" for p in allp)
-    lines = ["# Findings: Figure 1 of Wang et al. (2022) under stated protocols", "",
-             "Generated from stored sweep results by "
-             f"`{command or 'ntkflow findings ' + ' '.join(f'{p.label}={p.dir}' for p in ps)}`. "
-             f"Seeds per cell: {seeds}. Errors are counts: a cell's error is pooled over its seeds with a "
-             "Clopper–Pearson 95% interval; held-out errors carry the binomial error of the one test set; other "
-             "quantities are means over seeds with a t interval (df = seeds − 1). A difference is called real only "
-             "when its 95% interval excludes 0. Diverged cells are counted in the protocol lines and left out of "
-             "every estimate.", ""]
-    if preface:
-        lines += [preface.strip(), ""]
-    lines += ["## Protocols", ""]
+def _figure1_lines(ps: list, init: bool, init_kw: dict | None) -> list[str]:
+    """The Figure 1 part of the page: protocols, the three claims, the trend, dead nets, the
+    initialization and the tables of the paper-pair sweeps ``ps``."""
+    lines = ["## Protocols", ""]
     for p in ps:
         lines += _protocol_section(p)
     lines += ["## The paper's three Fig. 1 claims", ""]
@@ -717,6 +697,40 @@ def findings(dirs: dict, command: str | None = None, preface: str | None = None,
     lines += ["## Tables (final training errors, pooled over seeds, Clopper–Pearson 95%)", ""]
     for p in ps:
         lines += [f"### `{p.label}`", ""] + _table(p)
+    return lines
+
+
+def findings(dirs: dict, command: str | None = None, preface: str | None = None, *, init: bool = True,
+             init_kw: dict | None = None) -> str:
+    """The findings page (Markdown) for the labelled sweep directories ``dirs``; ``preface``
+    (Markdown, e.g. a written summary of what the numbers below mean) goes after the title.
+    ``init``: add the initialization section (computed from the data, not stored; ``init_kw``
+    goes to ``initialization_section``)."""
+    if not dirs:
+        raise NtkflowError("findings: give at least one LABEL=DIR")
+    allp = [Protocol(k, v) for k, v in dirs.items()]
+    # the theorem's structure (ntkflow.findings_structure): sweeps stopped at κ with the Gram
+    # tracked (laziness) and IBP sweeps with λ0 per ε (the λ0 collapse) get their own sections
+    lz = [p for p in allp if is_laziness_sweep(p.cfg)]
+    l0 = [p for p in allp if p not in lz and is_lambda0_sweep(p.cfg)]
+    rest = [p for p in allp if p not in lz and p not in l0]
+    ps = [p for p in rest if not {r["method"] for r in p.rows} - _PAPER_METHODS
+          and p.cfg.get("model", {}).get("net", "two_layer") == "two_layer"]
+    ap = [p for p in rest if p not in ps and {r["method"] for r in p.rows} <= _ADVIBP_METHODS]
+    mp = [p for p in rest if p not in ps and p not in ap]
+    seeds = ", ".join(f"`{p.label}` {len(p.seeds)}" for p in allp)
+    lines = ["# Findings: Figure 1 of Wang et al. (2022) under stated protocols", "",
+             "Generated from stored sweep results by "
+             f"`{command or 'ntkflow findings ' + ' '.join(f'{p.label}={p.dir}' for p in ps)}`. "
+             f"Seeds per cell: {seeds}. Errors are counts: a cell's error is pooled over its seeds with a "
+             "Clopper–Pearson 95% interval; held-out errors carry the binomial error of the one test set; other "
+             "quantities are means over seeds with a t interval (df = seeds − 1). A difference is called real only "
+             "when its 95% interval excludes 0. Diverged cells are counted in the protocol lines and left out of "
+             "every estimate.", ""]
+    if preface:
+        lines += [preface.strip(), ""]
+    if ps:
+        lines += _figure1_lines(ps, init, init_kw)
     if mp:
         lines += ["", "## Training methods side by side, and deep nets", "",
                   "Every method trains the same net from the same initialization through `ntkflow.fit`; errors on "
@@ -730,4 +744,8 @@ def findings(dirs: dict, command: str | None = None, preface: str | None = None,
         # A sweep of AdvIBP and its fixed-κ baseline alone (experiments/advibp.toml) is judged by
         # fan2021's own measure, held out and paired by seed, in its own section.
         lines += [""] + advibp_section(p.dir)
+    for p in lz:
+        lines += [""] + laziness_section(p.dir)
+    if l0:
+        lines += [""] + lambda0_section({p.label: p.dir for p in l0})
     return "\n".join(lines)

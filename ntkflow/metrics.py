@@ -197,6 +197,25 @@ def _gram_change_rel(p):
     return p.gram_change() / p.ref.gram_norm()
 
 
+def _pair_fraction(which):
+    """``paper.initialization.helpful_fraction`` / ``hurting_fraction`` at the probe's params:
+    of the (sample, neuron) pairs with y_i a_r = +1, the fraction with w_rᵀx_i − ε‖w_r‖₁ > 0
+    (the neuron can raise u̲_i); of those with y_i a_r = −1, the fraction with
+    w_rᵀx_i + ε‖w_r‖₁ > 0 (it lowers u̲_i). The paper's two-layer net only (NaN otherwise)."""
+
+    def fn(p):
+        if getattr(p.net, "tag", None) != "two_layer":
+            return float("nan")
+        from .nets import two_layer_weights
+        from .paper import initialization as I
+
+        W, a = (np.asarray(v, np.float64) for v in two_layer_weights(p.net, p.params))
+        f = I.helpful_fraction if which == "helpful" else I.hurting_fraction
+        return f(W, a, np.asarray(p.X, np.float64), np.asarray(p.y, np.float64), p.eps)
+
+    return fn
+
+
 def _crown_error(p):
     return p.error(p.bound("crown")) if p.crown_fits() else float("nan")
 
@@ -266,6 +285,12 @@ for _m in (
            "(1/m)Σ_r Σ_k ‖w_r(k+1) − w_r(k)‖ over epoch ends (recorded by the trainer along its run; "
            "one params has no path: NaN)", "mean_path_length_final", ("two_layer",)),
     Metric("eps", lambda p: float(p.eps), "the radius ε at the record (a schedule's value)"),
+    Metric("helpful_fraction", _pair_fraction("helpful"),
+           "of the pairs (i, r) with y_i a_r = +1, the fraction with w_rᵀx_i − ε‖w_r‖₁ > 0 (can raise u̲_i; "
+           "two-layer net)", "helpful_fraction_final"),
+    Metric("hurting_fraction", _pair_fraction("hurting"),
+           "of the pairs (i, r) with y_i a_r = −1, the fraction with w_rᵀx_i + ε‖w_r‖₁ > 0 (lowers u̲_i; "
+           "two-layer net)", "hurting_fraction_final"),
     Metric("loss_variation", _loss_variation, "lee2021: range of the loss along −∇L over lr·(0, .5, 1, 2, 4)",
            "loss_variation_final", ("costly",)),
     Metric("relaxed_jacobian", _relaxed_jacobian, "lee2021 Sec. 5: ‖∇_w g‖₂ of the own relaxation (two-layer)",

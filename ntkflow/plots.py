@@ -20,7 +20,7 @@ from ._io import read_json  # noqa: E402
 from .paper.tracker import Trajectory  # noqa: E402
 
 __all__ = ["fig_flow", "fig1a", "fig1b", "fig_lr_grid", "fig_scaling", "fig_lambda0", "fig_methods",
-           "fig_methods_gram", "fig_deep_ntk", "figures", "save"]
+           "fig_methods_gram", "fig_deep_ntk", "fig_laziness", "fig_lambda0_eps", "figures", "save"]
 
 #: Errors of the methods figure: (results.csv column, panel title).
 METHOD_ERRORS = (("final_train_error", "clean error"), ("final_pgd_error", "PGD error"),
@@ -382,14 +382,130 @@ def fig_deep_ntk(records, out) -> list[Path]:
     return save(fig, out)
 
 
+def fig_laziness(directory, out) -> list[Path]:
+    """Movement at T_κ against m (log–log), one line per ε (mean over the seeds that reached κ,
+    bars: t interval), with each ε's least-squares slope in the legend: max_r ‖Δw_r‖, the mean
+    path length (dashed: ``theory.path_length_lower_bound`` at L̄(0); dotted: its width-free
+    floor), the Gram drift and the flip fraction (``findings_structure.laziness_cells``)."""
+    from ._core.stats import mean_interval
+    from .findings_structure import MEASURES, _slope, laziness_cells
+
+    _, cells = laziness_cells(directory)
+    eps_all = sorted({c["eps"] for c in cells})
+    fig, axes = plt.subplots(1, len(MEASURES), figsize=(4.2 * len(MEASURES), 3.6))
+    colors = plt.cm.viridis(np.linspace(0, 0.85, len(eps_all)))
+    for ax, (key, label) in zip(axes, MEASURES):
+        for e, col in zip(eps_all, colors):
+            widths = sorted({c["width"] for c in cells if c["eps"] == e and c["reached"]})
+            stats = [mean_interval([c[key] for c in cells if c["eps"] == e and c["width"] == w and c["reached"]])
+                     for w in widths]
+            if not widths:
+                continue
+            v = np.array([s.value for s in stats])
+            lo = np.array([s.lo if np.isfinite(s.lo) else s.value for s in stats])
+            hi = np.array([s.hi if np.isfinite(s.hi) else s.value for s in stats])
+            sl = _slope(cells, e, key)
+            ax.errorbar(widths, v, yerr=[v - lo, hi - v], marker="o", ms=4, color=col, capsize=2,
+                        label=f"ε={e:g}: slope {sl.value:.2f}" if np.isfinite(sl.value) else f"ε={e:g}")
+            if key == "path" and e > 0:
+                b = [np.mean([c["bound"] for c in cells if c["eps"] == e and c["width"] == w]) for w in widths]
+                ax.plot(widths, b, "--", color=col, lw=1)
+                ax.axhline(next(c["floor"] for c in cells if c["eps"] == e), color=col, ls=":", lw=1)
+        w = np.array(sorted({c["width"] for c in cells}), float)
+        ref = [c for c in cells if c["eps"] == eps_all[0] and c["width"] == w[0] and c["reached"]]
+        if ref:
+            y0 = np.mean([c[key] for c in ref])
+            ax.plot(w, y0 * (w / w[0]) ** -0.5, color="grey", lw=0.8, alpha=0.6, label="m^−1/2")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("width m")
+        ax.set_title(label + (" (dashed: bound, dotted: floor)" if key == "path" else ""), fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle("IBP training at T_κ (first L̄ < κ): movement vs width, fitted slopes in log m")
+    return save(fig, out)
+
+
+def fig_lambda0_eps(dirs: dict, out) -> list[Path]:
+    """Per copy of the data (label → sweep directory): λ0(ε)/λ0(0) with its 95% CI, the helping
+    (solid) and hurting (dashed) fractions at initialization, and the trained nets' dead fraction
+    (mean over seeds, t interval) against ε (top row) and against ε/ε*, ε* = ‖x‖₂/E‖w‖₁ (bottom
+    row: a transition at a fixed multiple of ε* lines the copies up)."""
+    from ._core.stats import mean_interval
+    from .findings_structure import HALF_RATIO, copy_curves
+
+    curves = {k: copy_curves(v) for k, v in dirs.items()}
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    colors = plt.cm.tab10(np.arange(len(curves)) % 10)
+    for row, norm in enumerate((False, True)):
+        for (label, c), col in zip(curves.items(), colors):
+            x_of = (lambda e, c=c: np.asarray(e, float) / c["eps_star"]) if norm else (lambda e: np.asarray(e, float))
+            l0 = c["lambda0"]
+            if l0:
+                e = np.array([r["eps"] for r in l0])
+                base = l0[int(np.argmin(e))]["lambda_0"]
+                v = np.array([r["lambda_0"] for r in l0]) / base
+                lo, hi = (np.array([r[k] for r in l0]) / base for k in ("ci_low", "ci_high"))
+                axes[row, 0].plot(x_of(e), v, marker="o", ms=3, color=col, label=label)
+                axes[row, 0].fill_between(x_of(e), lo, hi, color=col, alpha=0.2)
+            g = np.array(c["grid"])
+            hv = np.array([c["init"][e][0].value for e in g])
+            uv = np.array([c["init"][e][1].value for e in g])
+            axes[row, 1].plot(x_of(g), hv, "-o", ms=3, color=col, label=f"{label} helping")
+            axes[row, 1].plot(x_of(g), uv, "--", color=col, lw=1)
+            dead = [mean_interval([r["dead_fraction_final"] for r in c["rows"] if r["eps"] == e
+                                   and not r.get("diverged")]) for e in g]
+            dv = np.array([d.value for d in dead])
+            dlo = np.array([d.lo if np.isfinite(d.lo) else d.value for d in dead])
+            dhi = np.array([d.hi if np.isfinite(d.hi) else d.value for d in dead])
+            axes[row, 2].plot(x_of(g), dv, "-o", ms=3, color=col, label=label)
+            axes[row, 2].fill_between(x_of(g), dlo, dhi, color=col, alpha=0.2)
+            if not norm:
+                for ax in axes[row]:
+                    ax.axvline(c["eps_star"], color=col, ls=":", lw=0.8)
+        xl = "ε / ε*" if norm else "ε (dotted: ε* = ‖x‖₂/E‖w‖₁ per copy)"
+        for ax, title in zip(axes[row], ("λ0(ε)/λ0(0), 95% CI", "helping (solid) / hurting (dashed) at init",
+                                         "dead fraction after training")):
+            ax.set_xlabel(xl)
+            ax.set_title(title, fontsize=9)
+            ax.set_ylim(-0.02, 1.05)
+            if norm:
+                ax.axvline(1.0, color="k", ls=":", lw=0.8)
+                ax.set_xlim(-0.1, 4.0)  # the transitions lie below 2ε*; beyond 4ε* every curve is flat
+        if norm:
+            axes[row, 1].axvline(HALF_RATIO, color="grey", ls="-.", lw=0.8)
+        axes[row, 0].legend(fontsize=7)
+    fig.suptitle("The λ0 collapse: λ0, helping neurons and dead nets vs ε, per copy of MNIST 2-vs-5")
+    fig.tight_layout()
+    return save(fig, out)
+
+
+def _lambda0_copies(d: Path) -> dict:
+    """{name: subdirectory} of the λ0-collapse sweeps directly under ``d``."""
+    from .findings_structure import is_lambda0_sweep
+
+    out = {}
+    for sub in sorted(p for p in d.iterdir() if p.is_dir()):
+        if (sub / "results.csv").exists() and (sub / "config.json").exists() and is_lambda0_sweep(
+                read_json(sub / "config.json")):
+            out[sub.name] = sub
+    return out
+
+
 def figures(directory) -> list[Path]:
     """Every figure the results in ``directory`` support, written next to them."""
     from .sweep.store import read_table
 
     d = Path(directory)
+    copies = _lambda0_copies(d) if d.is_dir() and not (d / "results.csv").exists() else {}
+    if copies:  # a directory of λ0-collapse copies (experiments/lambda0_eps.toml)
+        return fig_lambda0_eps(copies, d / "fig_lambda0_eps")
     if not (d / "results.csv").exists():
         raise NtkflowError(f"{d}: no results.csv (run `ntkflow sweep CONFIG --out {d}` first)")
     rows = read_table(d / "results.csv")
+    from .findings_structure import is_laziness_sweep
+
+    if (d / "config.json").exists() and is_laziness_sweep(read_json(d / "config.json")):
+        return fig_laziness(d, d / "fig_laziness")
     out = []
     if any(r["method"] == "standard" for r in rows) or len({r["width"] for r in rows}) > 1:
         out += fig1a(rows, d / "fig1a")

@@ -43,7 +43,11 @@ OLD = [
 def test_a_config_without_data_axes_keeps_its_resolved_form_and_cell_keys(raw, resolved_hash, keys):
     cfg = resolve(raw)
     assert all("n_train" not in g and "d" not in g for g in cfg["grid"])
-    assert hashlib.sha1(canonical(cfg).encode()).hexdigest()[:12] == resolved_hash
+    # the keys added since (data.scale, data.pool) sit at their defaults; without them the resolved form is
+    # the pinned one, and the store compares configs without later keys at their defaults
+    assert cfg["data"]["scale"] == 1.0 and cfg["data"]["pool"] == 1
+    old_form = {**cfg, "data": {k: v for k, v in cfg["data"].items() if k not in ("scale", "pool")}}
+    assert hashlib.sha1(canonical(old_form).encode()).hexdigest()[:12] == resolved_hash
     assert [(c.id, cell_key(cfg, c)) for c in cells_of(cfg)] == keys
 
 
@@ -148,3 +152,20 @@ def test_the_batch_is_checked_against_every_point_before_anything_is_written(tmp
     with pytest.raises(NtkflowError, match=r"^config: train.batch_size = 8 exceeds the 4 training samples$"):
         run_sweep(cfg, tmp_path / "out", quiet=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_directory_written_before_data_scale_and_pool_resumes_without_force(tmp_path):
+    """A stored config.json without the later keys (at their defaults now) is the same config; a stored
+    config that differs in a real setting is refused."""
+    raw = {"data": {"source": "synthetic", "n_train": 4, "d": 2}, "grid": {"method": ["ibp"], "width": [4]},
+           "train": {"epochs": 1}}
+    cfg = resolve(raw)
+    run_sweep(cfg, tmp_path, quiet=True)
+    old = {**cfg, "data": {k: v for k, v in cfg["data"].items() if k not in ("scale", "pool")}}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    run_sweep(cfg, tmp_path, quiet=True)  # no error: the same config, its finished cell found
+    assert json.loads((tmp_path / "config.json").read_text())["data"]["scale"] == 1.0
+    other = {**cfg, "grid": [{**cfg["grid"][0], "width": [4, 8]}]}  # holds the finished cell, differs
+    (tmp_path / "config.json").write_text(json.dumps(other))
+    with pytest.raises(NtkflowError, match="different config"):
+        run_sweep(cfg, tmp_path, quiet=True)

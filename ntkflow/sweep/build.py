@@ -36,7 +36,7 @@ def _dataset(data_json: str, eps: float):
     d = json.loads(data_json)
     return load(d["source"], n=d["n_train"] or None, eps=eps, mnist_dir=d["mnist_dir"] or None, seed=d["seed"],
                 normalize=d["normalize"], n_test=d["n_test"], d=d["d"], cifar_dir=d["cifar_dir"] or None,
-                classes=d["classes"] or None)
+                classes=d["classes"] or None, scale=d.get("scale", 1.0), pool=d.get("pool", 1))
 
 
 def dataset_for(cfg: dict, eps: float):

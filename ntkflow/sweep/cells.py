@@ -47,9 +47,17 @@ def final_keys() -> tuple:
 REQUIRED_FINALS = _RUN_KEYS
 #: Config keys added after the first results format: left out of a cell's key while at their
 #: default, so results computed before they existed keep their keys (nothing recomputed).
-LATER_KEYS = {"data": ("cifar_dir", "classes"), "model": ("net", "init"),
+LATER_KEYS = {"data": ("cifar_dir", "classes", "scale", "pool"), "model": ("net", "init"),
               "train": ("eps_schedule", "t_nat", "t_adv", "beta_start", "beta_end", "lam0", "regularize", "tau"),
               "track": ("attack_every",)}
+
+
+def without_later_defaults(cfg: dict) -> dict:
+    """``cfg`` without the ``LATER_KEYS`` that sit at their defaults: the form two configs are
+    compared in, so that a results directory written before a key existed resumes unchanged."""
+    return {sec: ({k: v for k, v in val.items() if not (k in LATER_KEYS.get(sec, ()) and v == DEFAULTS[sec].get(k))}
+                  if isinstance(val, dict) and sec in LATER_KEYS else val)
+            for sec, val in cfg.items()}
 
 
 def reads(method: str, section: str) -> bool:

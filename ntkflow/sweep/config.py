@@ -20,7 +20,7 @@ __all__ = ["DEFAULTS", "load_config", "resolve", "apply_override", "canonical"]
 #: Every key with its default; the type of the default is the type required.
 DEFAULTS: dict = {
     "data": {"source": "mnist25", "n_train": 0, "n_test": 0, "normalize": False, "mnist_dir": "", "seed": 0,
-             "d": 784, "cifar_dir": "", "classes": ""},
+             "d": 784, "cifar_dir": "", "classes": "", "scale": 1.0, "pool": 1},
     "grid": {"method": ["ibp"], "width": [1000], "eps": [0.0], "seed": [0], "standard_at_eps": False},
     "train": {"optimizer": "sgd", "lr": 1e-4, "epochs": 10, "batch_size": 0, "momentum": 0.0, "dtype": "float32",
               "eps_warmup": 0.0, "eps_ramp": 0.0, "eps_schedule": "ramp", "t_nat": 0.0, "t_adv": 0.0,
@@ -327,9 +327,32 @@ def _check_data(d: dict) -> None:
     if d["source"] == "cifar10" and not Path(d["cifar_dir"]).is_dir():
         raise NtkflowError(f"config: data.cifar_dir {d['cifar_dir']!r} is not a directory (source 'cifar10' needs "
                          "the CIFAR-10 binary version's data_batch_*.bin files)")
+    _check_transform(d)
     if d["classes"] and (d["source"] != "mnist" or d["classes"] not in MNIST_CLASSES):
         raise NtkflowError(f"config: data.classes is {d['classes']!r}; for source 'mnist' choose one of "
                          f"{', '.join(MNIST_CLASSES)} ('' means 25); other sources take no data.classes")
+
+
+def _check_transform(d: dict) -> None:
+    """data.pool (k×k average pooling of an image source; k divides its side) and data.scale
+    (a factor on every input, > 0; 1 with data.normalize, whose box fixes the scale)."""
+    from ..data import IMAGE_SHAPES
+
+    if not (math.isfinite(d["scale"]) and d["scale"] > 0):
+        raise NtkflowError(f"config: data.scale must be a finite number > 0, got {d['scale']}")
+    if d["scale"] != 1.0 and d["normalize"]:
+        raise NtkflowError(f"config: data.scale = {d['scale']:g} needs data.normalize = false (the box [ε, 1]^d "
+                           "fixes the scale)")
+    if d["pool"] < 1:
+        raise NtkflowError(f"config: data.pool must be an integer >= 1 (1: no pooling), got {d['pool']}")
+    if d["pool"] > 1:
+        if d["source"] not in IMAGE_SHAPES:
+            raise NtkflowError(f"config: data.pool = {d['pool']} needs an image source ({', '.join(IMAGE_SHAPES)}); "
+                               f"{d['source']!r} has no images")
+        side = IMAGE_SHAPES[d["source"]][1]
+        if side % d["pool"]:
+            raise NtkflowError(f"config: data.pool = {d['pool']} must divide the image side {side} of "
+                               f"{d['source']!r}")
 
 
 def apply_override(raw: dict, spec: str) -> dict:

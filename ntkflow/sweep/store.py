@@ -33,7 +33,7 @@ from pathlib import Path
 from .._core.errors import NtkflowError
 from .._io import ensure_writable_dir, read_json, write_json, write_text
 from .build import cell_config
-from .cells import Cell, REQUIRED_FINALS, cell_dict, cell_key, cells_of, final_keys
+from .cells import Cell, REQUIRED_FINALS, cell_dict, cell_key, cells_of, final_keys, without_later_defaults
 from .config import canonical
 
 __all__ = ["Store", "read_table", "COLUMNS", "validate_record"]
@@ -177,7 +177,8 @@ class Store:
                 finished = sum(1 for _ in self.records(old, repair=None)) if isinstance(old, dict) and "grid" in old else 0
             except (ValueError, KeyError, TypeError):
                 old, finished = None, 0
-            if old is not None and canonical(old) != canonical(cfg) and finished:
+            if old is not None and canonical(without_later_defaults(old)) != canonical(without_later_defaults(cfg)) \
+                    and finished:
                 if not force:
                     raise NtkflowError(f"out: {self.out} holds {finished} finished cells of a different config; use "
                                      "another --out, or --force to switch (finished cells are kept)")
@@ -196,7 +197,7 @@ class Store:
 
     def lambda0_path(self, cfg: dict, eps: float, n_train: int = 0, d: int = 0) -> Path:
         """λ0 at ε on the data of the cells at (n_train, d) on the data axes (0: off them)."""
-        data = cell_config(cfg, Cell(0, "", eps, 0, n_train, d))["data"]
+        data = without_later_defaults({"data": cell_config(cfg, Cell(0, "", eps, 0, n_train, d))["data"]})["data"]
         key = hashlib.sha1(canonical([data, cfg["track"]["lambda_0_samples"], eps]).encode()).hexdigest()[:10]
         axes = (f"-n{n_train}" if n_train else "") + (f"-d{d}" if d else "")
         return self.out / "lambda0" / f"eps{eps:g}{axes}-{key}.json"
