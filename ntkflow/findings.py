@@ -29,6 +29,7 @@ from ._core.stats import (Interval, Rate, chance_interval, difference, hull, int
                           paired_difference, pooled_rate, rate, slope_interval)
 from ._io import read_json
 from .findings_advibp import advibp_section
+from .findings_phase import is_phase_sweep, phase_section
 from .findings_structure import is_lambda0_sweep, is_laziness_sweep, lambda0_section, laziness_section
 from .sweep.store import read_table
 
@@ -710,10 +711,12 @@ def findings(dirs: dict, command: str | None = None, preface: str | None = None,
         raise NtkflowError("findings: give at least one LABEL=DIR")
     allp = [Protocol(k, v) for k, v in dirs.items()]
     # the theorem's structure (ntkflow.findings_structure): sweeps stopped at κ with the Gram
-    # tracked (laziness) and IBP sweeps with λ0 per ε (the λ0 collapse) get their own sections
-    lz = [p for p in allp if is_laziness_sweep(p.cfg)]
-    l0 = [p for p in allp if p not in lz and is_lambda0_sweep(p.cfg)]
-    rest = [p for p in allp if p not in lz and p not in l0]
+    # tracked (laziness), IBP sweeps with λ0 per ε (the λ0 collapse) and sweeps over the data
+    # axes n, d (the phase diagram, ntkflow.findings_phase) get their own sections
+    ph = [p for p in allp if is_phase_sweep(p.cfg)]
+    lz = [p for p in allp if p not in ph and is_laziness_sweep(p.cfg)]
+    l0 = [p for p in allp if p not in ph and p not in lz and is_lambda0_sweep(p.cfg)]
+    rest = [p for p in allp if p not in lz and p not in l0 and p not in ph]
     ps = [p for p in rest if not {r["method"] for r in p.rows} - _PAPER_METHODS
           and p.cfg.get("model", {}).get("net", "two_layer") == "two_layer"]
     ap = [p for p in rest if p not in ps and {r["method"] for r in p.rows} <= _ADVIBP_METHODS]
@@ -748,4 +751,6 @@ def findings(dirs: dict, command: str | None = None, preface: str | None = None,
         lines += [""] + laziness_section(p.dir)
     if l0:
         lines += [""] + lambda0_section({p.label: p.dir for p in l0})
+    for p in ph:
+        lines += [""] + phase_section(p.dir)
     return "\n".join(lines)

@@ -38,13 +38,20 @@ from ._core.stats import CONFIDENCE, Interval, Rate, rate, runs_to_decide
 from ._io import read_json
 from .sweep.store import read_table
 
-__all__ = ["reach_rates", "critical_width", "fit_eps_crit", "eps_crit_exponents", "phase_section",
+__all__ = ["is_phase_sweep", "reach_rates", "critical_width", "fit_eps_crit", "eps_crit_exponents", "phase_section",
            "phase_figure", "PhaseCell", "DERIVED_EXPONENTS", "BOOTSTRAP"]
 
 #: The derived chain's ε bound ∝ n⁻⁴ d⁻²·⁵ X⁻¹ (theory.formulas.epsilon_bound), X ≈ √(d/3) here.
 DERIVED_EXPONENTS = {"n": -4.0, "d": -3.0}
 #: Bootstrap resamples for ε_crit's interval (percentile, fixed seed).
 BOOTSTRAP = 2000
+
+
+def is_phase_sweep(cfg: dict) -> bool:
+    """A sweep over the data axes (``grid.n_train`` / ``grid.d``: experiments/phase.toml)."""
+    grids = cfg.get("grid", [])
+    grids = grids if isinstance(grids, list) else [grids]
+    return any("n_train" in g or "d" in g for g in grids)
 
 
 @dataclass(frozen=True)
@@ -322,6 +329,7 @@ def phase_figure(directory, out, *, delta: float = 0.1):
     axes[0, 0].legend(fontsize=6)
     fig.suptitle(f"fraction of runs reaching L̄ < κ with zero certified error (δ = {delta:g})", fontsize=9)
     fig.tight_layout()
+    out = Path(out)
     fig.savefig(out, dpi=130)
     plt.close(fig)
     return out

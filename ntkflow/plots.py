@@ -504,6 +504,10 @@ def figures(directory) -> list[Path]:
     rows = read_table(d / "results.csv")
     from .findings_structure import is_laziness_sweep
 
+    from .findings_phase import is_phase_sweep, phase_figure
+
+    if (d / "config.json").exists() and is_phase_sweep(read_json(d / "config.json")):
+        return [phase_figure(d, d / "fig_phase.png")]
     if (d / "config.json").exists() and is_laziness_sweep(read_json(d / "config.json")):
         return fig_laziness(d, d / "fig_laziness")
     out = []

@@ -132,3 +132,21 @@ def test_section_and_figure_read_a_stored_sweep(tmp_path):
     assert out.exists() and out.stat().st_size > 1000
     with pytest.raises(ValueError, match="not a sweep directory"):
         phase_section(tmp_path / "nothing")
+
+
+def test_findings_and_figures_route_a_sweep_over_the_data_axes(tmp_path):
+    from ntkflow.findings import findings
+    from ntkflow.findings_phase import is_phase_sweep
+    from ntkflow.plots import figures
+    from ntkflow.sweep import resolve, run_sweep
+
+    cfg = resolve({"data": {"source": "synthetic"}, "grid": {"method": ["ibp"], "n_train": [4], "d": [2, 3],
+                                                            "width": [8], "eps": [0.001], "seed": [0, 1]},
+                   "train": {"optimizer": "gd", "lr": 0.05, "epochs": 30,
+                             "stop": {"kappa": math.log(2), "patience": 30, "rel_tol": 0.0, "abs_tol": 0.0}}})
+    assert is_phase_sweep(cfg) and not is_phase_sweep(resolve({"grid": {"width": [8]}}))
+    run_sweep(cfg, tmp_path, quiet=True)
+    page = findings({"phase": str(tmp_path)}, init=False)
+    assert "## The ε–width phase diagram" in page and "**n = 4, d = 3**" in page
+    assert "Figure 1" not in page.split("## The ε–width")[1]
+    assert [p.name for p in figures(tmp_path)] == ["fig_phase.png"]
