@@ -81,17 +81,10 @@ def check_method(method: str) -> Method:
 
 def sample_bounds(net, params, C, lo, hi, method: str, beta=None):
     """Lower bounds of C·f over [lo, hi] for ONE sample, (S,). Internal: valid input."""
-    m = METHODS[method]
-    if m.slope is None:
+    if METHODS[method].slope is None:
         return ibp_margin_one(net, params, C, lo, hi)
-    if m.intermediate == "ibp":
-        ivals = ibp_intervals(net, params, lo, hi)
-        bounds = {i: ivals[i] for i, layer in enumerate(net.layers) if layer.kind == "relu"}
-        lin = linear_margin_one(net, params, C, lo, hi, "ibp", m.slope, bounds=bounds)
-        ibp = ibp_margin_one(net, params, C, lo, hi, intervals=ivals) if beta is not None else None
-    else:
-        lin = linear_margin_one(net, params, C, lo, hi, m.intermediate, m.slope)
-        ibp = ibp_margin_one(net, params, C, lo, hi) if beta is not None else None
+    ibp, relus = ibp_part(net, params, C, lo, hi)
+    lin = linear_part(net, params, C, lo, hi, method, relus)
     return lin if beta is None else (1 - beta) * ibp + beta * lin
 
 
@@ -103,27 +96,53 @@ def batch_size(net, input_shape, method: str, rows: int, n: int) -> int:
     return int(max(1, min(n, MEMORY_BUDGET // max(1, backward_cost(net, input_shape, m.intermediate, rows)))))
 
 
+def _map(fn, args, batch: int):
+    """``fn`` over the leading axis of ``args``: one vmap, or ``lax.map`` in batches of ``batch``."""
+    if batch >= jax.tree_util.tree_leaves(args)[0].shape[0]:
+        return jax.vmap(fn)(args)
+    return jax.lax.map(fn, args, batch_size=batch)
+
+
 def _over_samples(net, params, C, lo, hi, method: str, beta, batch: int):
-    fn = lambda args: sample_bounds(net, params, *args, method, beta)  # noqa: E731
-    if batch >= C.shape[0]:
-        return jax.vmap(fn)((C, lo, hi))
-    return jax.lax.map(fn, (C, lo, hi), batch_size=batch)
+    return _map(lambda args: sample_bounds(net, params, *args, method, beta), (C, lo, hi), batch)
+
+
+def ibp_part(net, params, C, lo, hi):
+    """(IBP margin bounds (S,), {i: (l, u)} at every ReLU's input) for one sample."""
+    ivals = ibp_intervals(net, params, lo, hi)
+    relus = {i: ivals[i] for i, layer in enumerate(net.layers) if layer.kind == "relu"}
+    return ibp_margin_one(net, params, C, lo, hi, intervals=ivals), relus
+
+
+def linear_part(net, params, C, lo, hi, method: str, relus: dict):
+    """The backward bound of ``method`` for one sample, (S,); ``relus``: IBP's intervals (used
+    when the method's intermediate bounds are IBP's)."""
+    m = METHODS[method]
+    if m.intermediate == "ibp":
+        return linear_margin_one(net, params, C, lo, hi, "ibp", m.slope, bounds=relus)
+    return linear_margin_one(net, params, C, lo, hi, m.intermediate, m.slope)
+
+
+def skip_at_zero(beta, zeros, backward):
+    """``backward()``, or ``zeros`` when β = 0: one ``lax.cond`` for the whole batch (a
+    per-sample cond inside a vmap would lower to a select that runs both branches)."""
+    return jax.lax.cond(beta == 0, lambda: zeros, backward)
 
 
 @partial(jax.jit, static_argnames=("method", "batch"))
 def bounds_batched(net, params, C, lo, hi, method: str, beta, batch: int):
     """``sample_bounds`` over the leading axis of (C, lo, hi), ``batch`` samples at a time.
 
-    With a mix β (traced: it follows the schedule inside the training scan), β = 0 is IBP
-    alone: a ``lax.cond`` on the whole batch skips the backward pass then, so the step costs
-    an IBP step (the value (1 − 0)·IBP + 0·method is IBP's exactly; its gradient too). The
-    predicate is one scalar for the batch — a per-sample cond inside the vmap would lower to
-    a select that runs both branches."""
+    With a mix β (traced: it follows the schedule inside the training scan) the IBP pass runs
+    for the whole batch outside any control flow, and only the backward pass sits in a
+    ``lax.cond`` that skips it at β = 0: the step then costs an IBP step, and the value
+    (1 − 0)·IBP + 0·0 is IBP's exactly (its gradient too)."""
     if beta is None or METHODS[method].slope is None:
         return _over_samples(net, params, C, lo, hi, method, beta, batch)
-    return jax.lax.cond(beta == 0,
-                        lambda: _over_samples(net, params, C, lo, hi, "ibp", None, C.shape[0]),
-                        lambda: _over_samples(net, params, C, lo, hi, method, beta, batch))
+    ibp, relus = jax.vmap(lambda c, a, b: ibp_part(net, params, c, a, b))(C, lo, hi)
+    one = lambda a: linear_part(net, params, a[0], a[1], a[2], method, a[3])  # noqa: E731
+    lin = skip_at_zero(beta, jnp.zeros_like(ibp), lambda: _map(one, (C, lo, hi, relus), batch))
+    return (1 - beta) * ibp + beta * lin
 
 
 def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, beta=None):
