@@ -24,6 +24,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import _netinput as NI
 from .._core.errors import NtkflowError
@@ -31,6 +32,7 @@ from ..paper import model as two_layer_model
 from ..nets.zoo import two_layer_weights
 from .ibp import ibp_intervals, ibp_margin_one
 from .linear import SLOPES, backward_cost, linear_margin_one
+from .sparse import backward_intervals
 
 __all__ = ["Method", "METHODS", "register", "margin_bounds", "sample_bounds", "bounds_batched", "check_method",
            "batch_size", "clean_margins"]
@@ -89,11 +91,12 @@ def sample_bounds(net, params, C, lo, hi, method: str, beta=None):
 
 
 def batch_size(net, input_shape, method: str, rows: int, n: int) -> int:
-    """Samples per vmapped batch so the backward pass's A matrices stay within MEMORY_BUDGET."""
+    """Samples per vmapped batch so the final backward pass's A matrices stay within MEMORY_BUDGET
+    (backward intermediate bounds are chunked over neurons by ``sparse`` instead)."""
     m = METHODS[method]
     if m.slope is None:
         return n
-    return int(max(1, min(n, MEMORY_BUDGET // max(1, backward_cost(net, input_shape, m.intermediate, rows)))))
+    return int(max(1, min(n, MEMORY_BUDGET // max(1, backward_cost(net, input_shape, "ibp", rows)))))
 
 
 def _map(fn, args, batch: int):
@@ -129,23 +132,36 @@ def skip_at_zero(beta, zeros, backward):
     return jax.lax.cond(beta == 0, lambda: zeros, backward)
 
 
-@partial(jax.jit, static_argnames=("method", "batch"))
-def bounds_batched(net, params, C, lo, hi, method: str, beta, batch: int):
-    """``sample_bounds`` over the leading axis of (C, lo, hi), ``batch`` samples at a time.
+def linear_batched(net, params, C, lo, hi, method: str, relus: dict, batch: int, budget: int):
+    """The backward bounds of ``method`` for a batch, (n, S). ``relus``: IBP's ReLU-input intervals
+    (n, ...); a method with backward intermediate bounds replaces them by ``sparse.backward_intervals``
+    (the IBP-unstable neurons only, chunked within ``budget`` entries)."""
+    m = METHODS[method]
+    if m.intermediate == "backward":
+        relus = backward_intervals(net, params, lo, hi, m.slope, budget)
+    one = lambda a: linear_margin_one(net, params, a[0], a[1], a[2], "ibp", m.slope, bounds=a[3])  # noqa: E731
+    return _map(one, (C, lo, hi, relus), batch)
+
+
+@partial(jax.jit, static_argnames=("method", "batch", "budget"))
+def bounds_batched(net, params, C, lo, hi, method: str, beta, batch: int, budget: int = MEMORY_BUDGET):
+    """``sample_bounds`` over the leading axis of (C, lo, hi): the final backward pass ``batch``
+    samples at a time, backward intermediate bounds for the whole batch (``sparse``).
 
     With a mix β (traced: it follows the schedule inside the training scan) the IBP pass runs
     for the whole batch outside any control flow, and only the backward pass sits in a
     ``lax.cond`` that skips it at β = 0: the step then costs an IBP step, and the value
     (1 − 0)·IBP + 0·0 is IBP's exactly (its gradient too)."""
-    if beta is None or METHODS[method].slope is None:
-        return _over_samples(net, params, C, lo, hi, method, beta, batch)
+    if METHODS[method].slope is None:
+        return _over_samples(net, params, C, lo, hi, method, None, batch)
     ibp, relus = jax.vmap(lambda c, a, b: ibp_part(net, params, c, a, b))(C, lo, hi)
-    one = lambda a: linear_part(net, params, a[0], a[1], a[2], method, a[3])  # noqa: E731
-    lin = skip_at_zero(beta, jnp.zeros_like(ibp), lambda: _map(one, (C, lo, hi, relus), batch))
-    return (1 - beta) * ibp + beta * lin
+    lin = lambda: linear_batched(net, params, C, lo, hi, method, relus, batch, budget)  # noqa: E731
+    if beta is None:
+        return lin()
+    return (1 - beta) * ibp + beta * skip_at_zero(beta, jnp.zeros_like(ibp), lin)
 
 
-def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, beta=None):
+def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, beta=None, memory_budget=None):
     """Lower bounds of the margins f_y(x') − f_j(x') over ‖x' − x‖∞ ≤ ε (∩ the box ``clip``).
 
     Args:
@@ -153,6 +169,8 @@ def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, bet
         X: (n, *input_shape) inputs. y: (n,) integer classes, or ±1 for a single-output net.
         eps: the radius ε. method: a key of ``METHODS``. clip: optional (low, high) input box.
         beta: optional mix (1 − β)·IBP + β·method, β ∈ [0, 1].
+        memory_budget: entries (floats) a chunk of backward intermediate rows may hold
+            (default ``MEMORY_BUDGET``, 2²⁵ ≈ 128 MB in float32); smaller: more, smaller chunks.
     Returns:
         (n, K − 1) bounds, columns j ≠ y in increasing order; (n,) bounds of y·f for a
         single-output net. A JAX array, differentiable in params; float64 when x64 is on and
@@ -165,13 +183,20 @@ def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, bet
     check_method(method)
     pb = NI.problem(net, params, X, y, eps, clip)
     beta = NI.unit_float("beta", beta)
+    budget = MEMORY_BUDGET if memory_budget is None else _budget(memory_budget)
     if net.tag == "two_layer" and method == "ibp" and clip is None:
         W, a = two_layer_weights(net, params)
         return two_layer_model.ibp_lower_margin_raw(W, a, pb.X, pb.y.astype(pb.X.dtype), pb.eps)
     S = pb.C.shape[1]
     out = bounds_batched(net, params, pb.C, pb.lo, pb.hi, method, beta,
-                         batch_size(net, pb.X.shape[1:], method, S, pb.X.shape[0]))
+                         batch_size(net, pb.X.shape[1:], method, S, pb.X.shape[0]), budget)
     return out[:, 0] if net.num_outputs == 1 else out
+
+
+def _budget(v) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise NtkflowError(f"memory_budget: must be a positive integer (entries), got {v!r}")
+    return int(v)
 
 
 def clean_margins(net, params, X, y):

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _netinput as NI
-from .engine import METHODS, _map, batch_size, check_method, linear_part, skip_at_zero
+from .engine import MEMORY_BUDGET, METHODS, _map, batch_size, check_method, linear_batched, linear_part, skip_at_zero
 from .ibp import ibp_intervals
 from .ops import affine_back, box_lower
 
@@ -84,12 +84,13 @@ def _over_samples(net, params, C, lo, hi, method: str, beta, batch: int):
 @partial(jax.jit, static_argnames=("method", "batch"))
 def _batched(net, params, C, lo, hi, method: str, beta, batch: int):
     # as ``engine.bounds_batched``: IBP's share outside, the backward pass in a cond skipped at β = 0
-    if beta is None or METHODS[method].slope is None:
-        return _over_samples(net, params, C, lo, hi, method, beta, batch)
+    if METHODS[method].slope is None:
+        return _over_samples(net, params, C, lo, hi, method, None, batch)
     M, ibp_sum, const, row, relus = jax.vmap(lambda c, a, b: fusion_parts(net, params, c, a, b))(C, lo, hi)
-    one = lambda a: linear_part(net, params, a[0], a[1], a[2], method, a[3])[0]  # noqa: E731
-    lb = skip_at_zero(beta, jnp.zeros_like(ibp_sum), lambda: _map(one, (row, lo, hi, relus), batch))
-    return M, (1 - beta) * ibp_sum + beta * (const - lb)
+    lb = lambda: linear_batched(net, params, row, lo, hi, method, relus, batch, MEMORY_BUDGET)[:, 0]  # noqa: E731
+    if beta is None:
+        return M, const - lb()
+    return M, (1 - beta) * ibp_sum + beta * (const - skip_at_zero(beta, jnp.zeros_like(ibp_sum), lb))
 
 
 def exp_sum_upper(net, params, X, y, eps, method: str = "crown_ibp", *, clip=None, beta=None):
