@@ -35,12 +35,31 @@ def temp_bytes(fn, *args):
         return float("nan")
 
 
+def train_memory(B: int):
+    """XLA's temp-buffer estimate of the gradient of Σ exp(−CROWN margins) at batch B."""
+    from ntkflow.bounds import margin_bounds
+
+    net = nets.dm_small()
+    rng = np.random.default_rng(0)
+    X = jnp.asarray(rng.uniform(0, 1, (B, 1, 28, 28)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, 10, B))
+    params = net.init(0, dtype=jnp.float32)
+    loss = lambda p: jnp.sum(jnp.exp(-margin_bounds(net, p, X, y, 0.1, "crown", clip=(0.0, 1.0))))  # noqa: E731
+    m = temp_bytes(jax.grad(loss), params)
+    print(f"# bench_full_crown — {machine()} — CROWN training gradient, DM-small, batch {B}: XLA temp estimate "
+          f"{m / 2**30:.2f} GiB (chunks of MEMORY_BUDGET = {MEMORY_BUDGET} entries)", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--skip-dense", action="store_true")
+    ap.add_argument("--train-memory", type=int, default=0, metavar="B",
+                    help="only XLA's temp-buffer estimate of a CROWN training gradient at batch B (compiled, not run)")
     a = ap.parse_args()
+    if a.train_memory:
+        return train_memory(a.train_memory)
     n = 4 if a.quick else a.n
     net = nets.dm_small()
     rng = np.random.default_rng(0)

@@ -13,6 +13,10 @@ A method is (ReLU lower-slope rule, source of the pre-activation bounds); see
 | "cap_ibp"         | backward, a̲ = ā              | IBP        (lee2021 "CAP-IBP", Fig. 3) |
 | "crown_ibp_zero"  | backward, a̲ = 0 on unstable  | IBP        (lee2021 (p, q) = (0, 0)) |
 
+"backward" intermediate bounds are seeded by IBP (a neuron IBP proves stable keeps IBP's
+bounds, an unstable one gets the backward bound ∩ IBP's interval) and computed for a whole
+batch by ``sparse``: only the IBP-unstable neurons' rows run, chunked within ``memory_budget``.
+
 ``beta`` mixes (1 − β)·IBP + β·method (lee2021 Eq. 3, CROWN-IBP's β). Every bound is
 differentiable in params (the slopes' dependence on l, u included, as in CROWN-IBP).
 """
