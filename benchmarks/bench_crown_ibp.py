@@ -16,7 +16,7 @@ scan adds around it. Rows:
 
 Times are the best of interleaved rounds (``_common.interleaved_best``): a load burst on the
 shared machine hits every contender alike.
-Usage: python benchmarks/bench_crown_ibp.py [--quick] [--batch B] [--rounds R]
+Usage: python benchmarks/bench_crown_ibp.py [--quick] [--batch B] [--rounds R] [--scan] [--skip-unfused]
   (torch from a separate location: PYTHONPATH=/path/to/torch-site python benchmarks/bench_crown_ibp.py)
 """
 
@@ -41,8 +41,9 @@ def data(B: int, seed: int = 0):
     return (rng.uniform(0, 1, (B, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, B))
 
 
-def our_step(net, params, X, y, obj, beta: float):
-    """() -> one jitted step (objective step + SGD update) at mix β."""
+def our_step(net, params, X, y, obj, beta: float, scan: bool = False):
+    """() -> one jitted step (objective step + SGD update) at mix β; ``scan``: two such steps
+    inside one jitted ``lax.scan`` (as ``fit.epoch`` runs them; the time is per step)."""
     ctx = Context(jnp.asarray(EPS, jnp.float32), jnp.asarray(beta, jnp.float32), jnp.asarray(0.0, jnp.float32),
                   jax.random.PRNGKey(0), jnp.asarray(0.0, jnp.float32), jnp.asarray(0.0, jnp.float32))
 
@@ -51,6 +52,9 @@ def our_step(net, params, X, y, obj, beta: float):
         g = obj.step(net, p, obj.init(p), X, y, ctx).grads
         return jax.tree_util.tree_map(lambda u, v: u - LR * v, p, g)
 
+    if scan:
+        two = jax.jit(lambda p: jax.lax.scan(lambda c, _: (step(c, X, y), None), p, None, length=2)[0])
+        return lambda: two(params)
     return lambda: step(params, X, y)
 
 
@@ -121,6 +125,7 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-unfused", action="store_true", help="leave out the unfused β > 0 row (the slowest)")
+    ap.add_argument("--scan", action="store_true", help="time the steps inside a 2-step lax.scan (fit.epoch's form)")
     a = ap.parse_args()
     B, rounds = (32, 1) if a.quick else (a.batch, a.rounds)
     print(f"# bench_crown_ibp — {machine()} — DM-small, batch {B}, ε = {EPS}, clip {CLIP}, float32", flush=True)
@@ -135,8 +140,11 @@ def main():
     with jax.enable_x64(True):  # as fit runs its steps: float32 params and data
         params = net.init(0, dtype=jnp.float32)
         Xj, yj = jnp.asarray(X), jnp.asarray(y)
-        times = interleaved_best([our_step(net, params, Xj, yj, obj, b) for _, obj, b in rows], rounds)
+        times = interleaved_best([our_step(net, params, Xj, yj, obj, b, a.scan) for _, obj, b in rows], rounds)
+        times = [t / 2 for t in times] if a.scan else times
     base = times[0]
+    if a.scan:
+        print("(inside a 2-step lax.scan, per step)")
     for (name, _, _), t in zip(rows, times):
         print(f"{name:28s} {1e3 * t:9.1f} ms   {t / base:6.2f}x our IBP step", flush=True)
     ts = torch_step(X, y)

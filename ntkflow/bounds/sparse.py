@@ -79,12 +79,10 @@ def _tighten(net, params, lo, hi, i: int, l_ibp, u_ibp, relax: dict, shapes, chu
     dt = lf.dtype
     first = _first_rows(net, params, i, shapes, budget, dt)
 
-    @jax.checkpoint
-    def run(lf, uf, start):
+    def run(start):
         idx = jax.lax.dynamic_slice(order, (start,), (chunk,))
-        valid = start + jnp.arange(chunk) < count
-        safe = jnp.where(valid, idx, 0)
-        s, r = safe // n, safe % n
+        r = jnp.where(idx < total, idx, 0) % n
+        s = jnp.where(idx < total, idx, 0) // n
         s2 = jnp.concatenate([s, s])
         rel = {k: tuple(v[s2] for v in rk) for k, rk in relax.items()}
         if first is not None:
@@ -94,16 +92,26 @@ def _tighten(net, params, lo, hi, i: int, l_ibp, u_ibp, relax: dict, shapes, chu
             A, c0, t = jax.nn.one_hot(r, n, dtype=dt).reshape((chunk, *sh)), jnp.zeros(chunk, dt), i
         A0, const = backward(net, params, jnp.concatenate([A, -A]), t, rel, shapes)
         v = _box_lower_rows(A0, const + jnp.concatenate([c0, -c0]), lo[s2], hi[s2])
-        tgt = jnp.where(valid, idx, total)  # out of range: dropped
-        lf = lf.at[tgt].set(jnp.maximum(lf[safe], v[:chunk]), mode="drop")
-        uf = uf.at[tgt].set(jnp.minimum(uf[safe], -v[chunk:]), mode="drop")
-        return lf, uf
+        return v[:chunk], -v[chunk:]
 
-    def body(carry, j):
+    @jax.checkpoint
+    def chunk_values(j):
         start = j * chunk
-        return jax.lax.cond(start < count, lambda: run(*carry, start), lambda: carry), None
+        zero = jnp.zeros(chunk, dt)
+        return jax.lax.cond(start < count, lambda: run(start), lambda: (zero, zero))
 
-    (lf, uf), _ = jax.lax.scan(body, (lf, uf), jnp.arange(chunks))
+    def body(_, j):
+        # the chunk's values are the scan's outputs, not a carried copy of every bound; the
+        # checkpoint around the cond keeps only j per chunk for the gradient (a checkpoint
+        # inside the cond would stack the branch's operands, the gathered matrix too, per chunk)
+        return None, chunk_values(j)
+
+    _, (vl, vu) = jax.lax.scan(body, None, jnp.arange(chunks))
+    valid = jnp.arange(chunks * chunk) < count
+    safe = jnp.where(valid, order, 0)
+    tgt = jnp.where(valid, order, total)  # out of range: dropped
+    lf = lf.at[tgt].set(jnp.maximum(lf[safe], vl.reshape(-1)), mode="drop")
+    uf = uf.at[tgt].set(jnp.minimum(uf[safe], vu.reshape(-1)), mode="drop")
     return lf.reshape(l_ibp.shape), uf.reshape(u_ibp.shape)
 
 
