@@ -13,6 +13,10 @@ A method is (ReLU lower-slope rule, source of the pre-activation bounds); see
 | "cap_ibp"         | backward, a̲ = ā              | IBP        (lee2021 "CAP-IBP", Fig. 3) |
 | "crown_ibp_zero"  | backward, a̲ = 0 on unstable  | IBP        (lee2021 (p, q) = (0, 0)) |
 
+"backward" intermediate bounds are seeded by IBP (a neuron IBP proves stable keeps IBP's
+bounds, an unstable one gets the backward bound ∩ IBP's interval) and computed for a whole
+batch by ``sparse``: only the IBP-unstable neurons' rows run, chunked within ``memory_budget``.
+
 ``beta`` mixes (1 − β)·IBP + β·method (lee2021 Eq. 3, CROWN-IBP's β). Every bound is
 differentiable in params (the slopes' dependence on l, u included, as in CROWN-IBP).
 """
@@ -24,6 +28,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..nets import inputs as NI
 from .._core.errors import NtkflowError
@@ -31,6 +36,7 @@ from ..paper import model as two_layer_model
 from ..nets.zoo import two_layer_weights
 from .ibp import ibp_intervals, ibp_margin_one
 from .linear import SLOPES, backward_cost, linear_margin_one
+from .sparse import backward_intervals
 
 __all__ = ["Method", "METHODS", "register", "margin_bounds", "sample_bounds", "bounds_batched", "check_method",
            "batch_size", "clean_margins"]
@@ -81,52 +87,85 @@ def check_method(method: str) -> Method:
 
 def sample_bounds(net, params, C, lo, hi, method: str, beta=None):
     """Lower bounds of C·f over [lo, hi] for ONE sample, (S,). Internal: valid input."""
-    m = METHODS[method]
-    if m.slope is None:
+    if METHODS[method].slope is None:
         return ibp_margin_one(net, params, C, lo, hi)
-    if m.intermediate == "ibp":
-        ivals = ibp_intervals(net, params, lo, hi)
-        bounds = {i: ivals[i] for i, layer in enumerate(net.layers) if layer.kind == "relu"}
-        lin = linear_margin_one(net, params, C, lo, hi, "ibp", m.slope, bounds=bounds)
-        ibp = ibp_margin_one(net, params, C, lo, hi, intervals=ivals) if beta is not None else None
-    else:
-        lin = linear_margin_one(net, params, C, lo, hi, m.intermediate, m.slope)
-        ibp = ibp_margin_one(net, params, C, lo, hi) if beta is not None else None
+    ibp, relus = ibp_part(net, params, C, lo, hi)
+    lin = linear_part(net, params, C, lo, hi, method, relus)
     return lin if beta is None else (1 - beta) * ibp + beta * lin
 
 
 def batch_size(net, input_shape, method: str, rows: int, n: int) -> int:
-    """Samples per vmapped batch so the backward pass's A matrices stay within MEMORY_BUDGET."""
+    """Samples per vmapped batch so the final backward pass's A matrices stay within MEMORY_BUDGET
+    (backward intermediate bounds are chunked over neurons by ``sparse`` instead)."""
     m = METHODS[method]
     if m.slope is None:
         return n
-    return int(max(1, min(n, MEMORY_BUDGET // max(1, backward_cost(net, input_shape, m.intermediate, rows)))))
+    return int(max(1, min(n, MEMORY_BUDGET // max(1, backward_cost(net, input_shape, "ibp", rows)))))
+
+
+def _map(fn, args, batch: int):
+    """``fn`` over the leading axis of ``args``: one vmap, or ``lax.map`` in batches of ``batch``."""
+    if batch >= jax.tree_util.tree_leaves(args)[0].shape[0]:
+        return jax.vmap(fn)(args)
+    return jax.lax.map(fn, args, batch_size=batch)
 
 
 def _over_samples(net, params, C, lo, hi, method: str, beta, batch: int):
-    fn = lambda args: sample_bounds(net, params, *args, method, beta)  # noqa: E731
-    if batch >= C.shape[0]:
-        return jax.vmap(fn)((C, lo, hi))
-    return jax.lax.map(fn, (C, lo, hi), batch_size=batch)
+    return _map(lambda args: sample_bounds(net, params, *args, method, beta), (C, lo, hi), batch)
 
 
-@partial(jax.jit, static_argnames=("method", "batch"))
-def bounds_batched(net, params, C, lo, hi, method: str, beta, batch: int):
-    """``sample_bounds`` over the leading axis of (C, lo, hi), ``batch`` samples at a time.
-
-    With a mix β (traced: it follows the schedule inside the training scan), β = 0 is IBP
-    alone: a ``lax.cond`` on the whole batch skips the backward pass then, so the step costs
-    an IBP step (the value (1 − 0)·IBP + 0·method is IBP's exactly; its gradient too). The
-    predicate is one scalar for the batch — a per-sample cond inside the vmap would lower to
-    a select that runs both branches."""
-    if beta is None or METHODS[method].slope is None:
-        return _over_samples(net, params, C, lo, hi, method, beta, batch)
-    return jax.lax.cond(beta == 0,
-                        lambda: _over_samples(net, params, C, lo, hi, "ibp", None, C.shape[0]),
-                        lambda: _over_samples(net, params, C, lo, hi, method, beta, batch))
+def ibp_part(net, params, C, lo, hi):
+    """(IBP margin bounds (S,), {i: (l, u)} at every ReLU's input) for one sample."""
+    ivals = ibp_intervals(net, params, lo, hi)
+    relus = {i: ivals[i] for i, layer in enumerate(net.layers) if layer.kind == "relu"}
+    return ibp_margin_one(net, params, C, lo, hi, intervals=ivals), relus
 
 
-def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, beta=None):
+def linear_part(net, params, C, lo, hi, method: str, relus: dict):
+    """The backward bound of ``method`` for one sample, (S,); ``relus``: IBP's intervals (used
+    when the method's intermediate bounds are IBP's)."""
+    m = METHODS[method]
+    if m.intermediate == "ibp":
+        return linear_margin_one(net, params, C, lo, hi, "ibp", m.slope, bounds=relus)
+    return linear_margin_one(net, params, C, lo, hi, m.intermediate, m.slope)
+
+
+def skip_at_zero(beta, zeros, backward):
+    """``backward()``, or ``zeros`` when β = 0: one ``lax.cond`` for the whole batch (a
+    per-sample cond inside a vmap would lower to a select that runs both branches)."""
+    return jax.lax.cond(beta == 0, lambda: zeros, backward)
+
+
+def linear_batched(net, params, C, lo, hi, method: str, relus: dict, batch: int, budget: int):
+    """The backward bounds of ``method`` for a batch, (n, S). ``relus``: IBP's ReLU-input intervals
+    (n, ...); a method with backward intermediate bounds replaces them by ``sparse.backward_intervals``
+    (the IBP-unstable neurons only, chunked within ``budget`` entries)."""
+    m = METHODS[method]
+    if m.intermediate == "backward":
+        relus = backward_intervals(net, params, lo, hi, m.slope, budget)
+    one = lambda a: linear_margin_one(net, params, a[0], a[1], a[2], "ibp", m.slope, bounds=a[3])  # noqa: E731
+    return _map(one, (C, lo, hi, relus), batch)
+
+
+@partial(jax.jit, static_argnames=("method", "batch", "budget"))
+def bounds_batched(net, params, C, lo, hi, method: str, beta, batch: int, budget: int = MEMORY_BUDGET):
+    """``sample_bounds`` over the leading axis of (C, lo, hi): the final backward pass ``batch``
+    samples at a time, backward intermediate bounds for the whole batch (``sparse``).
+
+    With a mix β (traced: it follows the schedule inside the training scan) the IBP pass runs
+    for the whole batch outside any control flow, and only the backward pass sits in a
+    ``lax.cond`` that skips it at β = 0: the step then costs an IBP step, and the value
+    (1 − 0)·IBP + 0·0 is IBP's exactly (its gradient too)."""
+    if METHODS[method].slope is None:
+        return _over_samples(net, params, C, lo, hi, method, None, batch)
+    ibp, relus = jax.vmap(lambda c, a, b: ibp_part(net, params, c, a, b))(C, lo, hi)
+    lin = lambda: linear_batched(net, params, C, lo, hi, method, relus, batch, budget)  # noqa: E731
+    if beta is None:
+        return lin()
+    return (1 - beta) * ibp + beta * skip_at_zero(beta, jnp.zeros_like(ibp), lin)
+
+
+def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, beta=None, memory_budget=None):
     """Lower bounds of the margins f_y(x') − f_j(x') over ‖x' − x‖∞ ≤ ε (∩ the box ``clip``).
 
     Args:
@@ -134,6 +173,8 @@ def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, bet
         X: (n, *input_shape) inputs. y: (n,) integer classes, or ±1 for a single-output net.
         eps: the radius ε. method: a key of ``METHODS``. clip: optional (low, high) input box.
         beta: optional mix (1 − β)·IBP + β·method, β ∈ [0, 1].
+        memory_budget: entries (floats) a chunk of backward intermediate rows may hold
+            (default ``MEMORY_BUDGET``, 2²⁵ ≈ 128 MB in float32); smaller: more, smaller chunks.
     Returns:
         (n, K − 1) bounds, columns j ≠ y in increasing order; (n,) bounds of y·f for a
         single-output net. A JAX array, differentiable in params; float64 when x64 is on and
@@ -146,13 +187,20 @@ def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, bet
     check_method(method)
     pb = NI.problem(net, params, X, y, eps, clip)
     beta = NI.unit_float("beta", beta)
+    budget = MEMORY_BUDGET if memory_budget is None else _budget(memory_budget)
     if net.tag == "two_layer" and method == "ibp" and clip is None:
         W, a = two_layer_weights(net, params)
         return two_layer_model.ibp_lower_margin_raw(W, a, pb.X, pb.y.astype(pb.X.dtype), pb.eps)
     S = pb.C.shape[1]
     out = bounds_batched(net, params, pb.C, pb.lo, pb.hi, method, beta,
-                         batch_size(net, pb.X.shape[1:], method, S, pb.X.shape[0]))
+                         batch_size(net, pb.X.shape[1:], method, S, pb.X.shape[0]), budget)
     return out[:, 0] if net.num_outputs == 1 else out
+
+
+def _budget(v) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise NtkflowError(f"memory_budget: must be a positive integer (entries), got {v!r}")
+    return int(v)
 
 
 def clean_margins(net, params, X, y):

@@ -31,12 +31,11 @@ import jax
 import jax.numpy as jnp
 
 from ..nets import inputs as NI
-from .engine import METHODS, batch_size, check_method
+from .engine import MEMORY_BUDGET, METHODS, _map, batch_size, check_method, linear_batched, linear_part, skip_at_zero
 from .ibp import ibp_intervals
-from .linear import linear_margin_one
 from .ops import affine_back, box_lower
 
-__all__ = ["exp_sum_upper", "exp_sum_one", "exp_chord"]
+__all__ = ["exp_sum_upper", "exp_sum_one", "exp_chord", "fusion_parts"]
 
 
 def exp_chord(l, u):
@@ -57,41 +56,41 @@ def _z_interval(net, params, C, ivals):
     return -m_hi, -m_lo
 
 
-def exp_sum_one(net, params, C, lo, hi, method: str, beta=None):
-    """(M, S̄) for one sample: Σ_j exp(−(C f)_j) ≤ e^M·S̄ over the box [lo, hi]. Internal: valid input."""
-    m = METHODS[method]
+def fusion_parts(net, params, C, lo, hi):
+    """IBP's share of the fused bound for one sample: (M, Σ_j e^{u_j − M}, Σ_j (e^{l_j−M} − k_j l_j),
+    the fused row (1, K), IBP's intervals at the ReLU inputs)."""
     ivals = ibp_intervals(net, params, lo, hi)
     zl, zu = _z_interval(net, params, C, ivals)
     M = jax.lax.stop_gradient(jnp.maximum(0.0, jnp.max(zu)))
-    ibp_sum = jnp.sum(jnp.exp(zu - M))
-    if m.slope is None:
-        return M, ibp_sum
     el, k = exp_chord(zl - M, zu - M)
     row = jnp.einsum("s,sk->k", k, C)[None]  # Σ_j k_j z_j = −row·f
-    if m.intermediate == "ibp":
-        bounds = {i: ivals[i] for i, layer in enumerate(net.layers) if layer.kind == "relu"}
-        lb = linear_margin_one(net, params, row, lo, hi, "ibp", m.slope, bounds=bounds)[0]
-    else:
-        lb = linear_margin_one(net, params, row, lo, hi, m.intermediate, m.slope)[0]
-    fused = jnp.sum(el - k * zl) - lb  # chord of exp(z − M) in z: e^{l−M} + k (z − l)
+    relus = {i: ivals[i] for i, layer in enumerate(net.layers) if layer.kind == "relu"}
+    return M, jnp.sum(jnp.exp(zu - M)), jnp.sum(el - k * zl), row, relus
+
+
+def exp_sum_one(net, params, C, lo, hi, method: str, beta=None):
+    """(M, S̄) for one sample: Σ_j exp(−(C f)_j) ≤ e^M·S̄ over the box [lo, hi]. Internal: valid input."""
+    M, ibp_sum, const, row, relus = fusion_parts(net, params, C, lo, hi)
+    if METHODS[method].slope is None:
+        return M, ibp_sum
+    fused = const - linear_part(net, params, row, lo, hi, method, relus)[0]  # chord of exp(z − M) in z
     return M, fused if beta is None else (1 - beta) * ibp_sum + beta * fused
 
 
 def _over_samples(net, params, C, lo, hi, method: str, beta, batch: int):
-    fn = lambda args: exp_sum_one(net, params, *args, method, beta)  # noqa: E731
-    if batch >= C.shape[0]:
-        return jax.vmap(fn)((C, lo, hi))
-    return jax.lax.map(fn, (C, lo, hi), batch_size=batch)
+    return _map(lambda args: exp_sum_one(net, params, *args, method, beta), (C, lo, hi), batch)
 
 
 @partial(jax.jit, static_argnames=("method", "batch"))
 def _batched(net, params, C, lo, hi, method: str, beta, batch: int):
-    # β = 0 skips the backward pass for the whole batch (as ``engine.bounds_batched``)
-    if beta is None or METHODS[method].slope is None:
-        return _over_samples(net, params, C, lo, hi, method, beta, batch)
-    return jax.lax.cond(beta == 0,
-                        lambda: _over_samples(net, params, C, lo, hi, "ibp", None, C.shape[0]),
-                        lambda: _over_samples(net, params, C, lo, hi, method, beta, batch))
+    # as ``engine.bounds_batched``: IBP's share outside, the backward pass in a cond skipped at β = 0
+    if METHODS[method].slope is None:
+        return _over_samples(net, params, C, lo, hi, method, None, batch)
+    M, ibp_sum, const, row, relus = jax.vmap(lambda c, a, b: fusion_parts(net, params, c, a, b))(C, lo, hi)
+    lb = lambda: linear_batched(net, params, row, lo, hi, method, relus, batch, MEMORY_BUDGET)[:, 0]  # noqa: E731
+    if beta is None:
+        return M, const - lb()
+    return M, (1 - beta) * ibp_sum + beta * (const - skip_at_zero(beta, jnp.zeros_like(ibp_sum), lb))
 
 
 def exp_sum_upper(net, params, X, y, eps, method: str = "crown_ibp", *, clip=None, beta=None):

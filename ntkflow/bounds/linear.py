@@ -13,7 +13,11 @@ A linear function A·z of the logits is pushed back layer by layer — through a
 layer by its transpose, through a ReLU by the lower line where A ≥ 0 and the upper
 line where A < 0 — to a linear function of the input, minimized in closed form over the
 box. The pre-activation bounds (l, u) come either from IBP ("ibp": CROWN-IBP) or from
-this same backward pass applied to every hidden node in turn ("backward": CROWN, CAP).
+this same backward pass applied to every hidden node in turn ("backward": CROWN, CAP),
+seeded by IBP as auto_LiRPA does: a neuron IBP proves stable keeps IBP's bounds (its
+relaxation is already exact), an unstable one gets the backward bound intersected with
+IBP's interval (both are sound, so is their intersection; never looser than IBP).
+``bounds.sparse`` computes the same bounds for a batch, running the unstable neurons only.
 
 Vocabulary: lee2021 calls IBP itself the zero-slope method (ā = a̲ = 0 with intercepts
 u⁺ and l⁺); here "zero" means the CROWN upper line with lower slope 0, i.e. lee2021's
@@ -31,7 +35,7 @@ from .ibp import ibp_intervals
 from .ops import affine_back, batchnorm_back, box_lower
 
 __all__ = ["SLOPES", "register_slope", "relu_relaxation", "backward", "preactivation_bounds", "linear_margin_one",
-           "backward_cost"]
+           "backward_cost", "refine_with_ibp"]
 
 
 def _adaptive(l, u, su):
@@ -101,23 +105,31 @@ def _exact_by_ibp(net, i: int) -> bool:
     return "relu" not in kinds and kinds.count("affine") <= 1
 
 
+def refine_with_ibp(l, u, lb, ub):
+    """IBP's (l, u) on the neurons it proves stable, its interval ∩ [lb, ub] on the others."""
+    unstable = (l < 0) & (u > 0)
+    return jnp.where(unstable, jnp.maximum(l, lb), l), jnp.where(unstable, jnp.minimum(u, ub), u)
+
+
 def preactivation_bounds(net, params, lo, hi, intermediate: str, slope: str) -> dict:
-    """{i: (l, u)} for the input node of every ReLU layer i, by "ibp" or "backward"."""
+    """{i: (l, u)} for the input node of every ReLU layer i, by "ibp" or "backward" (seeded by
+    IBP: ``refine_with_ibp``), one sample; every neuron's rows run (the reference ``sparse`` equals)."""
     shapes = net.shapes(lo.shape)
     relus = [i for i, layer in enumerate(net.layers) if layer.kind == "relu"]
+    ivals = ibp_intervals(net, params, lo, hi)
     if intermediate == "ibp":
-        ivals = ibp_intervals(net, params, lo, hi)
         return {i: ivals[i] for i in relus}
     bounds, relax = {}, {}
     for i in relus:
         if _exact_by_ibp(net, i):
-            bounds[i] = ibp_intervals(net, params, lo, hi, stop=i)[i]
+            bounds[i] = ivals[i]
         else:
             n = int(np.prod(shapes[i]))
-            eye = jnp.eye(n, dtype=lo.dtype).reshape((n, *shapes[i]))
+            dt = ivals[i][0].dtype
+            eye = jnp.eye(n, dtype=dt).reshape((n, *shapes[i]))
             A, c = backward(net, params, jnp.concatenate([eye, -eye]), i, relax, shapes)
             v = box_lower(A, c, lo, hi)
-            bounds[i] = (v[:n].reshape(shapes[i]), -v[n:].reshape(shapes[i]))
+            bounds[i] = refine_with_ibp(*ivals[i], v[:n].reshape(shapes[i]), -v[n:].reshape(shapes[i]))
         relax[i] = relu_relaxation(*bounds[i], slope)
     return bounds
 

@@ -1,9 +1,12 @@
 """The two primitives every bound rule is made of, for one sample.
 
 - ``affine_back``: a linear function A·z of an affine layer's output, rewritten as a
-  function of its input: (A∘L, A·b). Computed as the vjp of the layer's linear map, so it
-  is the transpose of any affine layer (a Dense product, a transposed convolution) and
-  stays differentiable in the weights.
+  function of its input: (A∘L, A·b). Generically the vjp of the layer's linear map
+  (``affine_back_vjp``: the transpose of any affine layer); a Conv2d takes all S rows (and,
+  vmapped, all samples × rows) through ONE transposed convolution written as a matrix
+  product and col2im (``nets.conv.conv_transpose_gemm``): the same sums, but its weight
+  gradient is a matrix product, where XLA's CPU convolution gradient over thousands of rows
+  (and any convolution inside the β-cond or a training scan) is many times slower.
 - ``box_lower``: min over the box [lo, hi] of A·x + c = A·mid − |A|·rad + c.
 
 All products run at ``Precision.HIGHEST`` (the layers and ``ntkflow._jax.mm`` ask for it).
@@ -15,21 +18,36 @@ import jax
 import jax.numpy as jnp
 
 from .._jax import mm
-from ..nets.layers import weight_abs
+from ..nets.conv import conv_transpose_gemm
+from ..nets.layers import Conv2d, Patched, weight_abs
 
-__all__ = ["affine_back", "box_lower", "interval_affine", "interval_step", "interval_batchnorm", "batchnorm_back"]
+__all__ = ["affine_back", "affine_back_vjp", "box_lower", "interval_affine", "interval_step", "interval_batchnorm",
+           "batchnorm_back"]
 
 
 def affine_back(layer, p, A, in_shape: tuple):
     """A (S, *out_shape) → (A∘L (S, *in_shape), A·b (S,)) for an affine layer L(x) = scale·Wx + b."""
     W = layer.weight(p)
+    if isinstance(layer, Conv2d) and not isinstance(W, Patched):
+        At = layer.scale_of(W) * conv_transpose_gemm(A, W, layer.stride, layer.padding, layer.dilation, in_shape)
+        return At, _bias_term(layer, p, A)
+    return affine_back_vjp(layer, p, A, in_shape)
+
+
+def affine_back_vjp(layer, p, A, in_shape: tuple):
+    """``affine_back`` for any affine layer, as the vjp of its linear map (the generic path)."""
+    W = layer.weight(p)
     _, vjp = jax.vjp(lambda x: layer.linear(W, x), jnp.zeros(in_shape, A.dtype))
-    At = jax.vmap(lambda a: vjp(a)[0])(A)
+    return jax.vmap(lambda a: vjp(a)[0])(A), _bias_term(layer, p, A)
+
+
+def _bias_term(layer, p, A):
+    """A·b (S,) for the layer's bias broadcast to its output."""
     b = layer.bias_full(p, None)
     if b is None:
-        return At, jnp.zeros(A.shape[0], A.dtype)
+        return jnp.zeros(A.shape[0], A.dtype)
     full = jnp.broadcast_to(b, A.shape[1:]).reshape(-1)
-    return At, mm(A.reshape(A.shape[0], -1), full)
+    return mm(A.reshape(A.shape[0], -1), full)
 
 
 def box_lower(A, const, lo, hi):
