@@ -19,7 +19,7 @@ import jax
 from ..objectives import Certified, Standard
 from ..paper.epoch import sgd_epoch
 from ..paper.loss import robust_loss
-from .steps import epoch as generic_epoch
+from .steps import epoch as generic_epoch, loop_epoch, prefers_host_loop
 
 __all__ = ["closed_form", "closed_form_method", "path_for", "Generic", "ClosedForm"]
 
@@ -50,7 +50,8 @@ class Generic:
         return state
 
     def epoch(self, net, carry, X, y, idx, sched, keys, scale, lr, budget, obj, opt):
-        return generic_epoch(net, *carry, X, y, idx, sched, keys, scale, lr, budget, obj, opt)
+        run = loop_epoch if prefers_host_loop(net) else generic_epoch
+        return run(net, *carry, X, y, idx, sched, keys, scale, lr, budget, obj, opt)
 
 
 @dataclass(frozen=True)

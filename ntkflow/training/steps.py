@@ -10,21 +10,20 @@ import optax
 
 from .._jax import tree_distance
 from ..nets.batchnorm import has_batchnorm, update_running_stats
+from ..nets.layers import Conv2d
 from ..objectives import Context
 
-__all__ = ["epoch"]
+__all__ = ["epoch", "loop_epoch", "prefers_host_loop"]
 
 
-@partial(jax.jit, static_argnames=("objective", "opt"))
-def epoch(net, params, opt_state, obj_state, g_prev, X, y, idx, sched, keys, scale, lr, budget, objective, opt):
-    """One epoch of ``objective`` steps: idx (steps, B) sample indices, sched (steps, 4) rows
-    (ε, β, λ, epoch) per step, keys (steps, 2). Returns (params, opt_state, obj_state, last
-    gradient, sum of minibatch losses, per-step aux dict with lee2021's gradient smoothness
-    ``grad_l2_change`` / ``grad_cos_distance``). The net's frozen weights (the paper's a) are
-    cast to the params' dtype: a float32 run stays float32 throughout."""
+def _cast_net(net, params):
     dtype = jax.tree_util.tree_leaves(params)[0].dtype
-    net = jax.tree_util.tree_map(lambda v: v.astype(dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v, net)
+    return jax.tree_util.tree_map(lambda v: v.astype(dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v, net)
 
+
+def _step_fn(net, X, y, scale, lr, budget, objective, opt):
+    """One minibatch step as a ``lax.scan`` body: (carry, (rows, (ε, β, λ, epoch), key)) →
+    (carry, aux), carry = (params, optimizer state, objective state, last gradient, loss sum)."""
     bn = has_batchnorm(net)
 
     def step(carry, batch):
@@ -42,8 +41,45 @@ def epoch(net, params, opt_state, obj_state, g_prev, X, y, idx, sched, keys, sca
         aux = {**out.aux, "grad_l2_change": l2, "grad_cos_distance": cos}
         return (params, s, out.state, g, total + out.loss), aux
 
+    return step
+
+
+@partial(jax.jit, static_argnames=("objective", "opt"))
+def epoch(net, params, opt_state, obj_state, g_prev, X, y, idx, sched, keys, scale, lr, budget, objective, opt):
+    """One epoch of ``objective`` steps: idx (steps, B) sample indices, sched (steps, 4) rows
+    (ε, β, λ, epoch) per step, keys (steps, 2). Returns (params, opt_state, obj_state, last
+    gradient, sum of minibatch losses, per-step aux dict with lee2021's gradient smoothness
+    ``grad_l2_change`` / ``grad_cos_distance``). The net's frozen weights (the paper's a) are
+    cast to the params' dtype: a float32 run stays float32 throughout."""
+    net = _cast_net(net, params)
+    step = _step_fn(net, X, y, scale, lr, budget, objective, opt)
     zero = jnp.zeros((), jax.tree_util.tree_leaves(params)[0].dtype)
     (params, opt_state, obj_state, g_last, total), aux = jax.lax.scan(
         step, (params, opt_state, obj_state, g_prev, zero), (idx, (sched[:, 0], sched[:, 1], sched[:, 2], sched[:, 3]),
                                                              keys))
     return params, opt_state, obj_state, g_last, total, aux
+
+
+@partial(jax.jit, static_argnames=("objective", "opt"))
+def _one_step(net, carry, X, y, rows, srow, key, scale, lr, budget, objective, opt):
+    net = _cast_net(net, carry[0])
+    return _step_fn(net, X, y, scale, lr, budget, objective, opt)(carry, (rows, tuple(srow), key))
+
+
+def loop_epoch(net, params, opt_state, obj_state, g_prev, X, y, idx, sched, keys, scale, lr, budget, objective, opt):
+    """``epoch`` as a host loop over one jitted step (same arguments, same results): XLA:CPU runs
+    convolutions (and their weight gradients) 5–10× slower inside a while loop than at top level
+    (benchmarks/RESULTS.md 12d), so a conv net on the CPU trains faster step by step."""
+    zero = jnp.zeros((), jax.tree_util.tree_leaves(params)[0].dtype)
+    carry, auxes = (params, opt_state, obj_state, g_prev, zero), []
+    for i in range(idx.shape[0]):
+        carry, aux = _one_step(net, carry, X, y, idx[i], sched[i], keys[i], scale, lr, budget, objective, opt)
+        auxes.append(aux)
+    aux = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *auxes) if auxes else {}
+    return (*carry, aux)
+
+
+def prefers_host_loop(net) -> bool:
+    """Whether ``net``'s epoch runs as ``loop_epoch``: a net with a Conv2d on the CPU backend (where
+    the rolled scan costs 5–10× per step, RESULTS 12d); everything else keeps the one scan."""
+    return jax.default_backend() == "cpu" and any(isinstance(layer, Conv2d) for layer in net.layers)
