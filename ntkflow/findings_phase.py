@@ -65,6 +65,8 @@ class PhaseCell:
     width: int
     outcomes: tuple[bool, ...]
     times: tuple[float, ...]
+    final_losses: tuple[float, ...] = ()
+    epochs_run: tuple[float, ...] = ()
 
     @property
     def reached(self) -> Rate:
@@ -117,7 +119,9 @@ def reach_rates(rows: list[dict], kappa: float = math.log(2.0)) -> dict[tuple, P
     for key, rs in sorted(groups.items()):
         ok = tuple(_reached(r, kappa) for r in rs)
         t = tuple(_time_to_kappa(r) for r, o in zip(rs, ok) if o)
-        out[key] = PhaseCell(*key, outcomes=ok, times=t)
+        out[key] = PhaseCell(*key, outcomes=ok, times=t,
+                             final_losses=tuple(float(r.get("final_loss", math.nan)) for r in rs),
+                             epochs_run=tuple(float(r.get("epochs_run", math.nan)) for r in rs))
     return out
 
 
@@ -239,6 +243,20 @@ def _load(directory) -> tuple[dict, dict[tuple, PhaseCell]]:
     return cfg, reach_rates(read_table(d / "results.csv"), kappa)
 
 
+def _budget_line(cells: list[PhaseCell], budget: float) -> str:
+    """How the runs that did not reach κ ended: at the epoch budget (budget-bound: not shown
+    unreachable) or stopped earlier, and their summed certified loss at the end."""
+    miss = [(L, e) for c in cells for o, L, e in zip(c.outcomes, c.final_losses, c.epochs_run) if not o]
+    if not miss:
+        return "Every run reached κ."
+    at_budget = sum(1 for _, e in miss if np.isfinite(e) and e >= budget)
+    L = np.array([L for L, _ in miss], float)
+    L = L[np.isfinite(L)]
+    med = f"; their median L̄ at the end {np.median(L):.3g} (κ = log 2 = 0.693)" if L.size else ""
+    return (f"{len(miss)} runs did not reach κ; {at_budget} of them ran the whole budget of {budget:g} epochs "
+            f"(budget-bound: not shown unreachable){med}.")
+
+
 def _fmt_w(m) -> str:
     return "—" if m is None else f"{m:,}"
 
@@ -266,18 +284,21 @@ def phase_section(directory, *, delta: float = 0.1) -> list[str]:
              (f"Assumption 2 fails on the drawn points at (n, d, ε) = "
               f"{', '.join(f'({n}, {d}, {e:g})' for n, d, e in a2_points)}: those {len(a2)} runs are left out."
               if a2 else "Assumption 2 holds on every cell's points (exact check)."), ""]
+    budget = float(cfg.get("train", {}).get("epochs", math.nan))
     points = []
     for n, d in nds:
         fit = fit_eps_crit(cells, n, d, delta)
         points.append((n, d, fit["fit"].value))
-        lines += [f"**n = {n}, d = {d}**", "", "| ε | " + " | ".join(f"m = {w:,}" for w in
-                                                                     sorted({k[3] for k in cells if k[:2] == (n, d)}))
-                  + " | m* | not excluded |", "|---|" + "---|" * (len({k[3] for k in cells if k[:2] == (n, d)}) + 2)]
+        widths = sorted({k[3] for k in cells if k[:2] == (n, d)})
+        lines += [f"**n = {n}, d = {d}**", "", "| ε | " + " | ".join(f"m = {w:,}" for w in widths)
+                  + " | m* | not excluded |", "|---|" + "---|" * (len(widths) + 2)]
         for e in fit["eps"]:
             row = sorted((c for k, c in cells.items() if k[:3] == (n, d, e)), key=lambda c: c.width)
             cw = critical_width(row, delta)
-            lines.append(f"| {e:g} | " + " | ".join(c.reached.fmt(3) for c in row)
+            by_w = {c.width: c for c in row}
+            lines.append(f"| {e:g} | " + " | ".join(by_w[w].reached.fmt(3) if w in by_w else "not run" for w in widths)
                          + f" | {_fmt_w(cw['m_star'])} | {_fmt_w(cw['m_not_excluded'])} |")
+        lines += ["", _budget_line([c for k, c in cells.items() if k[:2] == (n, d)], budget)]
         last, nxt = fit["bracket"]
         br = (f"the grid reaches up to ε = {last:g} (next grid ε: {nxt:g})" if last is not None
               else "no ε of the grid is reached at any width")

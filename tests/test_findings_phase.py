@@ -126,6 +126,7 @@ def test_section_and_figure_read_a_stored_sweep(tmp_path):
     text = "\n".join(phase_section(tmp_path))
     assert "n = 8, d = 4" in text and "| 0.01 | 2/5 = 40% [5.27, 85.3]% | 5/5 = 100% [47.8, 100]% | 1,000 | 1,000 |" in text
     assert "the grid reaches up to ε = 0.01 (next grid ε: 0.1)" in text and "± 0.000" not in text
+    assert "16 runs did not reach κ; 0 of them ran the whole budget of 100 epochs" in text  # 6 at ε ≤ 0.01, 10 at 0.1
     # m* is the same at ε = 0 and 0.01: the line does not fall and no ε_crit is claimed
     assert "ε_crit (Eq. 14′'s zero of 1/√m* in ε): — (fewer than two ε with a finite m*, or m* does not grow" in text
     out = phase_figure(tmp_path, tmp_path / "phase.png")
