@@ -285,6 +285,8 @@ def phase_section(directory, *, delta: float = 0.1) -> list[str]:
               f"{', '.join(f'({n}, {d}, {e:g})' for n, d, e in a2_points)}: those {len(a2)} runs are left out."
               if a2 else "Assumption 2 holds on every cell's points (exact check)."), ""]
     budget = float(cfg.get("train", {}).get("epochs", math.nan))
+    lam_path = Path(directory) / "lambda0.csv"
+    lam_rows = read_table(lam_path) if lam_path.exists() else []
     points = []
     for n, d in nds:
         fit = fit_eps_crit(cells, n, d, delta)
@@ -299,6 +301,11 @@ def phase_section(directory, *, delta: float = 0.1) -> list[str]:
             lines.append(f"| {e:g} | " + " | ".join(by_w[w].reached.fmt(3) if w in by_w else "not run" for w in widths)
                          + f" | {_fmt_w(cw['m_star'])} | {_fmt_w(cw['m_not_excluded'])} |")
         lines += ["", _budget_line([c for k, c in cells.items() if k[:2] == (n, d)], budget)]
+        lam = [r for r in lam_rows if int(r.get("n_train", 0)) == n and int(r.get("d", 0)) == d]
+        if lam:
+            lines += ["", "λ0 = λmin(H∞) (95% CI, Monte Carlo): " + "; ".join(
+                f"ε = {r['eps']:g}: {r['lambda_0']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
+                for r in sorted(lam, key=lambda r: r["eps"])) + " — the time to κ scales like 1/λ0 (Lemma 6′)."]
         last, nxt = fit["bracket"]
         br = (f"the grid reaches up to ε = {last:g} (next grid ε: {nxt:g})" if last is not None
               else "no ε of the grid is reached at any width")
@@ -336,7 +343,7 @@ def phase_figure(directory, out, *, delta: float = 0.1):
         Z = np.full((len(widths), len(eps)), np.nan)
         for (_, _, e, w), c in mine.items():
             Z[widths.index(w), eps.index(e)] = c.reached.value
-        ax.imshow(Z, origin="lower", aspect="auto", vmin=0, vmax=1, cmap="viridis")
+        im = ax.imshow(Z, origin="lower", aspect="auto", vmin=0, vmax=1, cmap="viridis")
         fit = fit_eps_crit(cells, n, d, delta, resamples=0)
         ms = [widths.index(m) if m is not None else np.nan for m in fit["m_star"]]
         ax.plot(range(len(eps)), ms, "r-o", ms=3, label="m*(ε)")
@@ -348,8 +355,8 @@ def phase_figure(directory, out, *, delta: float = 0.1):
     axes[0, 0].set_ylabel("width m")
     axes[-1, 0].set_xlabel("ε")
     axes[0, 0].legend(fontsize=6)
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="reached fraction")
     fig.suptitle(f"fraction of runs reaching L̄ < κ with zero certified error (δ = {delta:g})", fontsize=9)
-    fig.tight_layout()
     out = Path(out)
     fig.savefig(out, dpi=130)
     plt.close(fig)

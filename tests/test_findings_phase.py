@@ -123,7 +123,10 @@ def test_section_and_figure_read_a_stored_sweep(tmp_path):
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    (tmp_path / "lambda0.csv").write_text("eps,lambda_0,ci_low,ci_high,samples,n_train,d\n"
+                                          "0.01,0.5,0.4,0.6,100,8,4\n0.01,9.0,8.0,10.0,100,16,4\n")
     text = "\n".join(phase_section(tmp_path))
+    assert "λ0 = λmin(H∞) (95% CI, Monte Carlo): ε = 0.01: 0.5 [0.4, 0.6]" in text and "9 [8" not in text
     assert "n = 8, d = 4" in text and "| 0.01 | 2/5 = 40% [5.27, 85.3]% | 5/5 = 100% [47.8, 100]% | 1,000 | 1,000 |" in text
     assert "the grid reaches up to ε = 0.01 (next grid ε: 0.1)" in text and "± 0.000" not in text
     assert "16 runs did not reach κ; 0 of them ran the whole budget of 100 epochs" in text  # 6 at ε ≤ 0.01, 10 at 0.1
