@@ -736,7 +736,7 @@ def findings(dirs: dict, command: str | None = None, preface: str | None = None,
         lines += _figure1_lines(ps, init, init_kw)
     if mp:
         lines += ["", "## Training methods side by side, and deep nets", "",
-                  "Every method trains the same net from the same initialization through `ntkflow.fit`; errors on "
+                  "Every method trains the same net from the same initialization through `ntkflow.training.fit`; errors on "
                   "the training set; PGD counts a sample broken if the clean point or any iterate is misclassified; "
                   "a sound bound gives clean ≤ PGD ≤ CROWN ≤ IBP (CROWN is the tighter bound on this net).", ""]
         for p in mp:
