@@ -25,7 +25,7 @@ the gradient stopped, so the Jacobian of a block never materializes the full wei
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 import jax
@@ -207,6 +207,7 @@ class Conv2d:
         return p["bias"][:, None, None] if self.bias else None
 
 
+@dataclass(frozen=True)
 class _BatchNorm:
     """Shared by BatchNorm1d / BatchNorm2d: per-channel (axis 0 of one sample) y = s·x + t.
 
@@ -216,6 +217,12 @@ class _BatchNorm:
     trained: their gradient is zero in train mode (the batch's statistics replace them),
     and ``nets.update_running_stats`` sets them after each step.
     """
+
+    num_features: int
+    eps: float = 1e-5
+    momentum: float | None = 0.1
+    affine: bool = True
+    track_running_stats: bool = True
 
     kind = "batchnorm"
     ranks = ()  # per-sample ranks the layer accepts
@@ -283,24 +290,12 @@ class _BatchNorm:
 class BatchNorm1d(_BatchNorm):
     """``torch.nn.BatchNorm1d`` on one sample (C,) or (C, L): statistics per channel (axis 0)."""
 
-    num_features: int
-    eps: float = 1e-5
-    momentum: float | None = 0.1
-    affine: bool = True
-    track_running_stats: bool = True
-
     ranks = (1, 2)
 
 
 @dataclass(frozen=True)
 class BatchNorm2d(_BatchNorm):
     """``torch.nn.BatchNorm2d`` on one (C, H, W) image: statistics per channel."""
-
-    num_features: int
-    eps: float = 1e-5
-    momentum: float | None = 0.1
-    affine: bool = True
-    track_running_stats: bool = True
 
     ranks = (3,)
 
@@ -341,7 +336,6 @@ for _cls, _meta in ((Dense, ["out_features", "in_features", "bias", "scale"]),
                               "scale"])):
     jax.tree_util.register_dataclass(_cls, data_fields=["fixed"], meta_fields=_meta)
 for _cls in BATCHNORM:
-    jax.tree_util.register_dataclass(_cls, data_fields=[],
-                                     meta_fields=["num_features", "eps", "momentum", "affine", "track_running_stats"])
+    jax.tree_util.register_dataclass(_cls, data_fields=[], meta_fields=[f.name for f in fields(_BatchNorm)])
 for _cls in (ReLU, Flatten):
     jax.tree_util.register_dataclass(_cls, data_fields=[], meta_fields=[])
