@@ -7,7 +7,8 @@
 3b. One epoch of the paper's net through the one host loop (``training.fit.FitRun.step``:
     its inputs, the closed-form epoch ``training.fastpath`` picks, the divergence check, the
     stop rule, the path length) against the loop ``nf.train`` ran before it went over ``fit``
-    (copied below as the baseline: its own ``_epoch`` and host body). The two run in turn each
+    (its host body copied below as the baseline; its jitted ``_epoch`` moved verbatim to
+    ``paper.epoch.sgd_epoch``, which both sides call, so the ratio is the host loops'). The two run in turn each
     round (``interleaved_best``), timed by CPU seconds of the process (robust to other jobs on
     a shared machine) and by wall time; the script first checks that they give the same W bit
     for bit. Target: (fit) / (old loop) ≤ 1.05.
@@ -17,7 +18,6 @@ Usage: python benchmarks/bench_train.py [--quick]
 from __future__ import annotations
 
 import time
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -25,32 +25,14 @@ import numpy as np
 import optax
 
 from _common import best_time, cli, interleaved_best, machine
-from ntkflow._jax import HIGHEST, tree_distance
+from ntkflow._jax import HIGHEST
 from ntkflow.nets import two_layer
 from ntkflow.objectives import objective
 from ntkflow.paper.epoch import sgd_epoch
-from ntkflow.paper.loss import _robust_loss_and_grad, logistic
+from ntkflow.paper.loss import logistic
 from ntkflow.paper.model import _margin
 from ntkflow.training.fit import FitRun
 from ntkflow.training.settings import fit_settings, optimizer
-
-
-@partial(jax.jit, static_argnames=("opt",))
-def _old_epoch(W, opt_state, g_prev, a, X, y, idx, eps_steps, scale, lr, opt):
-    """The baseline: the closed-form epoch of the loop ``nf.train`` ran before it went over ``fit``."""
-
-    def step(carry, batch):
-        W, s, l1, gp, total = carry
-        rows, e = batch
-        loss, g, _ = _robust_loss_and_grad(W, a, X[rows], y[rows], e, l1)
-        g = g * scale
-        upd, s = opt.update(g, s, W)
-        W = optax.apply_updates(W, jax.tree_util.tree_map(lambda u: lr * u, upd))
-        return (W, s, jnp.sum(jnp.abs(W), axis=1), g, total + loss), tree_distance(gp, g)
-
-    init = (W, opt_state, jnp.sum(jnp.abs(W), axis=1), g_prev, jnp.zeros((), W.dtype))
-    (W, opt_state, _, g_last, total), (l2, cos) = jax.lax.scan(step, init, (idx, eps_steps))
-    return W, opt_state, g_last, total, l2, cos
 
 
 class OldLoop:
@@ -71,7 +53,7 @@ class OldLoop:
         idx = idx[: steps * B].reshape(steps, B)
         eps_steps = np.array([self.eps for _ in range(steps)])
         W_prev = self.W
-        self.W, self.state, self.g_prev, total, l2, cos = _old_epoch(
+        self.W, self.state, self.g_prev, total, l2, cos = sgd_epoch(
             self.W, self.state, self.g_prev, self.a, self.X, self.y, jnp.asarray(idx),
             jnp.asarray(eps_steps, self.W.dtype), n / B, jnp.asarray(self.lr, self.W.dtype), self.opt)
         epoch_loss = float(total) * n / (steps * B)
