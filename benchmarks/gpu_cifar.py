@@ -14,13 +14,13 @@ HIGHEST. ``--quick``: a CPU-sized version (batch 8, 16×16 input, narrow nets) f
 """
 
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from _common import best_time
 from ntkflow import nets
 from ntkflow.bounds.engine import margin_bounds
 from ntkflow.objectives import Context, objective
@@ -48,16 +48,8 @@ def _step(net, obj, opt):
 
 
 def _time(fn, args, reps=REPS):
-    out = fn(*args)
-    jax.block_until_ready(out)
-    best = np.inf
-    for _ in range(3):
-        t = time.perf_counter()
-        for _ in range(reps):
-            out = fn(*args)
-        jax.block_until_ready(out)
-        best = min(best, (time.perf_counter() - t) / reps)
-    return best
+    """Seconds per call: ``_common.best_time`` over batches of ``reps`` calls."""
+    return best_time(lambda: [fn(*args) for _ in range(reps)][-1]) / reps
 
 
 def main():
