@@ -98,6 +98,12 @@ def _time_to_kappa(row: dict) -> float:
     return float(row.get("lr", math.nan)) * float(row.get("epochs_run", math.nan))
 
 
+def _violates_assumption_2(row: dict) -> bool:
+    """The exact check failed on the cell's points (NaN: real data, not checked)."""
+    v = row.get("assumption_2_holds", math.nan)
+    return bool(np.isfinite(v) and v == 0)
+
+
 def reach_rates(rows: list[dict], kappa: float = math.log(2.0)) -> dict[tuple, PhaseCell]:
     """Group results rows by (n_train, d, eps, width): the runs (seeds) of each cell. Rows with
     ``assumption_2_holds`` = 0 (the cell's points violate Assumption 2) are left out."""
@@ -109,8 +115,7 @@ def reach_rates(rows: list[dict], kappa: float = math.log(2.0)) -> dict[tuple, P
         if missing:
             raise NtkflowError(f"rows: a phase sweep needs the columns {', '.join(sorted(need))} and "
                                f"reached_kappa or final_loss; missing {', '.join(sorted(missing))}")
-    rows = [r for r in rows if not (np.isfinite(r.get("assumption_2_holds", math.nan))
-                                    and r["assumption_2_holds"] == 0)]
+    rows = [r for r in rows if not _violates_assumption_2(r)]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         key = (int(r["n_train"]), int(r["d"]), float(r["eps"]), int(r["width"]))
@@ -234,13 +239,14 @@ def eps_crit_exponents(points: list[tuple[int, int, float]], confidence: float =
 
 
 # ------------------------------------------------------------------ the section and the figure
-def _load(directory) -> tuple[dict, dict[tuple, PhaseCell]]:
+def _load(directory) -> tuple[dict, list[dict], dict[tuple, PhaseCell]]:
     d = Path(directory)
     if not (d / "config.json").exists() or not (d / "results.csv").exists():
         raise NtkflowError(f"directory: {d} has no config.json and results.csv (not a sweep directory)")
     cfg = read_json(d / "config.json")
     kappa = (cfg.get("train", {}).get("stop", {}) or {}).get("kappa", 0.0) or math.log(2.0)
-    return cfg, reach_rates(read_table(d / "results.csv"), kappa)
+    table = read_table(d / "results.csv")
+    return cfg, table, reach_rates(table, kappa)
 
 
 def _budget_line(cells: list[PhaseCell], budget: float) -> str:
@@ -263,9 +269,8 @@ def _fmt_w(m) -> str:
 
 def phase_section(directory, *, delta: float = 0.1) -> list[str]:
     """Markdown lines of the phase-diagram section from a stored sweep directory."""
-    cfg, cells = _load(directory)
-    table = read_table(Path(directory) / "results.csv")
-    a2 = [r for r in table if np.isfinite(r.get("assumption_2_holds", math.nan)) and r["assumption_2_holds"] == 0]
+    cfg, table, cells = _load(directory)
+    a2 = [r for r in table if _violates_assumption_2(r)]
     a2_points = sorted({(int(r["n_train"]), int(r["d"]), float(r["eps"])) for r in a2})
     if not cells:
         raise NtkflowError(f"directory: {directory} has no finished cells")
@@ -331,7 +336,7 @@ def phase_figure(directory, out, *, delta: float = 0.1):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    _, cells = _load(directory)
+    _, _, cells = _load(directory)
     nds = sorted({(k[0], k[1]) for k in cells})
     cols = min(4, len(nds))
     rows_ = math.ceil(len(nds) / cols)
