@@ -108,9 +108,8 @@ def cells_of(cfg: dict) -> list[Cell]:
 
 def cell_key(cfg: dict, cell: Cell) -> str:
     """Hash of everything a cell's result depends on (not the rest of the grid)."""
-    relevant = {sec: {k: v for k, v in cfg[sec].items()
-                      if not (k in LATER_KEYS.get(sec, ()) and v == DEFAULTS[sec][k])}
-                for sec in ("data", "train", "track", "model") if sec in cfg}
+    stable = without_later_defaults(cfg)
+    relevant = {sec: stable[sec] for sec in ("data", "train", "track", "model") if sec in cfg}
     relevant = {sec: v for sec, v in relevant.items() if v or sec != "model"}
     relevant["track"] = {k: v for k, v in relevant["track"].items() if not k.startswith("lambda_0")}
     attack = cfg.get("attack", DEFAULTS["attack"])
