@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override a config value, e.g. --set train.epochs=5 --set grid.width=[100,200]")
     sw.add_argument("--executor", default="local", choices=["local", "dask"])
     sw.add_argument("--workers", type=int, default=None, help="processes (local) or LocalCluster workers")
-    sw.add_argument("--scheduler", default=None, help="dask scheduler ADDRESS, or 'local' for a LocalCluster")
+    sw.add_argument("--scheduler", default=None, help="dask scheduler ADDRESS, or 'local' for a LocalCluster (connect timeout: dask config key ntkflow.scheduler-timeout, default 10s)")
     sw.add_argument("--force", action="store_true",
                     help="accept a changed config under an existing --out (finished cells are kept)")
     sw.add_argument("--accept-env", action="store_true",

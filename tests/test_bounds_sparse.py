@@ -32,8 +32,9 @@ def _problem(seed, n=3, eps=0.2):
     return params, X, rng.integers(0, 3, n), lo, hi
 
 
-def _dense(params, lo, hi, slope="adaptive"):
-    return jax.vmap(lambda a, b: B.preactivation_bounds(NET, params, a, b, "backward", slope))(lo, hi)
+@jax.jit
+def _dense(params, lo, hi):
+    return jax.vmap(lambda a, b: B.preactivation_bounds(NET, params, a, b, "backward", "adaptive"))(lo, hi)
 
 
 @pytest.mark.parametrize("chunk, budget", [(None, 1 << 25), (1, 1 << 25), (7, 1 << 25), (10_000, 1 << 25),
@@ -50,15 +51,15 @@ def test_chunked_bounds_equal_the_dense_per_sample_definition(chunk, budget):
 
 def test_bounds_are_sound_and_never_looser_than_ibp():
     params, X, y, lo, hi = _problem(1, n=2, eps=0.3)
-    got = backward_intervals(NET, params, lo, hi, "adaptive", 1 << 25, 4)
+    got = jax.jit(lambda p, a, b: backward_intervals(NET, p, a, b, "adaptive", 1 << 25, 4))(params, lo, hi)
     rng = np.random.default_rng(1)
     tighter = 0
     for s in range(2):
-        ivals = ibp_intervals(NET, params, lo[s], hi[s])
+        ivals = jax.jit(lambda p, a, b: ibp_intervals(NET, p, a, b))(params, lo[s], hi[s])
         d = lo[s].size
         pts = np.concatenate([rng.uniform(size=(300, d)), rng.integers(0, 2, (64, d))])
         P = np.asarray(lo[s]).reshape(1, -1) + pts * np.asarray(hi[s] - lo[s]).reshape(1, -1)
-        nodes = jax.vmap(lambda x: _nodes(params, x.reshape(SHAPE)))(jnp.asarray(P))
+        nodes = jax.jit(jax.vmap(lambda x: _nodes(params, x.reshape(SHAPE))))(jnp.asarray(P))
         for i, (l, u) in got.items():
             assert np.all(np.asarray(l[s]) <= np.asarray(nodes[i]).min(axis=0) + 1e-10)
             assert np.all(np.asarray(u[s]) >= np.asarray(nodes[i]).max(axis=0) - 1e-10)
@@ -84,9 +85,13 @@ def _nodes(params, x):
 @pytest.mark.parametrize("method", ["crown", "cap", "crown_zero"])
 def test_margins_equal_the_per_sample_path_are_sound_and_differentiable(method):
     params, X, y, lo, hi = _problem(2)
-    got = B.margin_bounds(NET, params, X, y, 0.2, method, clip=(0.0, 1.0), memory_budget=3000)
     pb = NI.problem(NET, params, X, y, 0.2, (0.0, 1.0))
-    want = _over_samples(NET, params, pb.C, pb.lo, pb.hi, method, None, 3)  # per sample, dense
+    # value and gradient in one jitted call per path: op-by-op dispatch of the dense CROWN
+    # pass (and a second trace for its gradient) was most of this test's time.
+    sparse = jax.jit(_value_and_grad(lambda p: B.margin_bounds(
+        NET, p, X, y, 0.2, method, clip=(0.0, 1.0), memory_budget=3000)))
+    dense = jax.jit(_value_and_grad(lambda p: _over_samples(NET, p, pb.C, pb.lo, pb.hi, method, None, 3)))
+    (got, g), (want, gw) = sparse(params), dense(params)  # dense: per sample, the definition
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-11)
     rng = np.random.default_rng(2)
     for s in range(3):
@@ -94,11 +99,16 @@ def test_margins_equal_the_per_sample_path_are_sound_and_differentiable(method):
         P = lo_s + rng.uniform(size=(300, 36)) * (hi_s - lo_s)
         f = np.asarray(NET.apply(params, P.reshape(-1, *SHAPE)))
         assert np.all(np.asarray(got[s]) <= (f[:, [y[s]]] - np.delete(f, y[s], axis=1)).min(axis=0) + 1e-10)
-    g = jax.grad(lambda p: jnp.sum(B.margin_bounds(NET, p, X, y, 0.2, method, clip=(0.0, 1.0),
-                                                   memory_budget=3000)))(params)
-    gw = jax.grad(lambda p: jnp.sum(_over_samples(NET, p, pb.C, pb.lo, pb.hi, method, None, 3)))(params)
     for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(gw)):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+def _value_and_grad(margins):
+    """``params -> (margins, d sum(margins) / d params)``."""
+    def f(p):
+        m, vjp = jax.vjp(margins, p)
+        return m, vjp(jnp.ones_like(m))[0]
+    return f
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "1e6"])

@@ -220,7 +220,10 @@ def test_workers_must_be_positive(config, tmp_path):
 
 
 def test_unreachable_dask_scheduler_is_one_line(config, tmp_path):
-    with pytest.raises(ValueError, match="scheduler: cannot reach dask scheduler") as e:
+    import dask
+
+    with dask.config.set({"ntkflow.scheduler-timeout": "1s"}), \
+            pytest.raises(ValueError, match="scheduler: cannot reach dask scheduler") as e:
         run_sweep(small_cfg(config), tmp_path / "d", executor="dask", scheduler="tcp://127.0.0.1:9", quiet=True)
     assert "\n" not in str(e.value)
 

@@ -143,6 +143,7 @@ def _run_dask(tasks, scheduler, workers, finished, resources=None):
     """Every task on the cluster; ``resources`` (``[run] dask_resources``, e.g. {GPU = 1}) are
     asked of each task, so a worker started with ``--resources GPU=1`` takes one group (or
     cell) at a time; a LocalCluster ("local") is started with them on every worker."""
+    import dask
     from distributed import Client, LocalCluster, as_completed as dask_completed
 
     cluster = None
@@ -152,7 +153,9 @@ def _run_dask(tasks, scheduler, workers, finished, resources=None):
                                    resources=resources or None)
             client = Client(cluster)
         else:
-            client = Client(scheduler, timeout="10s")
+            # how long to wait for an address: dask's own connect timeout (30 s by default) is
+            # long for a mistyped address; ``ntkflow.scheduler-timeout`` in dask's config sets it.
+            client = Client(scheduler, timeout=dask.config.get("ntkflow.scheduler-timeout", "10s"))
     except (OSError, TimeoutError) as e:
         raise NtkflowError(f"scheduler: cannot reach dask scheduler {scheduler!r} "
                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'timed out'})") from None
