@@ -43,8 +43,8 @@ def test_grouping_rules():
 
 def test_grouped_sweep_equals_cells_run_alone_and_resumes(tmp_path):
     grouped, alone = tmp_path / "grouped", tmp_path / "alone"
-    # the groups on a dask LocalCluster whose worker offers one "GPU" resource (one group at a time)
-    run_sweep(_cfg(dask_resources={"GPU": 1}), grouped, quiet=True, executor="dask", scheduler="local", workers=1)
+    # in this process (the dask path with a "GPU" resource is tests/test_sweep.py's)
+    run_sweep(_cfg(dask_resources={"GPU": 1}), grouped, quiet=True)
     run_sweep(_cfg(batch_models=False), alone, quiet=True)
     a, b = read_table(grouped / "results.csv"), read_table(alone / "results.csv")
     assert len(a) == len(b) == 4

@@ -108,6 +108,8 @@ def test_resume_after_sigkill_gives_the_same_table(config, tmp_path):
 
 def test_dask_local_cluster_gives_the_same_table(config, tmp_path):
     cfg = load_config(config, ["grid.seed=[0]"])
+    # each worker of the LocalCluster offers one "GPU" and every cell asks for it (one at a time)
+    cfg["run"]["dask_resources"] = {"GPU": 1}
     run_sweep(cfg, tmp_path / "local", quiet=True)
     run_sweep(cfg, tmp_path / "dask", executor="dask", scheduler="local", workers=2, quiet=True)
     assert table(tmp_path / "dask") == table(tmp_path / "local")
