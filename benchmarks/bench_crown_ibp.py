@@ -9,6 +9,8 @@ scan adds around it. Rows:
 - ``crown_ibp β = 0``: CROWN-IBP at β = 0, whose backward pass is skipped (target ≈ 1×);
 - ``crown_ibp β = 0.5``: both bounds computed, K − 1 = 9 backward rows per sample (unfused);
 - ``crown_ibp β = 0.5 fused``: loss fusion, one backward row per sample (target ≤ 3×);
+- ``... host branch``: the same steps compiled with β's branch known (``Context.beta_branch``
+  "zero" / "mix": no ``lax.cond``), as ``training.steps.loop_epoch`` runs them on the CPU;
 - ``standard``: the clean step, and a plain PyTorch step of the same net (same init-free
   shapes, SGD, summed cross-entropy) when torch is importable — ours / torch (target ≤ 1.2×);
 - auto_LiRPA's IBP / CROWN-IBP steps when auto_LiRPA is importable (skipped with a message
@@ -41,11 +43,12 @@ def data(B: int, seed: int = 0):
     return (rng.uniform(0, 1, (B, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, B))
 
 
-def our_step(net, params, X, y, obj, beta: float, scan: bool = False):
-    """() -> one jitted step (objective step + SGD update) at mix β; ``scan``: two such steps
-    inside one jitted ``lax.scan`` (as ``fit.epoch`` runs them; the time is per step)."""
+def our_step(net, params, X, y, obj, beta: float, branch: str = "cond", scan: bool = False):
+    """() -> one jitted step (objective step + SGD update) at mix β, compiled knowing ``branch``
+    of β; ``scan``: two such steps inside one jitted ``lax.scan`` (as ``fit.epoch`` runs them;
+    the time is per step)."""
     ctx = Context(jnp.asarray(EPS, jnp.float32), jnp.asarray(beta, jnp.float32), jnp.asarray(0.0, jnp.float32),
-                  jax.random.PRNGKey(0), jnp.asarray(0.0, jnp.float32), jnp.asarray(0.0, jnp.float32))
+                  jax.random.PRNGKey(0), jnp.asarray(0.0, jnp.float32), jnp.asarray(0.0, jnp.float32), branch)
 
     @jax.jit
     def step(p, X, y):
@@ -131,22 +134,25 @@ def main():
     print(f"# bench_crown_ibp — {machine()} — DM-small, batch {B}, ε = {EPS}, clip {CLIP}, float32", flush=True)
     X, y = data(B)
     net = nets.dm_small()
-    rows = [("ibp", objective("ibp", clip=CLIP), 0.0),
-            ("crown_ibp β = 0", objective("crown_ibp", clip=CLIP), 0.0),
-            ("crown_ibp β = 0.5 fused", objective("crown_ibp", clip=CLIP, loss_fusion=True), 0.5),
-            ("standard (clean)", objective("standard"), 0.0)]
+    fused = objective("crown_ibp", clip=CLIP, loss_fusion=True)
+    rows = [("ibp", objective("ibp", clip=CLIP), 0.0, "cond"),
+            ("crown_ibp β = 0", objective("crown_ibp", clip=CLIP), 0.0, "cond"),
+            ("crown_ibp β = 0 host branch", objective("crown_ibp", clip=CLIP), 0.0, "zero"),
+            ("crown_ibp β = 0.5 fused", fused, 0.5, "cond"),
+            ("crown_ibp β = 0.5 fused host branch", fused, 0.5, "mix"),
+            ("standard (clean)", objective("standard"), 0.0, "cond")]
     if not a.skip_unfused:
-        rows.insert(2, ("crown_ibp β = 0.5 unfused", objective("crown_ibp", clip=CLIP), 0.5))
+        rows.insert(3, ("crown_ibp β = 0.5 unfused", objective("crown_ibp", clip=CLIP), 0.5, "cond"))
     with jax.enable_x64(True):  # as fit runs its steps: float32 params and data
         params = net.init(0, dtype=jnp.float32)
         Xj, yj = jnp.asarray(X), jnp.asarray(y)
-        times = interleaved_best([our_step(net, params, Xj, yj, obj, b, a.scan) for _, obj, b in rows], rounds)
+        times = interleaved_best([our_step(net, params, Xj, yj, obj, b, br, a.scan) for _, obj, b, br in rows], rounds)
         times = [t / 2 for t in times] if a.scan else times
     base = times[0]
     if a.scan:
         print("(inside a 2-step lax.scan, per step)")
-    for (name, _, _), t in zip(rows, times):
-        print(f"{name:28s} {1e3 * t:9.1f} ms   {t / base:6.2f}x our IBP step", flush=True)
+    for (name, *_), t in zip(rows, times):
+        print(f"{name:36s} {1e3 * t:9.1f} ms   {t / base:6.2f}x our IBP step", flush=True)
     ts = torch_step(X, y)
     if ts is None:
         print("plain torch step: skipped (torch not importable; run with torch on PYTHONPATH)")
@@ -154,7 +160,7 @@ def main():
         import torch
 
         t_t = torch_best(ts, max(rounds, 3))
-        t_ours = times[[n for n, _, _ in rows].index("standard (clean)")]
+        t_ours = times[[r[0] for r in rows].index("standard (clean)")]
         print(f"plain torch step (torch {torch.__version__}, {torch.get_num_threads()} threads) {1e3 * t_t:.1f} ms; "
               f"our plain step / torch = {t_ours / t_t:.2f}x (target ≤ 1.2x)")
     al = auto_lirpa_steps(X, y)

@@ -20,10 +20,11 @@ def test_loop_epoch_equals_the_scan_epoch_on_a_conv_net(x64):
     X = jnp.asarray(rng.uniform(0, 1, (6, 1, 6, 6)))
     y = jnp.asarray(rng.integers(0, 3, 6))
     idx = jnp.asarray(rng.permutation(6).reshape(3, 2))
-    sched = jnp.asarray([[0.01, 0.5, 0.0, 0.0], [0.02, 0.5, 0.0, 0.3], [0.03, 0.5, 0.0, 0.6]])
+    # β = 0.5, 0, 0.5: CROWN-IBP's host loop compiles a β > 0 and a β = 0 step, the scan one cond
+    sched = jnp.asarray([[0.01, 0.5, 0.0, 0.0], [0.02, 0.0, 0.0, 0.3], [0.03, 0.5, 0.0, 0.6]])
     keys = jax.random.split(jax.random.PRNGKey(1), 3)
     opt = optimizer("momentum", 0.9)
-    for name in ("ibp", "fgsm"):  # fgsm: the per-step keys reach the step in the same order
+    for name in ("fgsm", "crown_ibp"):  # fgsm: the per-step keys reach the step in the same order
         obj = objective(name)
         g0 = jax.tree_util.tree_map(jnp.zeros_like, params)
         args = (net, params, opt.init(params), obj.init(params), g0, X, y, idx, sched, keys, 3.0, 0.1, 10.0, obj, opt)

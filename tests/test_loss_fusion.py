@@ -73,3 +73,23 @@ def test_two_classes_fused_is_exps_chord_at_the_unfused_upper_bound():
     ub = -np.asarray(B.margin_bounds(net, p, X, y, 0.15, "crown_ibp"))[:, 0]
     chord = np.exp(lo) + (np.exp(up) - np.exp(lo)) / (up - lo) * (ub - lo)
     np.testing.assert_allclose(fused_loss(net, p, X, y, 0.15), np.log1p(chord), rtol=1e-10)
+
+
+def test_a_branch_known_on_the_host_equals_the_traced_cond_value_and_gradient():
+    """``beta_branch`` "zero" (β = 0) and "mix" (β > 0) compile without the ``lax.cond``; their
+    margins (with gradients) and fused sums are the cond's (bit for bit at β = 0)."""
+    rng = np.random.default_rng(8)
+    p = NET.init(9, (3,))
+    X, y = rng.uniform(0, 1, (4, 3)), rng.integers(0, 3, 4)
+    grad = {br: jax.jit(jax.value_and_grad(lambda q, b, br=br: jnp.sum(
+        B.margin_bounds(NET, q, X, y, 0.1, "crown_ibp", beta=b, beta_branch=br)))) for br in B.BETA_BRANCHES}
+    for beta, branch, rtol in ((0.0, "zero", 0.0), (0.4, "mix", 1e-13)):
+        for a, b in zip(jax.tree_util.tree_leaves(grad[branch](p, beta)), jax.tree_util.tree_leaves(grad["cond"](p, beta))):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=0)
+        fused = [B.exp_sum_upper(NET, p, X, y, 0.1, "crown_ibp", beta=jnp.asarray(beta), beta_branch=br)
+                 for br in (branch, "cond")]
+        np.testing.assert_allclose(fused[0], fused[1], rtol=rtol, atol=0)
+    with pytest.raises(ValueError, match="^beta_branch: unknown 'skip'"):
+        B.margin_bounds(NET, p, X, y, 0.1, "crown_ibp", beta=0.5, beta_branch="skip")
+    with pytest.raises(ValueError, match="^beta_branch: unknown"):
+        B.exp_sum_upper(NET, p, X, y, 0.1, "crown_ibp", beta=0.5, beta_branch=None)

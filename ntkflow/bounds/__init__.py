@@ -7,10 +7,10 @@ CROWN-IBP, CROWN, CAP, zero-slope, and lee2021's IBP-intermediate variants, with
 ``register(name, Method(slope, intermediate))`` (with its slope rule: ``register_slope``).
 """
 
-from .engine import METHODS, Method, clean_margins, margin_bounds, register
+from .engine import BETA_BRANCHES, METHODS, Method, clean_margins, margin_bounds, register
 from .exact import ExactMargin, exact_margin
 from .fusion import exp_sum_upper
 from .linear import SLOPES, preactivation_bounds, register_slope, relu_relaxation
 
-__all__ = ["margin_bounds", "clean_margins", "exact_margin", "ExactMargin", "exp_sum_upper", "METHODS", "Method",
+__all__ = ["margin_bounds", "BETA_BRANCHES", "clean_margins", "exact_margin", "ExactMargin", "exp_sum_upper", "METHODS", "Method",
            "preactivation_bounds", "relu_relaxation", "register", "register_slope", "SLOPES"]

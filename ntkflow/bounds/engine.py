@@ -130,9 +130,29 @@ def linear_part(net, params, C, lo, hi, method: str, relus: dict):
     return linear_margin_one(net, params, C, lo, hi, m.intermediate, m.slope)
 
 
-def skip_at_zero(beta, zeros, backward):
-    """``backward()``, or ``zeros`` when β = 0: one ``lax.cond`` for the whole batch (a
-    per-sample cond inside a vmap would lower to a select that runs both branches)."""
+BETA_BRANCHES = ("cond", "zero", "mix")
+
+
+def check_beta_branch(branch) -> str:
+    if branch not in BETA_BRANCHES:
+        raise NtkflowError(f"beta_branch: unknown {branch!r}; choose one of {', '.join(BETA_BRANCHES)}")
+    return branch
+
+
+def skip_at_zero(beta, zeros, backward, branch: str = "cond"):
+    """``backward()``, or ``zeros`` when β = 0.
+
+    ``branch`` says what the caller knows of β when the step is traced: "cond" (nothing: one
+    ``lax.cond`` for the whole batch — a per-sample cond inside a vmap would lower to a select
+    that runs both branches), "zero" (β = 0: ``zeros``, no backward pass is traced) or "mix"
+    (β > 0: ``backward()`` with no cond around it). A host loop that reads β off the schedule
+    compiles one step per known branch: XLA:CPU runs the backward pass's convolutions and their
+    gradients ~2.6× slower inside a cond branch than at top level (benchmarks/RESULTS.md 12a).
+    The value is the cond's in every case (the caller multiplies by β)."""
+    if branch == "zero":
+        return zeros
+    if branch == "mix":
+        return backward()
     return jax.lax.cond(beta == 0, lambda: zeros, backward)
 
 
@@ -147,25 +167,27 @@ def linear_batched(net, params, C, lo, hi, method: str, relus: dict, batch: int,
     return _map(one, (C, lo, hi, relus), batch)
 
 
-@partial(jax.jit, static_argnames=("method", "batch", "budget"))
-def bounds_batched(net, params, C, lo, hi, method: str, beta, batch: int, budget: int = MEMORY_BUDGET):
+@partial(jax.jit, static_argnames=("method", "batch", "budget", "beta_branch"))
+def bounds_batched(net, params, C, lo, hi, method: str, beta, batch: int, budget: int = MEMORY_BUDGET,
+                   beta_branch: str = "cond"):
     """``sample_bounds`` over the leading axis of (C, lo, hi): the final backward pass ``batch``
     samples at a time, backward intermediate bounds for the whole batch (``sparse``).
 
     With a mix β (traced: it follows the schedule inside the training scan) the IBP pass runs
     for the whole batch outside any control flow, and only the backward pass sits in a
     ``lax.cond`` that skips it at β = 0: the step then costs an IBP step, and the value
-    (1 − 0)·IBP + 0·0 is IBP's exactly (its gradient too)."""
+    (1 − 0)·IBP + 0·0 is IBP's exactly (its gradient too). ``beta_branch``: ``skip_at_zero``'s."""
     if METHODS[method].slope is None:
         return _over_samples(net, params, C, lo, hi, method, None, batch)
     ibp, relus = jax.vmap(lambda c, a, b: ibp_part(net, params, c, a, b))(C, lo, hi)
     lin = lambda: linear_batched(net, params, C, lo, hi, method, relus, batch, budget)  # noqa: E731
     if beta is None:
         return lin()
-    return (1 - beta) * ibp + beta * skip_at_zero(beta, jnp.zeros_like(ibp), lin)
+    return (1 - beta) * ibp + beta * skip_at_zero(beta, jnp.zeros_like(ibp), lin, beta_branch)
 
 
-def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, beta=None, memory_budget=None):
+def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, beta=None, memory_budget=None,
+                  beta_branch: str = "cond"):
     """Lower bounds of the margins f_y(x') − f_j(x') over ‖x' − x‖∞ ≤ ε (∩ the box ``clip``).
 
     Args:
@@ -175,6 +197,8 @@ def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, bet
         beta: optional mix (1 − β)·IBP + β·method, β ∈ [0, 1].
         memory_budget: entries (floats) a chunk of backward intermediate rows may hold
             (default ``MEMORY_BUDGET``, 2²⁵ ≈ 128 MB in float32); smaller: more, smaller chunks.
+        beta_branch: what is known of a traced β: "cond" (nothing), "zero" (β = 0), "mix"
+            (β > 0); see ``skip_at_zero``. The values are the same; only the compiled step differs.
     Returns:
         (n, K − 1) bounds, columns j ≠ y in increasing order; (n,) bounds of y·f for a
         single-output net. A JAX array, differentiable in params; float64 when x64 is on and
@@ -187,13 +211,14 @@ def margin_bounds(net, params, X, y, eps, method: str = "ibp", *, clip=None, bet
     check_method(method)
     pb = NI.problem(net, params, X, y, eps, clip)
     beta = NI.unit_float("beta", beta)
+    check_beta_branch(beta_branch)
     budget = MEMORY_BUDGET if memory_budget is None else _budget(memory_budget)
     if net.tag == "two_layer" and method == "ibp" and clip is None:
         W, a = two_layer_weights(net, params)
         return two_layer_model.ibp_lower_margin_raw(W, a, pb.X, pb.y.astype(pb.X.dtype), pb.eps)
     S = pb.C.shape[1]
     out = bounds_batched(net, params, pb.C, pb.lo, pb.hi, method, beta,
-                         batch_size(net, pb.X.shape[1:], method, S, pb.X.shape[0]), budget)
+                         batch_size(net, pb.X.shape[1:], method, S, pb.X.shape[0]), budget, beta_branch)
     return out[:, 0] if net.num_outputs == 1 else out
 
 

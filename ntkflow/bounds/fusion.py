@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from ..nets import inputs as NI
-from .engine import MEMORY_BUDGET, METHODS, _map, batch_size, check_method, linear_batched, linear_part, skip_at_zero
+from .engine import MEMORY_BUDGET, METHODS, _map, batch_size, check_beta_branch, check_method, linear_batched, linear_part, skip_at_zero
 from .ibp import ibp_intervals
 from .ops import affine_back, box_lower
 
@@ -81,8 +81,8 @@ def _over_samples(net, params, C, lo, hi, method: str, beta, batch: int):
     return _map(lambda args: exp_sum_one(net, params, *args, method, beta), (C, lo, hi), batch)
 
 
-@partial(jax.jit, static_argnames=("method", "batch"))
-def _batched(net, params, C, lo, hi, method: str, beta, batch: int):
+@partial(jax.jit, static_argnames=("method", "batch", "beta_branch"))
+def _batched(net, params, C, lo, hi, method: str, beta, batch: int, beta_branch: str = "cond"):
     # as ``engine.bounds_batched``: IBP's share outside, the backward pass in a cond skipped at β = 0
     if METHODS[method].slope is None:
         return _over_samples(net, params, C, lo, hi, method, None, batch)
@@ -90,19 +90,21 @@ def _batched(net, params, C, lo, hi, method: str, beta, batch: int):
     lb = lambda: linear_batched(net, params, row, lo, hi, method, relus, batch, MEMORY_BUDGET)[:, 0]  # noqa: E731
     if beta is None:
         return M, const - lb()
-    return M, (1 - beta) * ibp_sum + beta * (const - skip_at_zero(beta, jnp.zeros_like(ibp_sum), lb))
+    return M, (1 - beta) * ibp_sum + beta * (const - skip_at_zero(beta, jnp.zeros_like(ibp_sum), lb, beta_branch))
 
 
-def exp_sum_upper(net, params, X, y, eps, method: str = "crown_ibp", *, clip=None, beta=None):
+def exp_sum_upper(net, params, X, y, eps, method: str = "crown_ibp", *, clip=None, beta=None,
+                  beta_branch: str = "cond"):
     """Upper bounds e^M·S̄ of Σ_{j≠y} exp(f_j(x') − f_y(x')) over ‖x' − x‖∞ ≤ ε (∩ ``clip``), fused.
 
     Returns (M, S̄), each (n,): the fused cross-entropy bound is log(1 + e^M S̄) (for a
     single-output net with ±1 labels, Σ is the one term exp(−y f)). ``method``: a bound of
     ``METHODS`` with a backward pass (its slope rule and intermediate bounds); "ibp" gives
-    Σ_j e^{u_j}. ``beta``: CROWN-IBP's mix of the two upper bounds. Differentiable in params.
+    Σ_j e^{u_j}. ``beta``: CROWN-IBP's mix of the two upper bounds; ``beta_branch``: what is
+    known of it (``engine.skip_at_zero``). Differentiable in params.
     """
     check_method(method)
     pb = NI.problem(net, params, X, y, eps, clip)
     beta = NI.unit_float("beta", beta)
     return _batched(net, params, pb.C, pb.lo, pb.hi, method, beta,
-                    batch_size(net, pb.X.shape[1:], method, 1, pb.X.shape[0]))
+                    batch_size(net, pb.X.shape[1:], method, 1, pb.X.shape[0]), check_beta_branch(beta_branch))

@@ -11,7 +11,9 @@ step, the CROWN-IBP mix β, the regularizer weight λ, the step's PRNG key). ``l
 the SUM over the batch of the per-sample loss (Eq. 2's L̄ is a sum, so ``lr`` keeps its
 meaning as a time step of the gradient flow for every method; the trainer scales the
 minibatch gradient by n/B). ``aux`` is a dict of scalars with the fixed keys
-``aux_keys`` — per-step diagnostics the trainer records (AdvIBP's case, cosines).
+``aux_keys`` — per-step diagnostics the trainer records (AdvIBP's case, cosines). An
+objective whose loss depends on β has a true ``mix`` attribute: a host loop then compiles
+one step for β = 0 and one for β > 0 (``Context.beta_branch``) instead of a traced branch.
 
 The per-sample loss of every method is one formula, ``margin_loss``: the cross-entropy of
 the worst-case logits built from (lower bounds of) the margins m_j = f_y − f_j,
@@ -36,7 +38,9 @@ class Context(NamedTuple):
     ``beta``: mix (1 − β)·IBP + β·method for ``crown_ibp``; ``lam``: weight of the optional
     regularizers; ``key``: the step's PRNG key (attacks' random starts); ``epoch``: epochs
     done, fractional (phase changes: fan2021's warm-up); ``frac``: epoch / budget in [0, 1]
-    (FOSC's linear decay)."""
+    (FOSC's linear decay). ``beta_branch`` is not traced: what the host knew of β when the
+    step was compiled ("cond": nothing; "zero": β = 0; "mix": β > 0 —
+    ``bounds.engine.skip_at_zero``), so that a host loop runs one compiled step per branch."""
 
     eps: jax.Array
     beta: jax.Array
@@ -44,6 +48,7 @@ class Context(NamedTuple):
     key: jax.Array
     epoch: jax.Array
     frac: jax.Array
+    beta_branch: str = "cond"
 
 
 class Step(NamedTuple):

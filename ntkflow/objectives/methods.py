@@ -132,13 +132,13 @@ class Certified:
         """Σ_i l(m̲_i) on its (mixed) certified margins (fused: the fused bound), without the regularizers."""
         if self.loss_fusion:
             M, s = exp_sum_upper(net, params, X, y, ctx.eps, self.bound, clip=self.clip,
-                                 beta=ctx.beta if self.mix else None)
+                                 beta=ctx.beta if self.mix else None, beta_branch=ctx.beta_branch)
             return jnp.sum(log1p_scaled(M, s))
         return jnp.sum(margin_loss(self.margins(net, params, X, y, ctx)))
 
     def margins(self, net, params, X, y, ctx):
         return margin_bounds(net, params, X, y, ctx.eps, self.bound, clip=self.clip,
-                             beta=ctx.beta if self.mix else None)
+                             beta=ctx.beta if self.mix else None, beta_branch=ctx.beta_branch)
 
     def loss(self, net, params, X, y, ctx):
         total = self.judged_loss(net, params, X, y, ctx)

@@ -6,6 +6,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from .._jax import tree_distance
@@ -21,15 +22,16 @@ def _cast_net(net, params):
     return jax.tree_util.tree_map(lambda v: v.astype(dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v, net)
 
 
-def _step_fn(net, X, y, scale, lr, budget, objective, opt):
+def _step_fn(net, X, y, scale, lr, budget, objective, opt, beta_branch: str = "cond"):
     """One minibatch step as a ``lax.scan`` body: (carry, (rows, (ε, β, λ, epoch), key)) →
-    (carry, aux), carry = (params, optimizer state, objective state, last gradient, loss sum)."""
+    (carry, aux), carry = (params, optimizer state, objective state, last gradient, loss sum).
+    ``beta_branch``: what is known of β at trace time (``Context``)."""
     bn = has_batchnorm(net)
 
     def step(carry, batch):
         params, s, os, gp, total = carry
         rows, (e, b, lam, ep), k = batch
-        ctx = Context(e, b, lam, k, ep, ep / budget)
+        ctx = Context(e, b, lam, k, ep, ep / budget, beta_branch)
         out = objective.step(net, params, os, X[rows], y[rows], ctx)
         g = jax.tree_util.tree_map(lambda v: v * scale, out.grads)
         upd, s = opt.update(g, s, params)
@@ -60,20 +62,25 @@ def epoch(net, params, opt_state, obj_state, g_prev, X, y, idx, sched, keys, sca
     return params, opt_state, obj_state, g_last, total, aux
 
 
-@partial(jax.jit, static_argnames=("objective", "opt"))
-def _one_step(net, carry, X, y, rows, srow, key, scale, lr, budget, objective, opt):
+@partial(jax.jit, static_argnames=("objective", "opt", "beta_branch"))
+def _one_step(net, carry, X, y, rows, srow, key, scale, lr, budget, objective, opt, beta_branch="cond"):
     net = _cast_net(net, carry[0])
-    return _step_fn(net, X, y, scale, lr, budget, objective, opt)(carry, (rows, tuple(srow), key))
+    return _step_fn(net, X, y, scale, lr, budget, objective, opt, beta_branch)(carry, (rows, tuple(srow), key))
 
 
 def loop_epoch(net, params, opt_state, obj_state, g_prev, X, y, idx, sched, keys, scale, lr, budget, objective, opt):
     """``epoch`` as a host loop over one jitted step (same arguments, same results): XLA:CPU runs
     convolutions (and their weight gradients) 5–10× slower inside a while loop than at top level
-    (benchmarks/RESULTS.md 12d), so a conv net on the CPU trains faster step by step."""
+    (benchmarks/RESULTS.md 12d), so a conv net on the CPU trains faster step by step. For an
+    objective that mixes by β (CROWN-IBP) β is read on the host: one compiled step for β = 0
+    (no backward pass) and one for β > 0 (no ``lax.cond``, which costs ~2.6× there, RESULTS 12a)."""
     zero = jnp.zeros((), jax.tree_util.tree_leaves(params)[0].dtype)
     carry, auxes = (params, opt_state, obj_state, g_prev, zero), []
+    betas = np.asarray(sched)[:, 1] if getattr(objective, "mix", False) else None
     for i in range(idx.shape[0]):
-        carry, aux = _one_step(net, carry, X, y, idx[i], sched[i], keys[i], scale, lr, budget, objective, opt)
+        branch = "cond" if betas is None else ("zero" if betas[i] == 0 else "mix")
+        carry, aux = _one_step(net, carry, X, y, idx[i], sched[i], keys[i], scale, lr, budget, objective, opt,
+                               branch)
         auxes.append(aux)
     aux = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *auxes) if auxes else {}
     return (*carry, aux)
