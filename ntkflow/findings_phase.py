@@ -36,10 +36,14 @@ import numpy as np
 from ._core.errors import NtkflowError
 from ._core.stats import CONFIDENCE, Interval, Rate, rate, runs_to_decide
 from ._io import read_json
+from .sweep.build import cell_config, dataset_for
+from .sweep.cells import Cell
+from .sweep.config import DEFAULTS
 from .sweep.store import read_table
+from .theory import formulas as T
 
 __all__ = ["is_phase_sweep", "reach_rates", "critical_width", "fit_eps_crit", "eps_crit_exponents", "phase_section",
-           "phase_figure", "PhaseCell", "DERIVED_EXPONENTS", "BOOTSTRAP"]
+           "phase_figure", "theorem_bounds", "PhaseCell", "DERIVED_EXPONENTS", "BOOTSTRAP"]
 
 #: The derived chain's ε bound ∝ n⁻⁴ d⁻²·⁵ X⁻¹ (theory.formulas.epsilon_bound), X ≈ √(d/3) here.
 DERIVED_EXPONENTS = {"n": -4.0, "d": -3.0}
@@ -239,6 +243,70 @@ def eps_crit_exponents(points: list[tuple[int, int, float]], confidence: float =
 
 
 # ------------------------------------------------------------------ the section and the figure
+def theorem_bounds(cfg: dict, n: int, d: int, eps: float, lambda0: float, delta: float) -> dict:
+    """Theorem 1's requirements at one point of the diagram, on the data its cells trained on
+    (rebuilt from the stored config: the data are a deterministic function of it).
+
+    Returns {"width_printed", "width_derived"} (``theory.formulas.width_bound``: inf when no
+    width suffices at this ε) and {"eps_printed", "eps_derived"} (``epsilon_bound``: the
+    largest ε the theorem covers), with ξ = min‖x_i‖₂ and X = max(‖x_i‖₂ + ε√d) of those data
+    and λ0 as given (the sweep's point estimate). Both readings of the paper are kept: the
+    printed constants and the re-derived chain (``theory.formulas``' docstrings).
+    """
+    cfg = {**cfg, "data": {**DEFAULTS["data"], **cfg.get("data", {})}}  # a store from before a data key existed
+    ds = dataset_for(cell_config(cfg, Cell(0, "", eps, 0, n, d)), eps)
+    X = np.asarray(ds.X, float).reshape(len(ds.y), -1)
+    xi, xs = float(np.linalg.norm(X, axis=1).min()), T.input_scale(X, eps)
+    if not lambda0 > 0:
+        return {"width_printed": math.inf, "width_derived": math.inf, "eps_printed": 0.0, "eps_derived": 0.0}
+    return {"width_printed": T.width_bound(n, d, delta, lambda0, eps, variant="printed"),
+            "width_derived": T.width_bound(n, d, delta, lambda0, eps, xi, "derived", x_scale=xs),
+            "eps_printed": T.epsilon_bound(n, d, delta, lambda0, xi, "printed"),
+            "eps_derived": T.epsilon_bound(n, d, delta, lambda0, xi, "derived", x_scale=xs, eps=eps)}
+
+
+def _theorem_table(cfg: dict, n: int, d: int, lam: dict, delta: float) -> tuple[list[str], dict]:
+    """Markdown lines comparing Theorem 1's width and ε requirements with the grid, and
+    {ε: bounds} for the figure; empty without λ0 records."""
+    if not lam:
+        return [], {}
+    got = {e: theorem_bounds(cfg, n, d, e, lam[e], delta) for e in sorted(lam)}
+    if not any(np.isfinite(b[k]) for b in got.values() for k in ("width_printed", "width_derived")):
+        top = {k: max(b[k] for b in got.values()) for k in ("eps_printed", "eps_derived")}
+        return ["", f"Theorem 1 covers no point of this grid (δ = {delta:g}, λ0 the sweep's estimate): the largest ε "
+                f"it covers is ≤ {top['eps_printed']:.2g} (printed constants) / ≤ {top['eps_derived']:.2g} (the "
+                f"re-derived chain of `theory.formulas`) against the grid's smallest ε = {min(got):g}, so it asks "
+                "no finite width at any of them."], got
+    fmt = lambda v: "∞ (no width)" if not np.isfinite(v) else f"{v:.2g}"  # noqa: E731
+    lines = ["", f"Theorem 1 at these points (δ = {delta:g}, λ0 the sweep's estimate; printed constants / the "
+             "re-derived chain of `theory.formulas`): the width it asks and the largest ε it covers.", "",
+             "| ε | width (printed) | width (derived) | ε bound (printed) | ε bound (derived) |", "|---|---|---|---|---|"]
+    lines += [f"| {e:g} | {fmt(b['width_printed'])} | {fmt(b['width_derived'])} | {b['eps_printed']:.2g} | "
+              f"{b['eps_derived']:.2g} |" for e, b in got.items()]
+    return lines, got
+
+
+def _draw_theorem(ax, bounds: dict, eps: list, widths: list) -> None:
+    """Theorem 1's width (derived chain) on a panel whose axes are grid indices: a point where
+    it falls inside the grid's widths (log-interpolated), an arrow with its value above the
+    grid, "∞" where it asks no finite width."""
+    for j, e in enumerate(eps):
+        b = bounds.get(e)
+        if b is None:
+            continue
+        w = b["width_derived"]
+        top = len(widths) - 1 + 0.3  # inside the top row of cells, where it stays legible
+        if not np.isfinite(w):
+            ax.text(j, top, "Thm 1: ∞", ha="center", va="center", fontsize=5, bbox=dict(boxstyle="round,pad=0.15", fc="w", alpha=0.7, lw=0))
+        elif w > widths[-1]:
+            ax.text(j, top, f"Thm 1: ↑{w:.0e}", ha="center", va="center", fontsize=5, bbox=dict(boxstyle="round,pad=0.15", fc="w", alpha=0.7, lw=0))
+        else:
+            y = np.interp(np.log(w), np.log(widths), np.arange(len(widths)))
+            ax.plot([j], [y], "v", color="0.5", ms=4)
+    if bounds:
+        ax.plot([], [], "v", color="0.5", label="Theorem 1's width (derived)")
+
+
 def _load(directory) -> tuple[dict, list[dict], dict[tuple, PhaseCell]]:
     d = Path(directory)
     if not (d / "config.json").exists() or not (d / "results.csv").exists():
@@ -307,6 +375,7 @@ def phase_section(directory, *, delta: float = 0.1) -> list[str]:
                          + f" | {_fmt_w(cw['m_star'])} | {_fmt_w(cw['m_not_excluded'])} |")
         lines += ["", _budget_line([c for k, c in cells.items() if k[:2] == (n, d)], budget)]
         lam = [r for r in lam_rows if int(r.get("n_train", 0)) == n and int(r.get("d", 0)) == d]
+        lines += _theorem_table(cfg, n, d, {float(r["eps"]): float(r["lambda_0"]) for r in lam}, delta)[0]
         if lam:
             lines += ["", "λ0 = λmin(H∞) (95% CI, Monte Carlo): " + "; ".join(
                 f"ε = {r['eps']:g}: {r['lambda_0']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
@@ -336,11 +405,14 @@ def phase_figure(directory, out, *, delta: float = 0.1):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    _, _, cells = _load(directory)
+    cfg, _, cells = _load(directory)
+    lam_path = Path(directory) / "lambda0.csv"
+    lam_rows = read_table(lam_path) if lam_path.exists() else []
     nds = sorted({(k[0], k[1]) for k in cells})
     cols = min(4, len(nds))
     rows_ = math.ceil(len(nds) / cols)
     fig, axes = plt.subplots(rows_, cols, figsize=(3.2 * cols, 2.8 * rows_), squeeze=False)
+    fig.subplots_adjust(top=0.82, bottom=0.22)  # room for the title and the rotated ε labels
     for ax, (n, d) in zip(axes.ravel(), nds):
         mine = {k: c for k, c in cells.items() if k[:2] == (n, d)}
         eps = sorted({k[2] for k in mine})
@@ -352,6 +424,9 @@ def phase_figure(directory, out, *, delta: float = 0.1):
         fit = fit_eps_crit(cells, n, d, delta, resamples=0)
         ms = [widths.index(m) if m is not None else np.nan for m in fit["m_star"]]
         ax.plot(range(len(eps)), ms, "r-o", ms=3, label="m*(ε)")
+        lam = {float(r["eps"]): float(r["lambda_0"]) for r in lam_rows
+               if int(r.get("n_train", 0)) == n and int(r.get("d", 0)) == d}
+        _draw_theorem(ax, _theorem_table(cfg, n, d, lam, delta)[1], eps, widths)
         ax.set_xticks(range(len(eps)), [f"{e:.0e}" for e in eps], rotation=60, fontsize=6)
         ax.set_yticks(range(len(widths)), [f"{w:.0e}" for w in widths], fontsize=6)
         ax.set_title(f"n = {n}, d = {d}", fontsize=8)
@@ -361,7 +436,8 @@ def phase_figure(directory, out, *, delta: float = 0.1):
     axes[-1, 0].set_xlabel("ε")
     axes[0, 0].legend(fontsize=6)
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="reached fraction")
-    fig.suptitle(f"fraction of runs reaching L̄ < κ with zero certified error (δ = {delta:g})", fontsize=9)
+    fig.suptitle(f"fraction of runs reaching L̄ < κ with zero certified error (δ = {delta:g}); "
+                 "Thm 1: the width Theorem 1 asks (∞: none suffices)", fontsize=9, y=0.995)
     out = Path(out)
     fig.savefig(out, dpi=130)
     plt.close(fig)

@@ -11,7 +11,7 @@ import pytest
 import scipy.stats
 
 from ntkflow.findings_phase import (PhaseCell, critical_width, eps_crit_exponents, fit_eps_crit, phase_figure,
-                                    phase_section, reach_rates)
+                                    phase_section, reach_rates, theorem_bounds)
 
 
 def _row(n, d, eps, width, seed, reached, cert=0.0, diverged=False, t=1.0):
@@ -127,6 +127,7 @@ def test_section_and_figure_read_a_stored_sweep(tmp_path):
                                           "0.01,0.5,0.4,0.6,100,8,4\n0.01,9.0,8.0,10.0,100,16,4\n")
     text = "\n".join(phase_section(tmp_path))
     assert "λ0 = λmin(H∞) (95% CI, Monte Carlo): ε = 0.01: 0.5 [0.4, 0.6]" in text and "9 [8" not in text
+    assert "Theorem 1 covers no point of this grid" in text  # its ε bound at n = 8, d = 4 is < 1e-6
     assert "n = 8, d = 4" in text and "| 0.01 | 2/5 = 40% [5.27, 85.3]% | 5/5 = 100% [47.8, 100]% | 1,000 | 1,000 |" in text
     assert "the grid reaches up to ε = 0.01 (next grid ε: 0.1)" in text and "± 0.000" not in text
     assert "16 runs did not reach κ; 0 of them ran the whole budget of 100 epochs" in text  # 6 at ε ≤ 0.01, 10 at 0.1
@@ -154,3 +155,23 @@ def test_findings_and_figures_route_a_sweep_over_the_data_axes(tmp_path):
     assert "## The ε–width phase diagram" in page and "**n = 4, d = 3**" in page
     assert "Figure 1" not in page.split("## The ε–width")[1]
     assert [p.name for p in figures(tmp_path)] == ["fig_phase.png"]
+
+
+def test_theorem_bounds_are_consistent_with_each_other_and_monotone():
+    """On the data a phase cell trains on: every ε the derived ε bound covers gets a finite
+    derived width; the printed width is finite exactly below δ²λ0²/(d^2.5 n⁴) (Theorem 1's
+    denominator); the width grows with ε and shrinks as λ0 grows."""
+    cfg = {"data": {"source": "synthetic", "seed": 3}}
+    n, d, delta = 4, 2, 0.1
+    for lam in (0.05, 0.5):
+        tiny = theorem_bounds(cfg, n, d, 1e-18, lam, delta)
+        assert 1e-18 <= tiny["eps_derived"] and np.isfinite(tiny["width_derived"])
+        edge = delta**2 * lam**2 / (d**2.5 * n**4)
+        assert np.isfinite(theorem_bounds(cfg, n, d, 0.9 * edge, lam, delta)["width_printed"])
+        assert not np.isfinite(theorem_bounds(cfg, n, d, 1.1 * edge, lam, delta)["width_printed"])
+        big = theorem_bounds(cfg, n, d, 0.01, lam, delta)
+        assert big["eps_derived"] < 0.01 and not np.isfinite(big["width_derived"])
+    e = 1e-12
+    w = [theorem_bounds(cfg, n, d, e, lam, delta)["width_derived"] for lam in (0.05, 0.5)]
+    assert w[0] > w[1]
+    assert theorem_bounds(cfg, n, d, 2 * e, 0.5, delta)["width_derived"] >= w[1]
