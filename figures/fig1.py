@@ -5,7 +5,7 @@ Usage: python figures/fig1.py DIR     (same as `ntkflow figures DIR`)
 
 import sys
 
-from ntkflow.plots import figures
+from ntkflow.reporting.plots import figures
 
 if __name__ == "__main__":
     print("\n".join(str(p) for p in figures(sys.argv[1])))

@@ -5,7 +5,7 @@ Usage: python figures/fig_flow.py DIR
 
 import sys
 
-from ntkflow.plots import fig_flow
+from ntkflow.reporting.plots import fig_flow
 
 if __name__ == "__main__":
     print("\n".join(str(p) for p in fig_flow(sys.argv[1])))

@@ -219,7 +219,7 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_figures(args) -> int:
-    from .plots import figures
+    from .reporting.plots import figures
 
     for p in figures(args.dir):
         print(p)
@@ -230,7 +230,7 @@ def _cmd_findings(args) -> int:
     from pathlib import Path
 
     from ._io import write_text
-    from .findings import findings
+    from .reporting.findings import findings
 
     dirs = {}
     for spec in args.dirs:
@@ -259,12 +259,12 @@ def summary(directory) -> str:
     """Fig. 1 numbers from a results directory, as a short text table: IBP-trained nets'
     certified and clean training errors, standard training's clean error, the chosen
     learning rates and how many runs converged."""
-    from .plots import _agg
+    from .reporting.plots import seed_means
     from .sweep.store import read_table
 
     rows = [r for r in read_table(f"{directory}/results.csv") if not r.get("diverged", False)]
     eps_all = sorted({r["eps"] for r in rows if r["method"] == "ibp"})
-    std = _agg([r for r in rows if r["method"] == "standard"], "final_train_error", ("width",))
+    std = seed_means([r for r in rows if r["method"] == "standard"], "final_train_error", ("width",))
 
     def cell(v):
         return "—" if not v else (f"{v[0]:.3f} ± {v[1]:.3f}" if v[2] > 1 else f"{v[0]:.3f} (1 seed)")
@@ -273,7 +273,7 @@ def summary(directory) -> str:
              f"{'width':>7}  {'standard':>14}" + "".join(f"  {'IBP ε=' + format(e, 'g'):>14}" for e in eps_all)]
     for key, title in (("final_certified_error", "IBP-trained nets, certified (IBP) error; standard: clean error"),
                        ("final_train_error", "IBP-trained nets, clean error")):
-        ibp = _agg([r for r in rows if r["method"] == "ibp"], key, ("width", "eps"))
+        ibp = seed_means([r for r in rows if r["method"] == "ibp"], key, ("width", "eps"))
         lines.append(title + ":")
         for w in sorted({r["width"] for r in rows}):
             lines.append(f"{int(w):>7}  {(cell(std.get((w,))) if key == 'final_certified_error' else ''):>14}"
@@ -286,7 +286,7 @@ def summary(directory) -> str:
                 lrs = sorted({r["lr"] for r in sub})
                 lines.append(f"  {method:>8} m={int(w):>6}: lr {', '.join(f'{v:g}' for v in lrs)}; converged "
                              f"{sum(r.get('converged', False) for r in sub)}/{len(sub)}")
-    from .findings import Protocol, claim_lines
+    from .reporting.findings import Protocol, claim_lines
 
     lines += ["", "the paper's claims (Sec. 5), checked on this table:"] + claim_lines(Protocol("demo", directory))
     return "\n".join(lines)
@@ -296,7 +296,7 @@ def _cmd_demo(args) -> int:
     from pathlib import Path
 
     from ._io import ensure_writable_dir
-    from .plots import figures
+    from .reporting.plots import figures
     from .sweep import load_config, run_sweep
 
     config = Path(args.config)

@@ -3,7 +3,7 @@ import json
 import numpy as np
 
 from ntkflow.cli import main
-from ntkflow.plots import fig_flow
+from ntkflow.reporting.plots import fig_flow
 from ntkflow.paper.tracker import Trajectory
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ntkflow._core.stats import clopper_pearson, rate
-from ntkflow.findings import (Protocol, _dead, _trend, _verdict, budget_bound, chance_error, claim3_readings,
+from ntkflow.reporting.findings import (Protocol, _dead, _trend, _verdict, budget_bound, chance_error, claim3_readings,
                               drift_rate, findings, initialization_section, methods_section)
 from ntkflow._core.stats import chance_interval
 

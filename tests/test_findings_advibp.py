@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from ntkflow.findings_advibp import (Interval, advibp_section, branch_frequencies, c_max_check, claim_verdict,
+from ntkflow.reporting.advibp import (Interval, advibp_section, branch_frequencies, c_max_check, claim_verdict,
                                      difference_verdict)
 from ntkflow.sweep.cells import Cell, cell_key
 from ntkflow.sweep.config import resolve
@@ -136,7 +136,7 @@ def test_verdicts_decide_from_the_interval():
 def test_the_findings_page_routes_an_advibp_sweep_to_its_section(tmp_path):
     """``ntkflow findings advibp=DIR``: an AdvIBP-vs-baseline directory gets fan2021's held-out
     comparison, not the training-error methods table (which would judge it by the wrong measure)."""
-    from ntkflow.findings import findings
+    from ntkflow.reporting.findings import findings
 
     page = findings({"advibp": make_sweep(tmp_path, [0.05, 0.06, 0.055], [0.2, 0.22, 0.21])}, init=False)
     assert "## AdvIBP vs its fixed-κ baseline (fan2021)" in page

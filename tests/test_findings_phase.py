@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from ntkflow.findings_phase import (PhaseCell, critical_width, eps_crit_exponents, fit_eps_crit, phase_figure,
+from ntkflow.reporting.phase import (PhaseCell, critical_width, eps_crit_exponents, fit_eps_crit, phase_figure,
                                     phase_section, reach_rates, theorem_bounds)
 
 
@@ -140,9 +140,9 @@ def test_section_and_figure_read_a_stored_sweep(tmp_path):
 
 
 def test_findings_and_figures_route_a_sweep_over_the_data_axes(tmp_path):
-    from ntkflow.findings import findings
-    from ntkflow.findings_phase import is_phase_sweep
-    from ntkflow.plots import figures
+    from ntkflow.reporting.findings import findings
+    from ntkflow.reporting.phase import is_phase_sweep
+    from ntkflow.reporting.plots import figures
     from ntkflow.sweep import resolve, run_sweep
 
     cfg = resolve({"data": {"source": "synthetic"}, "grid": {"method": ["ibp"], "n_train": [4], "d": [2, 3],

@@ -13,8 +13,8 @@ import pytest
 import scipy.stats
 
 from ntkflow._core.stats import Interval
-from ntkflow.findings import findings
-from ntkflow.findings_structure import (HALF_RATIO, first_crossing, gram_norm0, half_crossing, help_half,
+from ntkflow.reporting.findings import findings
+from ntkflow.reporting.structure import (HALF_RATIO, first_crossing, gram_norm0, half_crossing, help_half,
                                         init_fractions, is_lambda0_sweep, is_laziness_sweep, lambda0_section,
                                         laziness_section, lazy_verdict, path_floor, predicted_eps)
 from ntkflow.paper.initialization import helpful_fraction, hurting_fraction
@@ -244,7 +244,7 @@ def test_helping_metrics_count_pairs_by_hand():
 
 
 def test_figures_routes_structure_sweeps(tmp_path):
-    from ntkflow.plots import figures
+    from ntkflow.reporting.plots import figures
 
     lz, _ = make_laziness(tmp_path / "lz")
     assert [p.name for p in figures(lz)] == ["fig_laziness.png", "fig_laziness.pdf"]

@@ -55,7 +55,7 @@ def test_grouped_sweep_equals_cells_run_alone_and_resumes(tmp_path):
                 continue
             assert (np.isnan(v) and np.isnan(rb[k])) or v == rb[k], k  # loop grouping on CPU: bit-identical
     # the methods figure reads the stored results (a deep net, two methods)
-    from ntkflow.plots import figures
+    from ntkflow.reporting.plots import figures
 
     names = {p.name for p in figures(grouped)}
     assert {"fig_methods.png", "fig_methods.pdf"} <= names and (grouped / "fig_methods.png").stat().st_size > 0

@@ -30,7 +30,7 @@ LAYERS = (
     ("training", "training"),
     ("theory", "theory"),
     ("sweep", "sweep"),
-    ("reporting", "reporting", "findings", "findings_advibp", "findings_phase", "findings_structure", "plots"),
+    ("reporting", "reporting"),
     ("cli", "cli"),
 )
 

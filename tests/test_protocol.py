@@ -124,7 +124,7 @@ def test_lr_grid_sweep_table_figures_and_findings(config, tmp_path, monkeypatch)
         assert col in rows[0]
     rec = json.loads(next((out / "cells").glob("ibp-m40-eps0.05-s1-*.json")).read_text())
     assert [g["lr"] for g in rec["lr_grid"]] == [0.003, 0.03]
-    import ntkflow.plots as P
+    import ntkflow.reporting.plots as P
 
     captured = {}
     real_save = P.save
@@ -137,7 +137,7 @@ def test_lr_grid_sweep_table_figures_and_findings(config, tmp_path, monkeypatch)
         vals = [r["final_test_error"] for r in rows if r["method"] == "ibp" and r["width"] == w and r["eps"] == 0.05]
         assert v == pytest.approx(np.mean(vals))
     # findings: the claim-2-style numbers are the table's
-    from ntkflow.findings import Protocol, findings
+    from ntkflow.reporting.findings import Protocol, findings
 
     p = Protocol("tiny", out)
     iv = p.stat("final_certified_error", "ibp", 40, 0.05)
@@ -169,7 +169,7 @@ def test_protocol_config_errors(config, override, match):
 
 def test_methods_verdicts_are_read_from_the_interval_of_the_difference():
     from ntkflow._core.stats import Interval, rate
-    from ntkflow.findings import _verdict
+    from ntkflow.reporting.findings import _verdict
 
     a, b = rate(10, 300), rate(60, 300)
     assert _verdict(a, b, "lower").startswith("supported (lower")

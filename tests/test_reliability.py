@@ -113,7 +113,7 @@ def test_invalid_records_are_named_moved_aside_and_recomputed(config, tmp_path, 
     _break(victim, how, other)
     notes = []
     # figures read only valid records: an invalid one is reported, not a KeyError
-    from ntkflow.plots import _curves_from_sweep
+    from ntkflow.reporting.plots import _curves_from_sweep
 
     curves, _, _ = _curves_from_sweep(out)
     assert sum(len(v) for v in curves.values()) >= 1

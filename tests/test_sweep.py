@@ -141,7 +141,7 @@ def test_cli_sweep_and_figures_from_a_tiny_stored_sweep(config, tmp_path, monkey
     out = tmp_path / "cli"
     assert main(["sweep", str(config), "--out", str(out), "--quiet", "--set", "grid.seed=[0,1]"]) == 0
     captured = {}
-    import ntkflow.plots as P
+    import ntkflow.reporting.plots as P
 
     real_save = P.save
 
@@ -208,7 +208,7 @@ def test_flow_sweep_with_gram_and_lambda0_makes_the_theory_figures(tmp_path, mon
     assert np.all(np.isfinite(rec["series"]["lambda_min"]))
     l0 = read_table(out / "lambda0.csv")
     assert {r["eps"] for r in l0} == {0.0, 0.02}
-    import ntkflow.plots as P
+    import ntkflow.reporting.plots as P
 
     captured = {}
     real_save = P.save

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ._core.errors import NtkflowError
-from ._core.stats import Interval, mean_interval, paired_difference, pooled_rate
-from ._io import read_json
-from .objectives.advibp import CASES
-from .sweep.store import read_table
+from .._core.errors import NtkflowError
+from .._core.stats import Interval, mean_interval, paired_difference, pooled_rate
+from .._io import read_json
+from ..objectives.advibp import CASES
+from ..sweep.store import read_table
 
 __all__ = ["advibp_section", "FAN2021_CLAIM", "MEASURED_FOSC", "branch_frequencies", "fosc_range",
            "c_max_check", "claim_verdict", "difference_verdict"]
@@ -68,7 +68,7 @@ def _record(d: Path, cfg: dict, row: dict) -> dict | None:
     when older records of the same cell lie beside it."""
     files = sorted((d / "cells").glob(f"{row['cell_id']}-*.json"))
     if len(files) > 1:
-        from .sweep.cells import Cell, cell_key
+        from ..sweep.cells import Cell, cell_key
 
         cell = Cell(int(row["width"]), row["method"], float(row["eps"]), int(row["seed"]))
         files = [f for f in files if f.stem.endswith(cell_key(cfg, cell))]

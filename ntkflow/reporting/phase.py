@@ -33,14 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ._core.errors import NtkflowError
-from ._core.stats import CONFIDENCE, Interval, Rate, rate, runs_to_decide
-from ._io import read_json
-from .sweep.build import cell_config, dataset_for
-from .sweep.cells import Cell
-from .sweep.config import DEFAULTS
-from .sweep.store import read_table
-from .theory import formulas as T
+from .._core.errors import NtkflowError
+from .._core.stats import CONFIDENCE, Interval, Rate, rate, runs_to_decide
+from .._io import read_json
+from ..sweep.build import cell_config, dataset_for
+from ..sweep.cells import Cell
+from ..sweep.config import DEFAULTS
+from ..sweep.store import read_table
+from ..theory import formulas as T
 
 __all__ = ["is_phase_sweep", "reach_rates", "critical_width", "fit_eps_crit", "eps_crit_exponents", "phase_section",
            "phase_figure", "theorem_bounds", "PhaseCell", "DERIVED_EXPONENTS", "BOOTSTRAP"]

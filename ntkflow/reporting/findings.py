@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 import scipy.stats
 
-from ._core.errors import NtkflowError
-from ._core.stats import (Interval, Rate, chance_interval, difference, hull, interval_difference, mean_interval,
+from .._core.errors import NtkflowError
+from .._core.stats import (Interval, Rate, chance_interval, difference, hull, interval_difference, mean_interval,
                           paired_difference, pooled_rate, rate, slope_interval)
-from ._io import read_json
-from .findings_advibp import advibp_section
-from .findings_phase import is_phase_sweep, phase_section
-from .findings_structure import is_lambda0_sweep, is_laziness_sweep, lambda0_section, laziness_section
-from .sweep.store import read_table
+from .._io import read_json
+from .advibp import advibp_section
+from .phase import is_phase_sweep, phase_section
+from .structure import is_lambda0_sweep, is_laziness_sweep, lambda0_section, laziness_section
+from ..sweep.store import read_table
 
 __all__ = ["findings", "Protocol", "claim_lines", "methods_section", "initialization_section"]
 
@@ -314,7 +314,7 @@ def _trend(p: Protocol, eps=0.001) -> str:
 
 def _grid_deaths(p: Protocol, e: float, w: int) -> tuple[int, int]:
     """(lr runs with f = 0 on most samples, lr runs) over the grid runs of the cells (ε, w)."""
-    from .sweep.store import Store
+    from ..sweep.store import Store
 
     dead = total = 0
     for _, rec in Store(p.dir).records(p.cfg):
@@ -357,7 +357,7 @@ def claim_lines(p: Protocol) -> list[str]:
 
 # ----------------------------------------------------------------------------- initialization and training time
 def _dataset(p: Protocol):
-    from .data import load
+    from ..data import load
 
     d = p.cfg["data"]
     return load(d["source"], n=d["n_train"] or None, seed=d.get("seed", 0), normalize=d.get("normalize", False),
@@ -367,8 +367,8 @@ def _dataset(p: Protocol):
 def _time_table(ps: list, X, y, lam, e0: float, seeds: int) -> list[str]:
     """Per width at ε = e0: L̄(0)/n over initialization seeds, its first-order value, Eq. 10's
     time, and per protocol the gradient-flow time lr × steps and the final L̄/n."""
-    from .paper.initialization import initial_loss, margin_shift
-    from .theory.formulas import time_needed
+    from ..paper.initialization import initial_loss, margin_shift
+    from ..theory.formulas import time_needed
 
     n, dim = X.shape
     out = ["| width | L̄(0)/n | √m·ε·E‖w‖₁/2 | Eq. 10 time | " + " | ".join(
@@ -394,7 +394,7 @@ def _time_table(ps: list, X, y, lam, e0: float, seeds: int) -> list[str]:
 def _mechanism_table(ps: list, X, lam: dict, samples: int) -> list[str]:
     """Per ε: the fractions of neurons whose IBP bound can help / hurts at initialization, λ0,
     and each protocol's final dead fraction at m = 2,000."""
-    from .paper.initialization import helpful_probability, hurting_probability
+    from ..paper.initialization import helpful_probability, hurting_probability
 
     out = ["| ε | P(wᵀx − ε‖w‖₁ > 0) (can help) | P(wᵀx + ε‖w‖₁ > 0) (hurts) | λ0 | " + " | ".join(
         f"`{p.label}`: dead neurons at the end (m = 2,000)" for p in ps) + " |", "|" + "---|" * (4 + len(ps))]
@@ -412,7 +412,7 @@ def initialization_section(ps: list, *, eps_grid=(0.001, 0.01, 0.02, 0.04), seed
     width at ε = eps_grid[0] (Lemma 7; Eq. 10's time to κ grows with it) beside each protocol's
     gradient-flow time lr × steps and final L̄/n; and per ε the fraction of neurons whose IBP
     bound can help, λ0 and the final dead fraction (the paper's conjecture and its mechanism)."""
-    from .paper.hinf import lambda_0
+    from ..paper.hinf import lambda_0
 
     if not ps:
         return []
@@ -445,7 +445,7 @@ def initialization_section(ps: list, *, eps_grid=(0.001, 0.01, 0.02, 0.04), seed
 def _series_values(p: Protocol, method: str, key: str, width=None, index=None) -> dict:
     """{seed: value}: the time-average over epochs ≥ 1 of a recorded series (``index`` None) or
     its entry ``index``, per seed of (method, width)."""
-    from .sweep.store import Store
+    from ..sweep.store import Store
 
     out = {}
     for _, rec in Store(p.dir).records(p.cfg):
@@ -551,7 +551,7 @@ LEE2021 = ("lee2021 claims that IBP has \"a more favorable (smooth) loss landsca
 def _paired_series(p: Protocol, a: str, b: str, key: str, width) -> tuple[int, int, int]:
     """Checkpoints where series[key] of ``a`` is above / below / not distinguishable from ``b``'s,
     paired by seed (same initialization) with a t interval per checkpoint."""
-    from .sweep.store import Store
+    from ..sweep.store import Store
 
     per = {}
     for _, rec in Store(p.dir).records(p.cfg):
@@ -573,7 +573,7 @@ def _paired_series(p: Protocol, a: str, b: str, key: str, width) -> tuple[int, i
 def _matched_loss(p: Protocol, a: str, b: str, width) -> Interval | str:
     """Mean cosine distance of ``a`` minus ``b`` over the checkpoints whose training loss lies in
     the range both methods' runs visit (per seed; Welch over seeds): smoothness at matched loss."""
-    from .sweep.store import Store
+    from ..sweep.store import Store
 
     pts = {a: {}, b: {}}
     for _, rec in Store(p.dir).records(p.cfg):

@@ -15,12 +15,12 @@ import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ._core.errors import NtkflowError
-from ._io import read_json  # noqa: E402
-from .paper.tracker import Trajectory  # noqa: E402
+from .._core.errors import NtkflowError
+from .._io import read_json  # noqa: E402
+from ..paper.tracker import Trajectory  # noqa: E402
 
 __all__ = ["fig_flow", "fig1a", "fig1b", "fig_lr_grid", "fig_scaling", "fig_lambda0", "fig_methods",
-           "fig_methods_gram", "fig_deep_ntk", "fig_laziness", "fig_lambda0_eps", "figures", "save"]
+           "fig_methods_gram", "fig_deep_ntk", "fig_laziness", "fig_lambda0_eps", "figures", "save", "seed_means"]
 
 #: Errors of the methods figure: (results.csv column, panel title).
 METHOD_ERRORS = (("final_train_error", "clean error"), ("final_pgd_error", "PGD error"),
@@ -57,7 +57,7 @@ def _curves_from_sweep(directory):
     """Same as ``_curves_from_trajectories`` from a sweep's validated cell records (the
     smallest seed of each (ε, m)), plus the records themselves; invalid records are
     reported and skipped."""
-    from .sweep.store import Store, read_table
+    from ..sweep.store import Store, read_table
 
     curves, lam = {}, {}
     d = Path(directory)
@@ -88,7 +88,7 @@ def _lambda_panels(curves, lam, title, out, envelopes: bool = False) -> list[Pat
             line, = ax[0, c].semilogy(ts, loss, label=f"m = {m}")
             ax[1, c].plot(ts, lmin / lam[eps], color=line.get_color(), label=f"m = {m}")
         if envelopes:
-            from .theory.formulas import log_loss_bound
+            from ..theory.formulas import log_loss_bound
 
             m_max = max(curves[eps])
             ts, loss = curves[eps][m_max][:2]
@@ -128,7 +128,7 @@ def fig_flow(directory, out=None) -> list[Path]:
                           Path(out or Path(directory) / "fig_flow"))
 
 
-def _agg(rows, key, by):
+def seed_means(rows, key, by):
     """Mean, standard error (NaN for a single seed) and count of ``key`` over seeds, grouped by ``by``."""
     groups: dict = {}
     for r in rows:
@@ -142,7 +142,7 @@ def _agg(rows, key, by):
 
 def _mean_curve(ax, rows, key, by, label, marker="o", min_points=1, **style):
     """Plot the mean ± standard error of ``key`` over seeds against column ``by``."""
-    a = _agg(rows, key, (by,))
+    a = seed_means(rows, key, (by,))
     xs = sorted(a)
     if xs and len(xs) >= min_points:
         ax.errorbar([k[0] for k in xs], [a[k][0] for k in xs], [a[k][1] for k in xs], marker=marker, capsize=3,
@@ -387,8 +387,8 @@ def fig_laziness(directory, out) -> list[Path]:
     bars: t interval), with each ε's least-squares slope in the legend: max_r ‖Δw_r‖, the mean
     path length (dashed: ``theory.path_length_lower_bound`` at L̄(0); dotted: its width-free
     floor), the Gram drift and the flip fraction (``findings_structure.laziness_cells``)."""
-    from ._core.stats import mean_interval
-    from .findings_structure import MEASURES, _slope, laziness_cells
+    from .._core.stats import mean_interval
+    from .structure import MEASURES, laziness_cells, width_slope
 
     _, cells = laziness_cells(directory)
     eps_all = sorted({c["eps"] for c in cells})
@@ -404,7 +404,7 @@ def fig_laziness(directory, out) -> list[Path]:
             v = np.array([s.value for s in stats])
             lo = np.array([s.lo if np.isfinite(s.lo) else s.value for s in stats])
             hi = np.array([s.hi if np.isfinite(s.hi) else s.value for s in stats])
-            sl = _slope(cells, e, key)
+            sl = width_slope(cells, e, key)
             ax.errorbar(widths, v, yerr=[v - lo, hi - v], marker="o", ms=4, color=col, capsize=2,
                         label=f"ε={e:g}: slope {sl.value:.2f}" if np.isfinite(sl.value) else f"ε={e:g}")
             if key == "path" and e > 0:
@@ -430,8 +430,8 @@ def fig_lambda0_eps(dirs: dict, out) -> list[Path]:
     (solid) and hurting (dashed) fractions at initialization, and the trained nets' dead fraction
     (mean over seeds, t interval) against ε (top row) and against ε/ε*, ε* = ‖x‖₂/E‖w‖₁ (bottom
     row: a transition at a fixed multiple of ε* lines the copies up)."""
-    from ._core.stats import mean_interval
-    from .findings_structure import HALF_RATIO, copy_curves
+    from .._core.stats import mean_interval
+    from .structure import HALF_RATIO, copy_curves
 
     curves = {k: copy_curves(v) for k, v in dirs.items()}
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
@@ -481,7 +481,7 @@ def fig_lambda0_eps(dirs: dict, out) -> list[Path]:
 
 def _lambda0_copies(d: Path) -> dict:
     """{name: subdirectory} of the λ0-collapse sweeps directly under ``d``."""
-    from .findings_structure import is_lambda0_sweep
+    from .structure import is_lambda0_sweep
 
     out = {}
     for sub in sorted(p for p in d.iterdir() if p.is_dir()):
@@ -493,7 +493,7 @@ def _lambda0_copies(d: Path) -> dict:
 
 def figures(directory) -> list[Path]:
     """Every figure the results in ``directory`` support, written next to them."""
-    from .sweep.store import read_table
+    from ..sweep.store import read_table
 
     d = Path(directory)
     copies = _lambda0_copies(d) if d.is_dir() and not (d / "results.csv").exists() else {}
@@ -502,9 +502,9 @@ def figures(directory) -> list[Path]:
     if not (d / "results.csv").exists():
         raise NtkflowError(f"{d}: no results.csv (run `ntkflow sweep CONFIG --out {d}` first)")
     rows = read_table(d / "results.csv")
-    from .findings_structure import is_laziness_sweep
+    from .structure import is_laziness_sweep
 
-    from .findings_phase import is_phase_sweep, phase_figure
+    from .phase import is_phase_sweep, phase_figure
 
     if (d / "config.json").exists() and is_phase_sweep(read_json(d / "config.json")):
         return [phase_figure(d, d / "fig_phase.png")]

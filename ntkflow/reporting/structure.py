@@ -30,14 +30,14 @@ from pathlib import Path
 import numpy as np
 import scipy.stats
 
-from ._core.errors import NtkflowError
-from ._core.stats import Interval, mean_interval, pooled_rate, rate, slope_interval
-from ._io import read_json
-from .sweep.store import read_table
+from .._core.errors import NtkflowError
+from .._core.stats import Interval, mean_interval, pooled_rate, rate, slope_interval
+from .._io import read_json
+from ..sweep.store import read_table
 
 __all__ = ["laziness_section", "lambda0_section", "is_laziness_sweep", "is_lambda0_sweep", "lazy_verdict",
            "path_floor", "gram_norm0", "init_fractions", "help_half", "half_crossing", "first_crossing",
-           "predicted_eps", "laziness_cells", "copy_curves", "HALF_RATIO", "MEASURES"]
+           "predicted_eps", "laziness_cells", "copy_curves", "width_slope", "HALF_RATIO", "MEASURES"]
 
 #: Φ⁻¹(3/4): the helping fraction P(Z > ε/ε*) falls to half its ε = 0 value at this ε/ε*.
 HALF_RATIO = float(scipy.stats.norm.ppf(0.75))
@@ -83,7 +83,7 @@ def _load(directory) -> tuple[dict, list[dict], dict]:
     for r in rows:
         files = sorted((d / "cells").glob(f"{r['cell_id']}-*.json"))
         if len(files) > 1:
-            from .sweep.cells import Cell, cell_key
+            from ..sweep.cells import Cell, cell_key
 
             key = cell_key(cfg, Cell(int(r["width"]), r["method"], float(r["eps"]), int(r["seed"])))
             files = [f for f in files if f.stem.endswith(key)]
@@ -92,7 +92,7 @@ def _load(directory) -> tuple[dict, list[dict], dict]:
 
 
 def _data(cfg: dict):
-    from .sweep.cells import dataset_for
+    from ..sweep.cells import dataset_for
 
     return dataset_for(cfg, 0.0)
 
@@ -102,7 +102,7 @@ def path_floor(eps: float, d: int, x_scale: float) -> float:
     """lim_{m→∞} of ``path_length_lower_bound`` at the rigorous floor of L̄(0)
     (``initial_loss_lower_bound``: n·l(−cεd√m) ≥ n·cεd√m): c·ε·d/X, c = √(2/π)/4. At fixed
     ε > 0 no width brings the needed mean path length below it."""
-    from .theory.necessary import IBP_GAP_CONSTANT
+    from ..theory.necessary import IBP_GAP_CONSTANT
 
     return IBP_GAP_CONSTANT * eps * d / x_scale
 
@@ -110,8 +110,8 @@ def path_floor(eps: float, d: int, x_scale: float) -> float:
 def gram_norm0(X, y, eps: float, m: int, seed: int) -> float:
     """‖H(0)‖₂ (= λmax, H is PSD) of Eq. 6's Gram at the cell's initialization
     (``paper.model.init_params(seed, m, d)``, the one its run started from)."""
-    from .paper.gram import gram_matrix
-    from .paper.model import init_params
+    from ..paper.gram import gram_matrix
+    from ..paper.model import init_params
 
     W0, a = init_params(seed, m, np.shape(X)[1])
     H = gram_matrix(W0, a, X, y, eps)
@@ -122,8 +122,8 @@ def laziness_cells(directory) -> tuple[dict, list[dict]]:
     """(config, one row per finished cell): width, eps, seed, reached (L̄(T) < κ, not diverged),
     the measures of ``MEASURES`` at the run's end (T_κ when reached), L̄(0), the path bound at
     L̄(0), λmax(H(0)) and the epochs run."""
-    from .theory.formulas import input_scale
-    from .theory.necessary import path_length_lower_bound
+    from ..theory.formulas import input_scale
+    from ..theory.necessary import path_length_lower_bound
 
     cfg, rows, recs = _load(directory)
     kappa = float(cfg["train"]["stop"]["kappa"])
@@ -169,7 +169,9 @@ def lazy_verdict(slope: Interval, standard: Interval | None = None) -> str:
     return "lazy like standard training (the intervals overlap)"
 
 
-def _slope(cells, eps, key, min_width=0) -> Interval:
+def width_slope(cells, eps, key, min_width=0) -> Interval:
+    """The exponent s of ``key`` ∝ m^s over the reached cells at ``eps`` with width ≥ ``min_width``
+    (least squares on logs, t interval); NaN with fewer than three widths."""
     pts = [(c["width"], c[key]) for c in cells if c["eps"] == eps and c["reached"] and c["width"] >= min_width
            and np.isfinite(c[key]) and c[key] > 0]
     if len({w for w, _ in pts}) < 3:
@@ -229,7 +231,7 @@ def laziness_section(directory) -> list[str]:
     for e in eps_all:
         row = []
         for key, _ in MEASURES:
-            s_all, s_big = _slope(cells, e, key), _slope(cells, e, key, min_width=1000)
+            s_all, s_big = width_slope(cells, e, key), width_slope(cells, e, key, min_width=1000)
             slopes[(e, key)] = s_all
             row.append(f"{_fmt_slope(s_all)}; ≥1,000: {_fmt_slope(s_big)}")
         floor = next(c["floor"] for c in cells if c["eps"] == e)
@@ -261,7 +263,7 @@ def answer_sentence(cells, slopes, eps_all) -> str:
     lazy = lazy_verdict(s, s0)
     word = "No" if lazy.startswith("not lazy") else ("Yes" if lazy.startswith(("lazy", "shrinks faster")) else
                                                      "Undecided")
-    big_s, big_s0 = _slope(cells, e, "move", min_width=1000), _slope(cells, 0.0, "move", min_width=1000)
+    big_s, big_s0 = width_slope(cells, e, "move", min_width=1000), width_slope(cells, 0.0, "move", min_width=1000)
     base = f" (standard training, ε = 0: {_fmt_slope(s0)})" if s0 is not None else ""
     if np.isfinite(big_s.value):
         base += f"; over m ≥ 1,000 s = {_fmt_slope(big_s)} (standard: {_fmt_slope(big_s0)})"
