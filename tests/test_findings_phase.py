@@ -11,7 +11,7 @@ import pytest
 import scipy.stats
 
 from ntkflow.reporting.phase import (PhaseCell, critical_width, eps_crit_exponents, fit_eps_crit, phase_figure,
-                                    phase_section, reach_rates, theorem_bounds)
+                                    phase_section, reach_rates, step_size_ratio, theorem_bounds)
 
 
 def _row(n, d, eps, width, seed, reached, cert=0.0, diverged=False, t=1.0):
@@ -175,3 +175,14 @@ def test_theorem_bounds_are_consistent_with_each_other_and_monotone():
     w = [theorem_bounds(cfg, n, d, e, lam, delta)["width_derived"] for lam in (0.05, 0.5)]
     assert w[0] > w[1]
     assert theorem_bounds(cfg, n, d, 2 * e, 0.5, delta)["width_derived"] >= w[1]
+
+
+def test_step_size_ratio_is_lr_times_the_top_eigenvalue_of_the_arc_cosine_gram():
+    from ntkflow.data import load
+
+    cfg = {"data": {"source": "synthetic", "seed": 2}}
+    ds = load("synthetic", n=5, d=3, eps=0.01, seed=2, normalize=False)  # the cells' data: [0, 1]^d
+    X, y = np.asarray(ds.X, float), np.asarray(ds.y, float)
+    cos = np.clip((X @ X.T) / np.outer(np.linalg.norm(X, axis=1), np.linalg.norm(X, axis=1)), -1, 1)
+    H = np.outer(y, y) * (X @ X.T) * (np.pi - np.arccos(cos)) / (2 * np.pi)  # Du et al. 2019's H∞ at ε = 0
+    assert step_size_ratio(cfg, 5, 3, 0.01, 0.3) == pytest.approx(0.3 * np.linalg.eigvalsh(H)[-1], rel=1e-12)

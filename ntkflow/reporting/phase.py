@@ -36,6 +36,7 @@ import numpy as np
 from .._core.errors import NtkflowError
 from .._core.stats import CONFIDENCE, Interval, Rate, rate, runs_to_decide
 from .._io import read_json
+from ..paper.hinf import h_inf_exact
 from ..sweep.build import cell_config, dataset_for
 from ..sweep.cells import Cell
 from ..sweep.config import DEFAULTS
@@ -43,7 +44,7 @@ from ..sweep.store import read_table
 from ..theory import formulas as T
 
 __all__ = ["is_phase_sweep", "reach_rates", "critical_width", "fit_eps_crit", "eps_crit_exponents", "phase_section",
-           "phase_figure", "theorem_bounds", "PhaseCell", "DERIVED_EXPONENTS", "BOOTSTRAP"]
+           "phase_figure", "theorem_bounds", "step_size_ratio", "PhaseCell", "DERIVED_EXPONENTS", "BOOTSTRAP"]
 
 #: The derived chain's ε bound ∝ n⁻⁴ d⁻²·⁵ X⁻¹ (theory.formulas.epsilon_bound), X ≈ √(d/3) here.
 DERIVED_EXPONENTS = {"n": -4.0, "d": -3.0}
@@ -243,6 +244,22 @@ def eps_crit_exponents(points: list[tuple[int, int, float]], confidence: float =
 
 
 # ------------------------------------------------------------------ the section and the figure
+def _cell_data(cfg: dict, n: int, d: int, eps: float):
+    """The data the cells at (n, d, ε) trained on, rebuilt from the stored config (a
+    deterministic function of it), as (n, d) float64 X and ±1 y."""
+    cfg = {**cfg, "data": {**DEFAULTS["data"], **cfg.get("data", {})}}  # a store from before a data key existed
+    ds = dataset_for(cell_config(cfg, Cell(0, "", eps, 0, n, d)), eps)
+    return np.asarray(ds.X, float).reshape(len(ds.y), -1), np.asarray(ds.y, float)
+
+
+def step_size_ratio(cfg: dict, n: int, d: int, eps: float, lr: float) -> float:
+    """lr·λmax(H∞) on the data of (n, d, ε), H∞ at ε = 0 in closed form (``paper.hinf.h_inf_exact``;
+    the certified Gram differs from it by O(ε)): full-batch GD follows the gradient flow the
+    theorem is about when this is ≤ 1 (issue's condition lr ≤ 1/λmax(H))."""
+    X, y = _cell_data(cfg, n, d, eps)
+    return float(lr * np.linalg.eigvalsh(h_inf_exact(X, y))[-1])
+
+
 def theorem_bounds(cfg: dict, n: int, d: int, eps: float, lambda0: float, delta: float) -> dict:
     """Theorem 1's requirements at one point of the diagram, on the data its cells trained on
     (rebuilt from the stored config: the data are a deterministic function of it).
@@ -253,9 +270,7 @@ def theorem_bounds(cfg: dict, n: int, d: int, eps: float, lambda0: float, delta:
     and λ0 as given (the sweep's point estimate). Both readings of the paper are kept: the
     printed constants and the re-derived chain (``theory.formulas``' docstrings).
     """
-    cfg = {**cfg, "data": {**DEFAULTS["data"], **cfg.get("data", {})}}  # a store from before a data key existed
-    ds = dataset_for(cell_config(cfg, Cell(0, "", eps, 0, n, d)), eps)
-    X = np.asarray(ds.X, float).reshape(len(ds.y), -1)
+    X, _ = _cell_data(cfg, n, d, eps)
     xi, xs = float(np.linalg.norm(X, axis=1).min()), T.input_scale(X, eps)
     if not lambda0 > 0:
         return {"width_printed": math.inf, "width_derived": math.inf, "eps_printed": 0.0, "eps_derived": 0.0}
@@ -347,7 +362,8 @@ def phase_section(directory, *, delta: float = 0.1) -> list[str]:
     nds = sorted({(k[0], k[1]) for k in cells})
     K = min(len(c.outcomes) for c in cells.values())
     lines = ["## The ε–width phase diagram (Theorem 1's shape)", "",
-             f"Data: {cfg['data'].get('source')} in [ε, 1]^d (Assumption 2 checked), full-batch GD at lr = "
+             f"Data: {cfg['data'].get('source')} in {'[ε, 1]' if cfg['data'].get('normalize') else '[0, 1]'}^d "
+             f"(Assumption 2 checked), full-batch GD at lr = "
              f"{cfg['train'].get('lr')} (a time step of the gradient flow) until L̄ < κ = {kappa:g} or "
              f"{cfg['train'].get('epochs')} steps; K = {K} initializations per cell. A run *reaches* when it stops "
              f"with L̄ < κ and zero certified training error. m*(ε): the smallest width with ≥ (1 − δ)K reaching, "
@@ -374,6 +390,13 @@ def phase_section(directory, *, delta: float = 0.1) -> list[str]:
             lines.append(f"| {e:g} | " + " | ".join(by_w[w].reached.fmt(3) if w in by_w else "not run" for w in widths)
                          + f" | {_fmt_w(cw['m_star'])} | {_fmt_w(cw['m_not_excluded'])} |")
         lines += ["", _budget_line([c for k, c in cells.items() if k[:2] == (n, d)], budget)]
+        lr = cfg.get("train", {}).get("lr")
+        if isinstance(lr, (int, float)):
+            ratios = [step_size_ratio(cfg, n, d, e, lr) for e in fit["eps"]]
+            span = f"{min(ratios):.3g}" + (f"–{max(ratios):.3g}" if max(ratios) > 1.0005 * min(ratios) else "")
+            lines += ["", f"Step size: lr·λmax(H∞) = {span} over the ε of the grid (H∞ at ε = 0, exact): the "
+                      f"condition lr ≤ 1/λmax(H) for GD as a discretization of the flow "
+                      f"{'holds' if max(ratios) <= 1 else 'fails'}."]
         lam = [r for r in lam_rows if int(r.get("n_train", 0)) == n and int(r.get("d", 0)) == d]
         lines += _theorem_table(cfg, n, d, {float(r["eps"]): float(r["lambda_0"]) for r in lam}, delta)[0]
         if lam:
