@@ -47,18 +47,19 @@ def our_step(net, params, X, y, obj, beta: float, branch: str = "cond", scan: bo
     """() -> one jitted step (objective step + SGD update) at mix β, compiled knowing ``branch``
     of β; ``scan``: two such steps inside one jitted ``lax.scan`` (as ``fit.epoch`` runs them;
     the time is per step)."""
-    ctx = Context(jnp.asarray(EPS, jnp.float32), jnp.asarray(beta, jnp.float32), jnp.asarray(0.0, jnp.float32),
-                  jax.random.PRNGKey(0), jnp.asarray(0.0, jnp.float32), jnp.asarray(0.0, jnp.float32), branch)
+    b = jnp.asarray(beta, jnp.float32)
 
     @jax.jit
-    def step(p, X, y):
+    def step(p, X, y, b):  # β an argument, as in training (a closed-over β would be constant-folded)
+        ctx = Context(jnp.asarray(EPS, jnp.float32), b, jnp.asarray(0.0, jnp.float32),
+                      jax.random.PRNGKey(0), jnp.asarray(0.0, jnp.float32), jnp.asarray(0.0, jnp.float32), branch)
         g = obj.step(net, p, obj.init(p), X, y, ctx).grads
         return jax.tree_util.tree_map(lambda u, v: u - LR * v, p, g)
 
     if scan:
-        two = jax.jit(lambda p: jax.lax.scan(lambda c, _: (step(c, X, y), None), p, None, length=2)[0])
+        two = jax.jit(lambda p: jax.lax.scan(lambda c, _: (step(c, X, y, b), None), p, None, length=2)[0])
         return lambda: two(params)
-    return lambda: step(params, X, y)
+    return lambda: step(params, X, y, b)
 
 
 def torch_step(X, y):
