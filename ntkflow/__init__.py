@@ -26,7 +26,9 @@ __all__ = [
 # The engine, beside the paper's functions: nets, their bounds, training objectives, the metric
 # registry, the trainer (``ntkflow.training``: ``training.fit.fit`` trains any net, ``train`` above is
 # its front door for the paper's net), the sweep. Bad input raises ``NtkflowError``.
+# (``ntkflow.reporting`` is imported on its own: its figures select matplotlib's Agg backend.)
 from . import attacks, bounds, kernels, metrics, nets, objectives, sweep, training  # noqa: E402
 from ._core.errors import NtkflowError  # noqa: E402
+from .training.fit import fit  # noqa: E402
 
-__all__ += ["nets", "bounds", "objectives", "metrics", "training", "sweep", "attacks", "kernels", "NtkflowError"]
+__all__ += ["nets", "bounds", "objectives", "metrics", "fit", "training", "sweep", "attacks", "kernels", "NtkflowError"]
