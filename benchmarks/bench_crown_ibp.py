@@ -57,8 +57,8 @@ def our_step(net, params, X, y, obj, beta: float, branch: str = "cond", scan: bo
         return jax.tree_util.tree_map(lambda u, v: u - LR * v, p, g)
 
     if scan:
-        two = jax.jit(lambda p: jax.lax.scan(lambda c, _: (step(c, X, y, b), None), p, None, length=2)[0])
-        return lambda: two(params)
+        two = jax.jit(lambda p, b: jax.lax.scan(lambda c, _: (step(c, X, y, b), None), p, None, length=2)[0])
+        return lambda: two(params, b)
     return lambda: step(params, X, y, b)
 
 

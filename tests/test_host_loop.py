@@ -39,3 +39,19 @@ def test_loop_epoch_equals_the_scan_epoch_on_a_conv_net(x64):
 def test_only_conv_nets_on_the_cpu_take_the_host_loop():
     assert prefers_host_loop(N.dm_small((1, 28, 28), 10)) == (jax.default_backend() == "cpu")
     assert not prefers_host_loop(N.mlp((4, 3, 2), input_shape=(4,)))
+
+
+def test_a_traced_schedule_keeps_the_cond(x64):
+    """Under tracing (a vmapped group of conv models) β is not known on the host: the loop
+    unrolls with the ``lax.cond`` instead of failing to read the schedule."""
+    net = N.conv_net([(2, 3, 2, 1)], [3], 3, (1, 4, 4))
+    params = net.init(0, (1, 4, 4), dtype=jnp.float64)
+    rng = np.random.default_rng(1)
+    X, y = jnp.asarray(rng.uniform(0, 1, (2, 1, 4, 4))), jnp.asarray(rng.integers(0, 3, 2))
+    obj, opt = objective("crown_ibp"), optimizer("sgd", None)
+    g0 = jax.tree_util.tree_map(jnp.zeros_like, params)
+    keys = jax.random.split(jax.random.PRNGKey(0), 1)
+    jaxpr = jax.make_jaxpr(lambda sched: loop_epoch(net, params, opt.init(params), obj.init(params), g0, X, y,
+                                                    jnp.asarray([[0, 1]]), sched, keys, 1.0, 0.1, 1.0, obj, opt))(
+        jnp.asarray([[0.1, 0.5, 0.0, 0.0]]))
+    assert "cond" in str(jaxpr)

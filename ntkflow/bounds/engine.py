@@ -146,9 +146,10 @@ def skip_at_zero(beta, zeros, backward, branch: str = "cond"):
     ``lax.cond`` for the whole batch — a per-sample cond inside a vmap would lower to a select
     that runs both branches), "zero" (β = 0: ``zeros``, no backward pass is traced) or "mix"
     (β > 0: ``backward()`` with no cond around it). A host loop that reads β off the schedule
-    compiles one step per known branch: XLA:CPU runs the backward pass's convolutions and their
-    gradients ~2.6× slower inside a cond branch than at top level (benchmarks/RESULTS.md 12a).
-    The value is the cond's in every case (the caller multiplies by β)."""
+    compiles one step per known branch: on XLA:CPU a DM-small CROWN-IBP step at β = 0 costs
+    2.46× an IBP step behind the cond and 1.17× with "zero" (benchmarks/RESULTS.md 12e); at
+    β > 0 "mix" measured no faster than the cond. The value is the cond's in every case (the
+    caller multiplies by β)."""
     if branch == "zero":
         return zeros
     if branch == "mix":

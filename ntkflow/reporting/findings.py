@@ -710,9 +710,9 @@ def findings(dirs: dict, command: str | None = None, preface: str | None = None,
     if not dirs:
         raise NtkflowError("findings: give at least one LABEL=DIR")
     allp = [Protocol(k, v) for k, v in dirs.items()]
-    # the theorem's structure (ntkflow.findings_structure): sweeps stopped at κ with the Gram
+    # the theorem's structure (ntkflow.reporting.structure): sweeps stopped at κ with the Gram
     # tracked (laziness), IBP sweeps with λ0 per ε (the λ0 collapse) and sweeps over the data
-    # axes n, d (the phase diagram, ntkflow.findings_phase) get their own sections
+    # axes n, d (the phase diagram, ntkflow.reporting.phase) get their own sections
     ph = [p for p in allp if is_phase_sweep(p.cfg)]
     lz = [p for p in allp if p not in ph and is_laziness_sweep(p.cfg)]
     l0 = [p for p in allp if p not in ph and p not in lz and is_lambda0_sweep(p.cfg)]

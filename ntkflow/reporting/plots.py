@@ -386,7 +386,7 @@ def fig_laziness(directory, out) -> list[Path]:
     """Movement at T_κ against m (log–log), one line per ε (mean over the seeds that reached κ,
     bars: t interval), with each ε's least-squares slope in the legend: max_r ‖Δw_r‖, the mean
     path length (dashed: ``theory.path_length_lower_bound`` at L̄(0); dotted: its width-free
-    floor), the Gram drift and the flip fraction (``findings_structure.laziness_cells``)."""
+    floor), the Gram drift and the flip fraction (``structure.laziness_cells``)."""
     from .._core.stats import mean_interval
     from .structure import MEASURES, laziness_cells, width_slope
 

@@ -73,10 +73,12 @@ def loop_epoch(net, params, opt_state, obj_state, g_prev, X, y, idx, sched, keys
     convolutions (and their weight gradients) 5–10× slower inside a while loop than at top level
     (benchmarks/RESULTS.md 12d), so a conv net on the CPU trains faster step by step. For an
     objective that mixes by β (CROWN-IBP) β is read on the host: one compiled step for β = 0
-    (no backward pass) and one for β > 0 (no ``lax.cond``, which costs ~2.6× there, RESULTS 12a)."""
+    (no backward pass: 1.17× an IBP step, against 2.46× behind a traced ``lax.cond``, RESULTS
+    12e) and one for β > 0. Traced (a vmapped group of models), the loop unrolls with the cond."""
     zero = jnp.zeros((), jax.tree_util.tree_leaves(params)[0].dtype)
     carry, auxes = (params, opt_state, obj_state, g_prev, zero), []
-    betas = np.asarray(sched)[:, 1] if getattr(objective, "mix", False) else None
+    known = getattr(objective, "mix", False) and not isinstance(sched, jax.core.Tracer)
+    betas = np.asarray(sched)[:, 1] if known else None
     for i in range(idx.shape[0]):
         branch = "cond" if betas is None else ("zero" if betas[i] == 0 else "mix")
         carry, aux = _one_step(net, carry, X, y, idx[i], sched[i], keys[i], scale, lr, budget, objective, opt,
