@@ -127,7 +127,8 @@ def test_section_and_figure_read_a_stored_sweep(tmp_path):
                                           "0.01,0.5,0.4,0.6,100,8,4\n0.01,9.0,8.0,10.0,100,16,4\n")
     text = "\n".join(phase_section(tmp_path))
     assert "λ0 = λmin(H∞) (95% CI, Monte Carlo): ε = 0.01: 0.5 [0.4, 0.6]" in text and "9 [8" not in text
-    assert "Theorem 1 covers no point of this grid" in text  # its ε bound at n = 8, d = 4 is < 1e-6
+    assert "Theorem 1 asks no finite width at any point of this grid" in text  # its ε bound at n = 8, d = 4 is < 1e-6
+    assert "all below the grid's smallest ε = 0.01." in text
     assert "n = 8, d = 4" in text and "| 0.01 | 2/5 = 40% [5.27, 85.3]% | 5/5 = 100% [47.8, 100]% | 1,000 | 1,000 |" in text
     assert "the grid reaches up to ε = 0.01 (next grid ε: 0.1)" in text and "± 0.000" not in text
     assert "16 runs did not reach κ; 0 of them ran the whole budget of 100 epochs" in text  # 6 at ε ≤ 0.01, 10 at 0.1
@@ -158,16 +159,28 @@ def test_findings_and_figures_route_a_sweep_over_the_data_axes(tmp_path):
 
 
 def test_theorem_bounds_are_consistent_with_each_other_and_monotone():
-    """On the data a phase cell trains on: every ε the derived ε bound covers gets a finite
-    derived width; the printed width is finite exactly below δ²λ0²/(d^2.5 n⁴) (Theorem 1's
-    denominator); the width grows with ε and shrinks as λ0 grows."""
-    cfg = {"data": {"source": "synthetic", "seed": 3}}
+    """On the data a phase cell trains on: the bounds equal theory.formulas' on the same data
+    loaded independently (ξ, X from numpy); a derived width is finite where the derived ε
+    bound covers ε; the printed width is finite exactly below δ²λ0²/(d^2.5 n⁴); the width
+    grows with ε and shrinks as λ0 grows."""
+    from ntkflow.data import load
+    from ntkflow.theory import formulas as T
+
+    cfg = {"data": {"source": "synthetic", "seed": 3, "normalize": True}}
     n, d, delta = 4, 2, 0.1
+    X = np.asarray(load("synthetic", n=n, d=d, eps=1e-3, seed=3, normalize=True).X, float)
+    xi, xs = np.linalg.norm(X, axis=1).min(), np.linalg.norm(X, axis=1).max() + 1e-3 * np.sqrt(d)
+    got = theorem_bounds(cfg, n, d, 1e-3, 0.5, delta)
+    assert got["eps_derived"] == pytest.approx(T.epsilon_bound(n, d, delta, 0.5, xi, "derived", x_scale=xs, eps=1e-3),
+                                               rel=1e-12)
+    assert got["eps_printed"] == pytest.approx(T.epsilon_bound(n, d, delta, 0.5, xi, "printed"), rel=1e-12)
     for lam in (0.05, 0.5):
         tiny = theorem_bounds(cfg, n, d, 1e-18, lam, delta)
         assert 1e-18 <= tiny["eps_derived"] and np.isfinite(tiny["width_derived"])
         edge = delta**2 * lam**2 / (d**2.5 * n**4)
-        assert np.isfinite(theorem_bounds(cfg, n, d, 0.9 * edge, lam, delta)["width_printed"])
+        assert tiny["width_edge_printed"] == pytest.approx(edge)
+        inside = 0.9 * min(edge, tiny["eps_printed"])  # covered by the printed ε bound and below the edge
+        assert np.isfinite(theorem_bounds(cfg, n, d, inside, lam, delta)["width_printed"])
         assert not np.isfinite(theorem_bounds(cfg, n, d, 1.1 * edge, lam, delta)["width_printed"])
         big = theorem_bounds(cfg, n, d, 0.01, lam, delta)
         assert big["eps_derived"] < 0.01 and not np.isfinite(big["width_derived"])

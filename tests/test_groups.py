@@ -43,8 +43,7 @@ def test_grouping_rules():
 
 def test_grouped_sweep_equals_cells_run_alone_and_resumes(tmp_path):
     grouped, alone = tmp_path / "grouped", tmp_path / "alone"
-    # in this process (the dask path with a "GPU" resource is tests/test_sweep.py's)
-    run_sweep(_cfg(dask_resources={"GPU": 1}), grouped, quiet=True)
+    run_sweep(_cfg(dask_resources={"GPU": 1}), grouped, quiet=True)  # in this process; the resume below: dask
     run_sweep(_cfg(batch_models=False), alone, quiet=True)
     a, b = read_table(grouped / "results.csv"), read_table(alone / "results.csv")
     assert len(a) == len(b) == 4
@@ -59,11 +58,12 @@ def test_grouped_sweep_equals_cells_run_alone_and_resumes(tmp_path):
 
     names = {p.name for p in figures(grouped)}
     assert {"fig_methods.png", "fig_methods.pdf"} <= names and (grouped / "fig_methods.png").stat().st_size > 0
-    # a lost record is recomputed alone-equal on resume (the rest of its group is kept)
+    # a lost record is recomputed alone-equal on resume (the rest of its group is kept), its group's
+    # task on a dask LocalCluster whose worker offers one "GPU" resource (one group at a time)
     lost = sorted((grouped / "cells").glob("pgd-*s1*.json"))[0]
     before = json.loads(lost.read_text())
     lost.unlink()
-    run_sweep(_cfg(dask_resources={"GPU": 1}), grouped, quiet=True)
+    run_sweep(_cfg(dask_resources={"GPU": 1}), grouped, quiet=True, executor="dask", scheduler="local", workers=1)
     again = json.loads(lost.read_text())
     assert again["final"]["final_pgd_error"] == before["final"]["final_pgd_error"]
     assert again["series"] == before["series"]

@@ -264,20 +264,29 @@ def theorem_bounds(cfg: dict, n: int, d: int, eps: float, lambda0: float, delta:
     """Theorem 1's requirements at one point of the diagram, on the data its cells trained on
     (rebuilt from the stored config: the data are a deterministic function of it).
 
-    Returns {"width_printed", "width_derived"} (``theory.formulas.width_bound``: inf when no
-    width suffices at this ε) and {"eps_printed", "eps_derived"} (``epsilon_bound``: the
-    largest ε the theorem covers), with ξ = min‖x_i‖₂ and X = max(‖x_i‖₂ + ε√d) of those data
-    and λ0 as given (the sweep's point estimate). Both readings of the paper are kept: the
-    printed constants and the re-derived chain (``theory.formulas``' docstrings).
+    Returns, per reading of the paper — the printed constants and the re-derived chain
+    (``theory.formulas``' docstrings) —:
+      "eps_printed" / "eps_derived": the largest ε the theorem covers (``epsilon_bound``);
+      "width_printed" / "width_derived": the width it asks (``width_bound``), inf when no
+        width suffices or when ε is above that reading's ε bound (the theorem then says nothing);
+      "width_edge_printed": δ²λ0²/(d^2.5 n⁴), the ε from which the printed width's denominator
+        is ≤ 0. The print's ε bound has n³ where its width has n⁴ (a slip: ε between the two
+        is "covered" yet asks no finite width).
+    ξ = min‖x_i‖₂ and X = max(‖x_i‖₂ + ε√d) of those data; λ0 as given (the sweep's estimate).
     """
     X, _ = _cell_data(cfg, n, d, eps)
     xi, xs = float(np.linalg.norm(X, axis=1).min()), T.input_scale(X, eps)
     if not lambda0 > 0:
-        return {"width_printed": math.inf, "width_derived": math.inf, "eps_printed": 0.0, "eps_derived": 0.0}
-    return {"width_printed": T.width_bound(n, d, delta, lambda0, eps, variant="printed"),
-            "width_derived": T.width_bound(n, d, delta, lambda0, eps, xi, "derived", x_scale=xs),
-            "eps_printed": T.epsilon_bound(n, d, delta, lambda0, xi, "printed"),
-            "eps_derived": T.epsilon_bound(n, d, delta, lambda0, xi, "derived", x_scale=xs, eps=eps)}
+        return {"width_printed": math.inf, "width_derived": math.inf, "eps_printed": 0.0, "eps_derived": 0.0,
+                "width_edge_printed": 0.0}
+    out = {"eps_printed": T.epsilon_bound(n, d, delta, lambda0, xi, "printed"),
+           "eps_derived": T.epsilon_bound(n, d, delta, lambda0, xi, "derived", x_scale=xs, eps=eps),
+           "width_edge_printed": delta**2 * lambda0**2 / (d**2.5 * n**4)}
+    w = {"printed": T.width_bound(n, d, delta, lambda0, eps, variant="printed"),
+         "derived": T.width_bound(n, d, delta, lambda0, eps, xi, "derived", x_scale=xs)}
+    for v, m in w.items():
+        out[f"width_{v}"] = m if eps <= out[f"eps_{v}"] else math.inf
+    return out
 
 
 def _theorem_table(cfg: dict, n: int, d: int, lam: dict, delta: float) -> tuple[list[str], dict]:
@@ -286,15 +295,16 @@ def _theorem_table(cfg: dict, n: int, d: int, lam: dict, delta: float) -> tuple[
     if not lam:
         return [], {}
     got = {e: theorem_bounds(cfg, n, d, e, lam[e], delta) for e in sorted(lam)}
+    top = {k: max(b[k] for b in got.values()) for k in ("eps_printed", "eps_derived", "width_edge_printed")}
+    reach = (f"the largest ε it covers is ≤ {top['eps_printed']:.2g} (printed constants; its width is finite only "
+             f"below {top['width_edge_printed']:.2g}, n⁴ where the ε bound has n³) / ≤ {top['eps_derived']:.2g} "
+             "(the re-derived chain of `theory.formulas`)")
     if not any(np.isfinite(b[k]) for b in got.values() for k in ("width_printed", "width_derived")):
-        top = {k: max(b[k] for b in got.values()) for k in ("eps_printed", "eps_derived")}
-        return ["", f"Theorem 1 covers no point of this grid (δ = {delta:g}, λ0 the sweep's estimate): the largest ε "
-                f"it covers is ≤ {top['eps_printed']:.2g} (printed constants) / ≤ {top['eps_derived']:.2g} (the "
-                f"re-derived chain of `theory.formulas`) against the grid's smallest ε = {min(got):g}, so it asks "
-                "no finite width at any of them."], got
-    fmt = lambda v: "∞ (no width)" if not np.isfinite(v) else f"{v:.2g}"  # noqa: E731
-    lines = ["", f"Theorem 1 at these points (δ = {delta:g}, λ0 the sweep's estimate; printed constants / the "
-             "re-derived chain of `theory.formulas`): the width it asks and the largest ε it covers.", "",
+        below = max(top.values()) < min(got)
+        return ["", f"Theorem 1 asks no finite width at any point of this grid (δ = {delta:g}, λ0 the sweep's "
+                f"estimate): {reach}" + (f", all below the grid's smallest ε = {min(got):g}." if below else ".")], got
+    fmt = lambda v: "∞ (none, or ε not covered)" if not np.isfinite(v) else f"{v:.2g}"  # noqa: E731
+    lines = ["", f"Theorem 1 at these points (δ = {delta:g}, λ0 the sweep's estimate): {reach}.", "",
              "| ε | width (printed) | width (derived) | ε bound (printed) | ε bound (derived) |", "|---|---|---|---|---|"]
     lines += [f"| {e:g} | {fmt(b['width_printed'])} | {fmt(b['width_derived'])} | {b['eps_printed']:.2g} | "
               f"{b['eps_derived']:.2g} |" for e, b in got.items()]
