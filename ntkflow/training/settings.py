@@ -1,4 +1,9 @@
-"""The policy every training run shares: optimizers, ε schedules, the stop rule, validated run settings.
+"""The policy every training run shares: optimizers, ε schedules, the stop rule, and the run's
+settings as one frozen dataclass per concern — ``OptimSettings`` (how the params move),
+``ScheduleSettings`` (ε, β and the regularizer weight along the run), ``RecordSettings`` (what
+is recorded and when), ``StopRule``, ``metrics.AttackSettings`` (the evaluation attack) —
+bundled in ``FitSettings`` and passed whole. Each validates its own fields (one-line
+``NtkflowError`` naming the field); ``fit_settings`` is the one place flat keywords become them.
 
 The loss is a sum over samples and the minibatch gradient is scaled by n/B, so ``lr`` is a
 time step of the gradient flow of the summed loss for every net and method (full-batch GD
