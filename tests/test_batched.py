@@ -154,3 +154,20 @@ def test_params_of_another_shape_are_refused():
     other = mlp((7, 6, 3), input_shape=(4,)).init(0, (4,))
     with pytest.raises(ValueError, match="^params0_list: model 1's params differ"):
         fit_group(net, [params[0], other], X, y, [0.1, 0.1], lrs=[0.1, 0.1], seeds=[0, 1], epochs=1)
+
+
+def test_group_takes_the_settings_objects_whole():
+    """``fit_group`` with ``OptimSettings``/``RecordSettings`` objects is the group its flat keywords
+    give (bit for bit under "loop"); the objects leave lr and seed to ``lrs``/``seeds``."""
+    from ntkflow import NtkflowError
+    from ntkflow.training.settings import OptimSettings, RecordSettings
+
+    net, params, X, y = _problem("mlp", 2)
+    args = (net, params, X, y, [0.1, 0.05])
+    per = dict(lrs=[0.02, 0.01], seeds=[3, 4], grouping="loop")
+    flat = fit_group(*args, **per, **KW)
+    objs = fit_group(*args, **per, optim=OptimSettings(epochs=2, batch_size=4), record=RecordSettings(metrics=METRICS))
+    for a, b in zip(flat, objs):
+        assert_same_run(a, b, rtol=0)
+    with pytest.raises(NtkflowError, match=r"^optim.lr: fit_group takes them per model \(lrs=\)"):
+        fit_group(*args, **per, optim=OptimSettings(lr=0.1, epochs=1))

@@ -1,5 +1,6 @@
 """A resolved config mapped onto the objects a cell trains with: its data, its net and initial
-params, its objective's options, its ε schedule and the trainer's settings.
+params, its objective's options, its ε schedule and the trainer's settings objects
+(``training.settings.FitSettings``: ``fit_settings_for``).
 
 Every function here reads a resolved config (``config.resolve``: every section and key
 present) and builds; nothing here trains or writes.
@@ -16,8 +17,8 @@ import numpy as np
 from .._core.errors import NtkflowError
 from .config import canonical
 
-__all__ = ["cell_config", "dataset_for", "model_for", "inputs_for", "train_args", "eps_schedule", "method_options",
-           "check_objectives"]
+__all__ = ["cell_config", "dataset_for", "model_for", "inputs_for", "fit_settings_for", "attack_settings",
+           "eps_schedule", "method_options", "check_objectives"]
 
 
 def cell_config(cfg: dict, cell) -> dict:
@@ -84,17 +85,32 @@ def inputs_for(net_spec: str, X):
     return X.reshape((X.shape[0], *shapes[X.shape[1]]))
 
 
-def train_args(cfg: dict, method: str, progress: bool) -> tuple[dict, dict]:
-    """(settings shared by ``train`` / ``fit`` / ``fit_group``, extra ``fit`` arguments) of
-    ``method`` under ``cfg`` — everything but the lr, seed and ε of one run."""
-    tr_cfg, track = cfg["train"], cfg["track"]
-    options, fit_options = method_options(cfg, method)
-    common = dict(optimizer=tr_cfg["optimizer"], epochs=tr_cfg["epochs"], batch_size=tr_cfg["batch_size"] or None,
-                  eps_schedule=eps_schedule(cfg, method), momentum=tr_cfg["momentum"] or None,
-                  stop=tr_cfg["stop"] or None, tie=track["tie"], track_gram=track["gram"],
-                  record_every=track["every"], dtype=tr_cfg["dtype"], progress=progress, objective=method,
-                  options=options)
-    return common, fit_options
+def fit_settings_for(cfg: dict, method: str, progress: bool = False):
+    """The ``training.settings.FitSettings`` of ``method``'s runs under ``cfg`` — the one place the
+    TOML sections become the trainer's settings objects: [train] → ``OptimSettings`` (lr and seed
+    left unset: they are the run's, ``FitSettings.for_run``), the ε schedule, β and the
+    regularizer weight → ``ScheduleSettings``, [track] → ``RecordSettings``, [train].stop →
+    ``StopRule``, [attack].eval_* → ``AttackSettings``."""
+    from ..objectives import BetaFromEps
+    from ..training.settings import FitSettings, OptimSettings, RecordSettings, ScheduleSettings, stop_rule
+
+    t, track = cfg["train"], cfg["track"]
+    return FitSettings(
+        optim=OptimSettings(optimizer=t["optimizer"], epochs=t["epochs"], batch_size=t["batch_size"] or None,
+                            momentum=t["momentum"] or None, dtype=t["dtype"]),
+        schedule=ScheduleSettings(eps_schedule=eps_schedule(cfg, method),
+                                  beta_schedule=BetaFromEps(t["beta_start"], t["beta_end"]), reg_weight=t["lam0"]),
+        record=RecordSettings(record_every=track["every"], attack_every=track["attack_every"] or None,
+                              track_gram=track["gram"], tie=track["tie"], progress=progress),
+        stop=stop_rule(t["stop"] or None), attack=attack_settings(cfg))
+
+
+def attack_settings(cfg: dict):
+    """The evaluation attack of every cell (``metrics.AttackSettings`` from [attack].eval_*)."""
+    from ..metrics import AttackSettings
+
+    a = cfg["attack"]
+    return AttackSettings(steps=a["eval_steps"], restarts=a["eval_restarts"])
 
 
 def eps_schedule(cfg: dict, method: str | None = None):
@@ -113,24 +129,20 @@ def eps_schedule(cfg: dict, method: str | None = None):
     return Ramp(t["eps_warmup"], t["eps_ramp"])
 
 
-def method_options(cfg: dict, method: str) -> tuple[dict, dict]:
-    """(objective options, extra ``training.fit.fit`` arguments) of ``method`` under ``cfg``."""
-    from ..metrics import AttackSettings
-    from ..objectives import BetaFromEps, spec
+def method_options(cfg: dict, method: str) -> dict:
+    """The objective options of ``method`` under ``cfg``: the config values its builder declares
+    (``objectives.spec``), then its own ``[objective.NAME]`` table."""
+    from ..objectives import spec
 
     t, a, adv = cfg["train"], cfg["attack"], cfg["advibp"]
-    # every config value an objective option may be set from, by the option's name; a method
-    # gets the ones its builder declares, then its own [objective.NAME] table
+    # every config value an objective option may be set from, by the option's name
     pool = {"steps": a["steps"], "step_size": a["step_size"] or None, "restarts": a["restarts"], "alpha": a["alpha"],
             "regularize": t["regularize"], "tau": t["tau"], "t_nat": t["t_nat"], "t_adv": t["t_adv"],
             "ramp": t["eps_ramp"], **adv}
     declared = spec(method).options
     options = {k: pool[k] for k in declared if k in pool}
     options.update(cfg.get("objective", {}).get(method, {}))
-    fit_options = {"beta_schedule": BetaFromEps(t["beta_start"], t["beta_end"]), "reg_weight": t["lam0"],
-                   "attack_every": cfg["track"]["attack_every"] or None,
-                   "attack": AttackSettings(steps=a["eval_steps"], restarts=a["eval_restarts"])}
-    return options, fit_options
+    return options
 
 
 def check_objectives(cfg: dict) -> None:
@@ -141,7 +153,7 @@ def check_objectives(cfg: dict) -> None:
     from ..objectives import objective
 
     for method in sorted({m for g in cfg["grid"] for m in g["method"]}):
-        options, _ = method_options(cfg, method)
+        options = method_options(cfg, method)
         try:
             objective(method, **options)
         except ValueError as e:  # NtkflowError and a builder's own ValueError: the user's setting

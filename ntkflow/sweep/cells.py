@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..metrics import final_columns
-from .build import cell_config, dataset_for, inputs_for, method_options, model_for, train_args
+from .build import attack_settings, cell_config, dataset_for, fit_settings_for, inputs_for, method_options, model_for
 from .config import DATA_AXES, DEFAULTS, canonical
 from .env import environment
 
@@ -127,24 +127,25 @@ def cell_key(cfg: dict, cell: Cell) -> str:
 
 def _train_cell(cfg: dict, cell: Cell, ds, net, p0, X, lr: float, progress: bool):
     """One training run of the cell at learning rate ``lr``: the paper's net through
-    ``training.two_layer.train`` (``fit``, the closed-form epoch for IBP) or the gradient flow;
-    any other net through ``training.fit.fit``."""
+    ``training.two_layer.train_with`` (``fit``, the closed-form epoch for IBP) or the gradient flow;
+    any other net through ``training.fit.fit``; the settings objects from ``build.fit_settings_for``."""
     from ..training.fit import fit
     from ..paper.flow import gradient_flow
     from ..nets import two_layer_weights
-    from ..training.two_layer import train
+    from ..training.two_layer import train_with
 
     tr_cfg, track = cfg["train"], cfg["track"]
-    common, fit_options = train_args(cfg, cell.method, progress)
-    common.update(lr=lr, seed=cell.seed)
-    if net.tag != "two_layer":
-        return fit(net, p0, X, ds.y, cell.eps, **common, **fit_options)
-    W0, a = (np.asarray(v, np.float64) for v in two_layer_weights(net, p0))
-    if tr_cfg["flow"]:
+    if net.tag == "two_layer" and tr_cfg["flow"]:
+        W0, a = (np.asarray(v, np.float64) for v in two_layer_weights(net, p0))
         return gradient_flow(W0, a, ds.X, ds.y, cell.eps, tr_cfg["t1"], solver=tr_cfg["solver"],
                              save_at=np.linspace(0, tr_cfg["t1"], track["saves"]), certify=tr_cfg["certify"],
                              dt=tr_cfg["dt"] or None, track_gram=track["gram"], progress=progress)
-    return train(W0, a, ds.X, ds.y, cell.eps, **common, fit_options=fit_options)
+    run = fit_settings_for(cfg, cell.method, progress).for_run(lr, cell.seed)
+    options = method_options(cfg, cell.method)
+    if net.tag != "two_layer":
+        return fit(net, p0, X, ds.y, cell.eps, objective=cell.method, options=options, **run.parts())
+    W0, a = (np.asarray(v, np.float64) for v in two_layer_weights(net, p0))
+    return train_with(W0, a, ds.X, ds.y, cell.eps, run, objective=cell.method, options=options)
 
 
 def _grid_runs(cfg: dict, cell: Cell, ds, net, p0, X, progress: bool):
@@ -188,12 +189,12 @@ def _probe(cfg, cell, net, params, X, y, names, tie=None) -> dict:
     from ..metrics import recorder
     from ..objectives import objective, own_bound
 
-    options, fit_options = method_options(cfg, cell.method)
+    options = method_options(cfg, cell.method)
     with jax.enable_x64(True):
         params = jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float64), params)
         y = jnp.asarray(y, jnp.float64) if net.num_outputs == 1 else jnp.asarray(y)
         rec = recorder(net, params, jnp.asarray(X, jnp.float64), y, cell.eps, names=names,
-                       own_bound=own_bound(objective(cell.method, **options)), attack=fit_options["attack"],
+                       own_bound=own_bound(objective(cell.method, **options)), attack=attack_settings(cfg),
                        tie=tie or cfg["track"]["tie"])
         return rec(params, cell.eps, full=True)
 

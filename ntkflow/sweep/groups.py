@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from .build import cell_config, dataset_for, method_options, model_for, train_args
+from .build import cell_config, dataset_for, fit_settings_for, method_options, model_for
 from .cells import Cell, finish_record
 from .config import DEFAULTS
 
@@ -33,7 +33,7 @@ def _fast_path(cfg: dict, cell: Cell) -> bool:
 
     two_layer = cfg.get("model", DEFAULTS["model"])["net"] == "two_layer"
     return two_layer and (cfg["train"]["flow"] or closed_form_method(
-        objective(cell.method, **method_options(cfg, cell.method)[0]), cell.eps))
+        objective(cell.method, **method_options(cfg, cell.method)), cell.eps))
 
 
 def group_id(cfg: dict, cell: Cell) -> str:
@@ -72,9 +72,10 @@ def run_group(cfg: dict, cells: list, progress: bool = False) -> list[dict]:
         built.append((cell, ds, *model_for(cfg, cell, ds)))
     models = [(k, lr) for k in range(len(cells)) for lr in grid]
     net, X, y = built[0][2], built[0][4], built[0][1].y
-    common, fit_options = train_args(cfg, cells[0].method, progress)
+    method = cells[0].method
     trs = fit_group(net, [built[k][3] for k, _ in models], X, y, [cells[k].eps for k, _ in models],
-                    lrs=[lr for _, lr in models], seeds=[cells[k].seed for k, _ in models], **common, **fit_options)
+                    lrs=[lr for _, lr in models], seeds=[cells[k].seed for k, _ in models], objective=method,
+                    options=method_options(cfg, method), **fit_settings_for(cfg, method, progress).parts())
     wall = (time.perf_counter() - t0) / len(cells)
     gid = group_id(cfg, cells[0])
     out = []

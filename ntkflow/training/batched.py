@@ -50,7 +50,7 @@ from ..metrics import AttackSettings
 from ..objectives import method_name, objective as make_objective
 from ..paper.tracker import Trajectory
 from .fit import FitRun
-from .settings import fit_settings
+from .settings import OptimSettings, RecordSettings, ScheduleSettings, fit_settings
 
 __all__ = ["fit_group", "choose_grouping", "group_epoch", "GROUPINGS"]
 
@@ -79,13 +79,11 @@ def group_epoch(net, carry, X, y, idx, sched, keys, scale, lr, budget, objective
 
 @x64  # X, y become jax arrays inside x64: float64 data stays float64
 def fit_group(net, params0_list, X, y, eps_list, *, lrs, seeds, objective="ibp", options: dict | None = None,
-              grouping: str = "auto", devices=None, optimizer: str = "sgd", epochs: int,
-              batch_size: int | None = None, eps_schedule=None, beta_schedule=None, reg_weight: float = 0.0,
-              momentum: float | None = None, stop=None, tie: str = "wrong", track_gram: bool = False, metrics=None,
-              attack: AttackSettings = AttackSettings(), record_every: int = 1, attack_every: int | None = None,
-              dtype: str = "float64", progress: bool = False) -> list[Trajectory]:
+              grouping: str = "auto", devices=None, optim: OptimSettings | None = None,
+              schedule: ScheduleSettings | None = None, record: RecordSettings | None = None, stop=None,
+              attack: AttackSettings | None = None, fast_path: bool = True, **keywords) -> list[Trajectory]:
     """Train K models of ``net`` together; model k is ``fit(net, params0_list[k], X, y,
-    eps_list[k], lr=lrs[k], seed=seeds[k], **the rest)``.
+    eps_list[k], **settings.for_run(lrs[k], seeds[k]).parts())`` with ``settings`` the rest.
 
     Args:
       net: an ``ntkflow.nets.Net`` shared by every model (frozen weights included).
@@ -96,10 +94,10 @@ def fit_group(net, params0_list, X, y, eps_list, *, lrs, seeds, objective="ibp",
       grouping: "auto" | "vmap" | "loop" (module docstring).
       devices: devices to shard the model axis over under "vmap" (default ``jax.devices()``;
         one device: no sharding).
-      objective, options, optimizer, epochs, batch_size, eps_schedule, beta_schedule, reg_weight,
-        momentum, stop, tie, track_gram, metrics, attack, record_every, attack_every, dtype,
-        progress: as ``training.fit.fit``, the same for every model (an ε schedule is taken
-        relative to each model's target ε).
+      objective, options, optim, schedule, record, stop, attack, fast_path, **keywords: as
+        ``training.fit.fit``, the same for every model (an ε schedule is taken relative to
+        each model's target ε); ``optim`` leaves ``lr`` and ``seed`` unset (they are ``lrs``
+        and ``seeds``).
 
     Returns:
       K ``Trajectory`` objects, in the order of ``params0_list``; ``meta`` adds
@@ -113,17 +111,17 @@ def fit_group(net, params0_list, X, y, eps_list, *, lrs, seeds, objective="ibp",
         raise NtkflowError(f"grouping: unknown {grouping!r}; choose one of {', '.join(GROUPINGS)}")
     obj = make_objective(objective, **(options or {}))
     X, y = jnp.asarray(X), jnp.asarray(y)
-    n = int(X.shape[0])
-    settings = [fit_settings(n, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed,
-                             momentum=momentum, record_every=record_every, attack_every=attack_every, reg_weight=reg_weight,
-                             tie=tie, track_gram=track_gram, dtype=dtype, progress=progress)
-                for lr, seed in zip(lrs, seeds)]
+    run = fit_settings(optim=optim, schedule=schedule, record=record, stop=stop, attack=attack, fast_path=fast_path,
+                       **keywords)
+    if run.optim.lr is not None or run.optim.seed != 0:
+        name = "lr" if run.optim.lr is not None else "seed"
+        raise NtkflowError(f"optim.{name}: fit_group takes them per model ({name}s=); leave it unset")
+    settings = [run.for_run(lr, seed) for lr, seed in zip(lrs, seeds)]
     grouping = choose_grouping(net) if grouping == "auto" else grouping
     devices = list(jax.devices() if devices is None else devices)
     if not devices:
         raise NtkflowError("devices: empty; pass None (every device) or a list of jax devices")
-    trajectories = _fit_group(net, params0_list, X, y, eps_list, obj, eps_schedule, beta_schedule, stop, settings,
-                              metrics, attack, grouping, devices)
+    trajectories = _fit_group(net, params0_list, X, y, eps_list, obj, settings, grouping, devices)
     for t in trajectories:
         t.meta.update(grouping=grouping, group_size=K)
     return trajectories
@@ -163,14 +161,12 @@ def _per_model(name: str, values, K: int, check) -> list:
 
 
 @x64
-def _fit_group(net, params0_list, X, y, eps_list, obj, eps_schedule, beta_schedule, stop, settings, names, attack,
-               grouping, devices) -> list[Trajectory]:
-    runs = [FitRun(net, p0, X, y, e, obj, eps_schedule, beta_schedule, stop, s, names, attack)
-            for p0, e, s in zip(params0_list, eps_list, settings)]
+def _fit_group(net, params0_list, X, y, eps_list, obj, settings, grouping, devices) -> list[Trajectory]:
+    runs = [FitRun(net, p0, X, y, e, obj, s) for p0, e, s in zip(params0_list, eps_list, settings)]
     first = settings[0]
     label = f"fit_group ({method_name(obj)}, K={len(runs)}, {grouping})"
     step = _loop_epochs(net, runs, obj) if grouping == "loop" else _vmap_epochs(net, runs, obj, devices)
-    for ep in progress_bar(range(first.epochs), first.progress, label):
+    for ep in progress_bar(range(first.optim.epochs), first.record.progress, label):
         step(ep)
         if all(r.done for r in runs):
             break

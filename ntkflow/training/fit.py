@@ -36,7 +36,8 @@ from ..objectives import BetaFromEps, Context, attack_fn, judged_loss, method_na
 from ..objectives.regularizers import warmup_lambda
 from ..paper.tracker import Trajectory, stack_rows, tracker
 from .fastpath import path_for
-from .settings import FitSettings, Plateau, armed_from, fit_settings, optimizer, schedule_fn, stop_rule
+from .settings import (FitSettings, OptimSettings, Plateau, RecordSettings, ScheduleSettings, armed_from, fit_settings,
+                       optimizer, schedule_fn)
 
 __all__ = ["fit", "FitRun", "method_loss"]
 
@@ -50,12 +51,9 @@ def method_loss(obj, net, params, X, y, eps, beta, key):
 
 
 @x64  # X, y become jax arrays inside x64: float64 data stays float64
-def fit(net, params0, X, y, eps, *, objective="ibp", options: dict | None = None, optimizer: str = "sgd",
-        lr: float, epochs: int, batch_size: int | None = None, eps_schedule=None, beta_schedule=None,
-        reg_weight: float = 0.0, seed: int = 0, momentum: float | None = None, stop=None, tie: str = "wrong",
-        track_gram: bool = False, metrics=None, attack: AttackSettings = AttackSettings(), record_every: int = 1,
-        attack_every: int | None = None, dtype: str = "float64", progress: bool = False, keep_W: bool = False,
-        fast_path: bool = True) -> Trajectory:
+def fit(net, params0, X, y, eps, *, objective="ibp", options: dict | None = None, optim: OptimSettings | None = None,
+        schedule: ScheduleSettings | None = None, record: RecordSettings | None = None, stop=None,
+        attack: AttackSettings | None = None, fast_path: bool = True, **keywords) -> Trajectory:
     """Train ``params0`` of ``net`` on (X, y) with ``objective``; return a ``Trajectory``.
 
     Args:
@@ -65,26 +63,29 @@ def fit(net, params0, X, y, eps, *, objective="ibp", options: dict | None = None
       objective: a name of ``ntkflow.objectives.OBJECTIVES`` or an objective; ``options``
         its settings (attack ``steps``/``step_size``/``restarts``/``alpha``, AdvIBP's
         ``t_nat``/``t_adv``/``ramp``/``decay``/``c_max``..., ``regularize``/``tau``, ``clip``).
-      optimizer: sgd (``batch_size`` < n) / gd (full batch) / momentum / adam (optax).
-      lr: the learning rate, a time step of the gradient flow of the summed loss.
-      epochs, batch_size, momentum: the budget, the minibatch size (default n), the momentum.
+      optim: an ``OptimSettings`` — optimizer (sgd with ``batch_size`` < n / gd full batch /
+        momentum / adam, optax), ``lr`` (required: a time step of the gradient flow of the
+        summed loss), ``epochs`` (required), ``batch_size`` (default n), ``momentum``,
+        ``seed``, ``dtype`` ("float32" trains in float32; what is recorded is recomputed in float64).
+      schedule: a ``ScheduleSettings`` — ``eps_schedule`` (a schedule of
+        ``ntkflow.objectives.schedules``, its dict or a callable epoch → ε; default ε fixed),
+        ``beta_schedule`` (CROWN-IBP's β(ε, ε_target); default β from 1 to 0 along the ε ramp,
+        ``BetaFromEps``), ``reg_weight`` (the thesis's warm-up regularizers,
+        λ = reg_weight·(1 − ε/ε_target), Sec. 3.2.4; only for a certified objective with ``regularize``).
+      record: a ``RecordSettings`` — ``record_every`` (every k-th epoch and always the last),
+        ``attack_every`` (costly metrics — PGD, CROWN, the loss variation — every k-th record;
+        default at t = 0 and at the end only), ``track_gram`` (λmin and ‖H − H(0)‖ of the
+        method's own Gram, O(n²P) per record), ``metrics`` (names of ``ntkflow.metrics.METRICS``;
+        default all that apply), ``tie`` (``paper.tracker.TIE_RULES``), ``progress``,
+        ``keep_W`` (W at every record, ``W_saved``; the paper's two-layer net only).
       stop: a ``StopRule`` (or its dict) ending training on a loss plateau or below κ; None
         runs the whole budget. ``meta["converged"]`` / ``meta["reached_kappa"]`` say whether it fired.
-      tie: how the recorded errors count a tie (``paper.tracker.TIE_RULES``).
-      dtype: "float32" trains in float32; what is recorded is recomputed in float64.
-      eps_schedule: a schedule (``ntkflow.objectives.schedules``), dict or callable epoch → ε.
-      beta_schedule: CROWN-IBP's β as a function of (ε, ε_target); default β from 1 to 0
-        along the ε ramp (``BetaFromEps``).
-      reg_weight: weight of the thesis's warm-up regularizers, λ = reg_weight·(1 − ε/ε_target)
-        (Sec. 3.2.4; only for a certified objective with ``regularize``).
-      track_gram: record λmin and ‖H − H(0)‖ of the method's own Gram (O(n²P) per record).
-      metrics: names of ``ntkflow.metrics.METRICS`` to record (default: all that apply).
-      attack: the evaluation attack of ``pgd_error``; costly metrics (PGD, CROWN, the loss
-        variation) are recorded every ``attack_every`` records (default: at t = 0 and at the end only).
-      record_every: record every k-th epoch (and always the last).
-      keep_W: keep W at every record (``W_saved``; the paper's two-layer net only).
+      attack: the evaluation attack of ``pgd_error`` (``metrics.AttackSettings``).
       fast_path: False forces the generic step where ``training.fastpath`` would take the
         closed form (the equality tests compare the two).
+      **keywords: the fields of ``optim``, ``schedule`` and ``record`` given flat instead
+        (``fit(..., lr=0.1, epochs=5, batch_size=4)``), for a concern not given as an object
+        (``settings.fit_settings``: mixing the two for one concern is an error).
 
     Returns:
       A ``Trajectory`` with ``params`` (final) and, for the paper's two-layer net, ``W``/``a``;
@@ -94,21 +95,18 @@ def fit(net, params0, X, y, eps, *, objective="ibp", options: dict | None = None
     """
     obj = make_objective(objective, **(options or {}))
     X, y = jnp.asarray(X, jnp.float64), jnp.asarray(y)  # inside x64: records are float64
-    run = fit_settings(int(X.shape[0]), optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed,
-                       momentum=momentum, record_every=record_every, attack_every=attack_every, reg_weight=reg_weight, tie=tie,
-                       track_gram=track_gram, dtype=dtype, progress=progress, keep_W=keep_W, fast_path=fast_path)
-    if run.keep_W and getattr(net, "tag", None) != "two_layer":
-        raise NtkflowError("keep_W: only for the paper's two-layer net (nets.two_layer)")
-    return _fit(net, params0, X, y, V.eps_value(eps), obj, eps_schedule, beta_schedule, stop, run, metrics, attack)
+    run = fit_settings(optim=optim, schedule=schedule, record=record, stop=stop, attack=attack, fast_path=fast_path,
+                       **keywords)
+    return _fit(net, params0, X, y, V.eps_value(eps), obj, run)
 
 
-def _schedule_rows(run, sched, beta, eps, ep: int, steps: int) -> np.ndarray:
+def _schedule_rows(reg_weight: float, sched, beta, eps, ep: int, steps: int) -> np.ndarray:
     """(steps, 4) rows (ε, β, λ, epoch) of the steps of epoch ``ep``."""
     rows = []
     for k in range(steps):
         t = ep + k / steps
         e = sched(t)
-        lam = float(warmup_lambda(run.reg_weight, e, eps)) if eps > 0 else 0.0
+        lam = float(warmup_lambda(reg_weight, e, eps)) if eps > 0 else 0.0
         rows.append((e, beta(e, eps), lam, t))
     return np.array(rows)
 
@@ -121,55 +119,62 @@ class FitRun:
     each epoch the records, the divergence check and the stop rule. ``step(ep)`` runs one
     epoch; ``ntkflow.training.batched`` drives several runs at once.
 
-    Must be built and used inside ``jax.enable_x64`` (``fit`` and ``fit_group`` are).
+    ``run`` is the whole ``FitSettings``; its learning rate must be set and its batch size fit
+    the n samples of X (one-line ``NtkflowError`` otherwise). Must be built and used inside
+    ``jax.enable_x64`` (``fit`` and ``fit_group`` are).
     """
 
-    def __init__(self, net, params0, X, y, eps: float, obj, eps_schedule, beta_schedule, stop, run: FitSettings,
-                 names=None, attack: AttackSettings = AttackSettings()):
-        self.net, self.X, self.y, self.eps, self.obj, self.run = net, X, y, eps, obj, run
-        self.sched, self.beta = schedule_fn(eps_schedule, eps), beta_schedule or BetaFromEps()
-        self.stop = stop = stop_rule(stop)
-        self.path = path_for(net, obj, eps, run.fast_path)
+    def __init__(self, net, params0, X, y, eps: float, obj, run: FitSettings):
+        opt, rec = run.optim, run.record
+        if opt.lr is None:
+            raise NtkflowError("lr: required (the learning rate, a time step of the gradient flow)")
         self.n = n = int(X.shape[0])
-        self.cast = cast = (lambda v: v.astype(jnp.float32)) if run.dtype == "float32" else (
+        self.B = opt.batch(n)
+        self.two_layer = net.tag == "two_layer"
+        if rec.keep_W and not self.two_layer:
+            raise NtkflowError("keep_W: only for the paper's two-layer net (nets.two_layer)")
+        self.net, self.X, self.y, self.eps, self.obj, self.run = net, X, y, eps, obj, run
+        self.sched, self.beta = schedule_fn(run.schedule.eps_schedule, eps), run.schedule.beta_schedule or BetaFromEps()
+        self.stop = stop = run.stop
+        self.path = path_for(net, obj, eps, run.fast_path)
+        self.cast = cast = (lambda v: v.astype(jnp.float32)) if opt.dtype == "float32" else (
             lambda v: v.astype(jnp.float64))
         params = jax.tree_util.tree_map(cast, params0)
         self.Xc, self.yc = cast(X), cast(y) if net.num_outputs == 1 else y
         theory = None
-        self.two_layer = net.tag == "two_layer"
         if self.two_layer:
             W0, a = two_layer_weights(net, params0)
             self.a64 = jnp.asarray(a, jnp.float64)
             self.y64 = jnp.asarray(y, jnp.float64)
             theory = tracker(jnp.asarray(W0, jnp.float64), self.a64, X.astype(jnp.float64), self.y64,
-                             self.sched(0.0), gram=run.track_gram, tie=run.tie)
+                             self.sched(0.0), gram=rec.track_gram, tie=rec.tie)
             # Σ_k ‖w_r(k+1) − w_r(k)‖ per neuron over epoch ends: the exact polyline length of full-batch
             # GD's iterates (one step an epoch), a lower bound on the step path of minibatch SGD
             self.path_len = np.zeros(W0.shape[0])
             self.W_last = np.asarray(params[0]["weight"], np.float64)  # the first step starts from W0 in the run's dtype
-            self.saved = [np.asarray(W0, np.float64)] if run.keep_W else []
-        self.eval_key = jax.random.PRNGKey(run.seed + 1)
+            self.saved = [np.asarray(W0, np.float64)] if rec.keep_W else []
+        self.eval_key = jax.random.PRNGKey(opt.seed + 1)
         adv_points, points = None, attack_fn(obj)
         if points is not None:
             ctx = Context(jnp.asarray(self.sched(0.0)), 1.0, 0.0, self.eval_key, 0.0, 0.0)
             adv_points = lambda p: points(net, p, X, y, ctx)  # noqa: E731
         self.record = recorder(net, jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), params0), X, y, eps,
-                               names=names, own_bound=own_bound(obj), attack_points=adv_points, attack=attack,
-                               tie=run.tie, gram=run.track_gram, theory=theory,
+                               names=rec.metrics, own_bound=own_bound(obj), attack_points=adv_points,
+                               attack=run.attack, tie=rec.tie, gram=rec.track_gram, theory=theory,
                                loss_fn=lambda p, e: method_loss(obj, net, p, X, y, e, self.beta(e, eps), self.eval_key),
-                               lr=run.lr)
-        self.opt = optimizer(run.optimizer, run.momentum)
+                               lr=opt.lr)
+        self.opt = optimizer(opt.optimizer, opt.momentum)
         state = self.path.state(params)
         self.carry = (state, self.opt.init(state), obj.init(params), jax.tree_util.tree_map(jnp.zeros_like, state))
-        self.steps = n // run.B
-        self.scale = jnp.asarray(n / run.B, self.Xc.dtype)
-        self.lr = jnp.asarray(run.lr, self.Xc.dtype)
-        self.budget = float(run.epochs)
-        self.rng = np.random.default_rng(run.seed)
-        self.key = jax.random.PRNGKey(run.seed)
+        self.steps = n // self.B
+        self.scale = jnp.asarray(n / self.B, self.Xc.dtype)
+        self.lr = jnp.asarray(opt.lr, self.Xc.dtype)
+        self.budget = float(opt.epochs)
+        self.rng = np.random.default_rng(opt.seed)
+        self.key = jax.random.PRNGKey(opt.seed)
         self.plateau = Plateau(stop, n) if stop else None
         self.kappa = stop.kappa if stop else 0.0
-        self.armed = armed_from(self.sched, eps, run.epochs)  # the stop rule watches epochs >= armed
+        self.armed = armed_from(self.sched, eps, opt.epochs)  # the stop rule watches epochs >= armed
         self.params = params
         # t = 0 is the initialization as given (not its float32 rounding)
         self.rows, self.ts = [self.snapshot(jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float64), params0),
@@ -198,7 +203,7 @@ class FitRun:
         """(idx (steps, B), keys (steps, 2), schedule rows (steps, 4)) of epoch ``ep``; advances
         the rngs. The closed-form epoch reads ε alone: no keys, and its rows are the (steps,) ε
         of its steps (0 for clean training)."""
-        n, B, steps = self.n, self.run.B, self.steps
+        n, B, steps = self.n, self.B, self.steps
         idx = np.arange(n) if B == n else self.rng.permutation(n)
         idx = idx[: steps * B].reshape(steps, B)
         if self.path.closed:
@@ -206,7 +211,7 @@ class FitRun:
             return jnp.asarray(idx), None, jnp.asarray(eps, self.Xc.dtype)
         self.key, sub = jax.random.split(self.key)
         keys = jax.random.split(sub, steps)
-        srows = jnp.asarray(_schedule_rows(self.run, self.sched, self.beta, self.eps, ep, steps), self.Xc.dtype)
+        srows = jnp.asarray(_schedule_rows(self.run.schedule.reg_weight, self.sched, self.beta, self.eps, ep, steps), self.Xc.dtype)
         return jnp.asarray(idx), keys, srows
 
     def step(self, ep: int) -> bool:
@@ -221,9 +226,9 @@ class FitRun:
         """Book epoch ``ep`` (its final state, summed minibatch loss, per-step aux): record
         when due, check divergence and the stop rule. True when the run is over (then
         ``params`` is its final params and nothing more is recorded)."""
-        run = self.run
+        rec = self.run.record
         params = self.path.params(state)
-        epoch_loss = float(total) * self.n / (self.steps * run.B)
+        epoch_loss = float(total) * self.n / (self.steps * self.B)
         finite = all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree_util.tree_leaves(params))
         if self.two_layer:
             W = np.asarray(params[0]["weight"], np.float64)
@@ -236,12 +241,12 @@ class FitRun:
         reached = (not diverged and self.kappa > 0 and ep >= self.armed
                    and self.loss(jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), params), self.eps) < self.kappa)
         converged = converged or reached
-        last = diverged or converged or ep + 1 == run.epochs
-        if last or (ep + 1) % run.record_every == 0:
-            full = last or (run.attack_every > 0 and (len(self.rows) % run.attack_every == 0))
+        last = diverged or converged or ep + 1 == self.run.optim.epochs
+        if last or (ep + 1) % rec.record_every == 0:
+            full = last or (rec.attack_every > 0 and (len(self.rows) % rec.attack_every == 0))
             self.rows.append(self.snapshot(params, ep + 1.0, full and not diverged, summarize(self.obj, aux)))
             self.ts.append(ep + 1.0)
-            if run.keep_W:
+            if rec.keep_W:
                 self.saved.append(self.W_last)
             diverged = diverged or not np.isfinite(self.rows[-1]["loss"])
         self.params, self.diverged, self.converged, self.reached = params, diverged, converged, reached
@@ -250,27 +255,26 @@ class FitRun:
 
     def trajectory(self) -> Trajectory:
         """The run so far as a ``Trajectory``."""
-        run, net = self.run, self.net
+        opt, net = self.run.optim, self.net
         params = jax.tree_util.tree_map(lambda v: np.asarray(v, np.float64), self.params)
         W = a = None
         if self.two_layer:
             W, a = (np.asarray(v, np.float64) for v in two_layer_weights(net, params))
         ok = not self.diverged
-        meta = {"kind": "fit", "objective": method_name(self.obj), "optimizer": run.optimizer, "lr": run.lr,
-                "epochs": run.epochs, "batch_size": run.B, "eps": self.eps, "seed": run.seed, "momentum": run.momentum,
-                "n": self.n, "input_shape": list(self.X.shape[1:]), "dtype": run.dtype, "tie": run.tie,
+        meta = {"kind": "fit", "objective": method_name(self.obj), "optimizer": opt.optimizer, "lr": opt.lr,
+                "epochs": opt.epochs, "batch_size": self.B, "eps": self.eps, "seed": opt.seed, "momentum": opt.momentum,
+                "n": self.n, "input_shape": list(self.X.shape[1:]), "dtype": opt.dtype, "tie": self.run.record.tie,
                 "diverged": bool(self.diverged), "converged": bool(self.converged and ok),
                 "reached_kappa": bool(self.reached and ok), "epochs_run": int(self.ts[-1]),
                 "stop": None if self.stop is None else asdict(self.stop), "fast_path": bool(self.path.closed)}
         return Trajectory(ts=np.array(self.ts), series=stack_rows(self.rows), W=W, a=a, meta=meta, params=params,
-                          W_saved=np.stack(self.saved) if run.keep_W else None)
+                          W_saved=np.stack(self.saved) if self.run.record.keep_W else None)
 
 
 @x64
-def _fit(net, params0, X, y, eps, obj, eps_schedule, beta_schedule, stop, run: FitSettings, names,
-         attack) -> Trajectory:
-    r = FitRun(net, params0, X, y, eps, obj, eps_schedule, beta_schedule, stop, run, names, attack)
-    for ep in progress_bar(range(run.epochs), run.progress, f"fit ({method_name(obj)}, ε={eps})"):
+def _fit(net, params0, X, y, eps, obj, run: FitSettings) -> Trajectory:
+    r = FitRun(net, params0, X, y, eps, obj, run)
+    for ep in progress_bar(range(run.optim.epochs), run.record.progress, f"fit ({method_name(obj)}, ε={eps})"):
         if r.step(ep):
             break
     return r.trajectory()

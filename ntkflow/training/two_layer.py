@@ -7,14 +7,14 @@ step for every other method, and records every registered metric on both.
 
 from __future__ import annotations
 
-
 from .. import _validate as V
 from .._jax import x64
 from ..nets import two_layer
 from ..paper.tracker import Trajectory
 from .fit import fit
+from .settings import FitSettings, fit_settings
 
-__all__ = ["train"]
+__all__ = ["train", "train_with"]
 
 
 def train(W0, a, X, y, eps, *, optimizer: str = "sgd", lr: float, epochs: int, batch_size: int | None = None,
@@ -40,7 +40,7 @@ def train(W0, a, X, y, eps, *, optimizer: str = "sgd", lr: float, epochs: int, b
         recorded — loss, errors, certified error — is always recomputed in float64 from W.
       objective, options: the training method (``ntkflow.objectives``) and its options;
         ``fit_options``: the rest of ``fit``'s settings (``beta_schedule``, ``reg_weight``,
-        ``attack``, ``attack_every``, ``metrics``).
+        ``attack``, ``attack_every``, ``metrics``, ``fast_path``), flat as ``fit`` takes them.
 
     Returns:
       A ``Trajectory`` over epochs (``ts`` 0 = initialization) with ``W``, ``a`` and every
@@ -49,17 +49,28 @@ def train(W0, a, X, y, eps, *, optimizer: str = "sgd", lr: float, epochs: int, b
       seed give identical trajectories on CPU.
     """
     W0, a, X, y, eps = V.problem(W0, a, X, y, eps)
-    return _train(W0, a, X, y, eps, dict(
-        optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, eps_schedule=eps_schedule, seed=seed,
-        momentum=momentum, stop=stop, tie=tie, track_gram=track_gram, keep_W=keep_W, record_every=record_every,
-        dtype=dtype, progress=progress, objective=objective, options=options, **(fit_options or {})))
+    run = fit_settings(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, eps_schedule=eps_schedule,
+                       seed=seed, momentum=momentum, stop=stop, tie=tie, track_gram=track_gram, keep_W=keep_W,
+                       record_every=record_every, dtype=dtype, progress=progress, **(fit_options or {}))
+    return _train(W0, a, X, y, eps, run, objective, options)
+
+
+def train_with(W0, a, X, y, eps, run: FitSettings, *, objective="ibp", options: dict | None = None) -> Trajectory:
+    """``train`` with its settings as one ``FitSettings`` (``training.settings``), for callers
+    that hold the objects (the sweep).
+
+    Returns:
+      The ``Trajectory`` of ``train``.
+    """
+    W0, a, X, y, eps = V.problem(W0, a, X, y, eps)
+    return _train(W0, a, X, y, eps, run, objective, options)
 
 
 @x64
-def _train(W0, a, X, y, eps, kw: dict) -> Trajectory:
+def _train(W0, a, X, y, eps, run: FitSettings, objective, options) -> Trajectory:
     """``fit`` on ``nets.two_layer(W0, a)`` (built inside x64, so W stays float64)."""
     net, p0 = two_layer(W0, a)
-    tr = fit(net, p0, X, y, eps, **kw)
+    tr = fit(net, p0, X, y, eps, objective=objective, options=options, **run.parts())
     m, d = W0.shape
     tr.meta.update(kind="train", m=int(m), d=int(d))
     tr.params = None  # W and a are the paper's params
