@@ -64,11 +64,9 @@ class OldLoop:
 def fit_run(W0, a, X, y, eps, lr, B, seed, dtype):
     """A ``FitRun`` of the paper's net that never records inside the timed epochs."""
     net, p0 = two_layer(W0, a)
-    s = fit_settings(X.shape[0], optimizer="sgd", lr=lr, epochs=10**6, batch_size=B, seed=seed, momentum=None,
-                     record_every=10**6, attack_every=None, reg_weight=0.0, tie="wrong", track_gram=False,
-                     dtype=dtype, progress=False)
-    return FitRun(net, p0, jnp.asarray(X), jnp.asarray(y), eps, objective("ibp"), None, None, None, s,
-                  names=("train_error",))
+    s = fit_settings(optimizer="sgd", lr=lr, epochs=10**6, batch_size=B, seed=seed, record_every=10**6,
+                     dtype=dtype, metrics=("train_error",))
+    return FitRun(net, p0, jnp.asarray(X), jnp.asarray(y), eps, objective("ibp"), s)
 
 
 def step_vs_gemms(quick: bool):
