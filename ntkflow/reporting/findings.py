@@ -752,5 +752,5 @@ def findings(dirs: dict, command: str | None = None, preface: str | None = None,
     if l0:
         lines += [""] + lambda0_section({p.label: p.dir for p in l0})
     for p in ph:
-        lines += [""] + phase_section(p.dir)
+        lines += [""] + phase_section(p.dir, label=p.label)
     return "\n".join(lines)

@@ -360,8 +360,9 @@ def _fmt_w(m) -> str:
     return "—" if m is None else f"{m:,}"
 
 
-def phase_section(directory, *, delta: float = 0.1) -> list[str]:
-    """Markdown lines of the phase-diagram section from a stored sweep directory."""
+def phase_section(directory, *, delta: float = 0.1, label: str | None = None) -> list[str]:
+    """Markdown lines of the phase-diagram section from a stored sweep directory (``label``: the
+    sweep's name on the page, in the heading)."""
     cfg, table, cells = _load(directory)
     a2 = [r for r in table if _violates_assumption_2(r)]
     a2_points = sorted({(int(r["n_train"]), int(r["d"]), float(r["eps"])) for r in a2})
@@ -371,7 +372,7 @@ def phase_section(directory, *, delta: float = 0.1) -> list[str]:
     kappa = stop.get("kappa", math.nan)
     nds = sorted({(k[0], k[1]) for k in cells})
     K = min(len(c.outcomes) for c in cells.values())
-    lines = ["## The ε–width phase diagram (Theorem 1's shape)", "",
+    lines = ["## The ε–width phase diagram (Theorem 1's shape)" + (f": `{label}`" if label else ""), "",
              f"Data: {cfg['data'].get('source')} in {'[ε, 1]' if cfg['data'].get('normalize') else '[0, 1]'}^d "
              f"(Assumption 2 checked), full-batch GD at lr = "
              f"{cfg['train'].get('lr')} (a time step of the gradient flow) until L̄ < κ = {kappa:g} or "
