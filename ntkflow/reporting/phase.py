@@ -289,11 +289,12 @@ def theorem_bounds(cfg: dict, n: int, d: int, eps: float, lambda0: float, delta:
     return out
 
 
-def _theorem_table(cfg: dict, n: int, d: int, lam: dict, delta: float) -> tuple[list[str], dict]:
+def _theorem_table(cfg: dict, n: int, d: int, lam_rows: list[dict], delta: float) -> tuple[list[str], dict]:
     """Markdown lines comparing Theorem 1's width and ε requirements with the grid, and
-    {ε: bounds} for the figure; empty without λ0 records."""
-    if not lam:
+    {ε: bounds} for the figure, from the λ0 rows of (n, d); empty without them."""
+    if not lam_rows:
         return [], {}
+    lam = {float(r["eps"]): float(r["lambda_0"]) for r in lam_rows}
     got = {e: theorem_bounds(cfg, n, d, e, lam[e], delta) for e in sorted(lam)}
     top = {k: max(b[k] for b in got.values()) for k in ("eps_printed", "eps_derived", "width_edge_printed")}
     reach = (f"the largest ε it covers is ≤ {top['eps_printed']:.2g} (printed constants; its width is finite only "
@@ -330,6 +331,15 @@ def _draw_theorem(ax, bounds: dict, eps: list, widths: list) -> None:
             ax.plot([j], [y], "v", color="0.5", ms=4)
     if bounds:
         ax.plot([], [], "v", color="0.5", label="Theorem 1's width (derived)")
+
+
+def _lambda0_by_nd(directory) -> dict[tuple[int, int], list[dict]]:
+    """The sweep's λ0 records (lambda0.csv) grouped by (n, d), each sorted by ε; {} without the file."""
+    path = Path(directory) / "lambda0.csv"
+    out: dict[tuple[int, int], list[dict]] = {}
+    for r in sorted(read_table(path), key=lambda r: r["eps"]) if path.exists() else []:
+        out.setdefault((int(r.get("n_train", 0)), int(r.get("d", 0))), []).append(r)
+    return out
 
 
 def _load(directory) -> tuple[dict, list[dict], dict[tuple, PhaseCell]]:
@@ -385,8 +395,7 @@ def phase_section(directory, *, delta: float = 0.1, label: str | None = None) ->
               f"{', '.join(f'({n}, {d}, {e:g})' for n, d, e in a2_points)}: those {len(a2)} runs are left out."
               if a2 else "Assumption 2 holds on every cell's points (exact check)."), ""]
     budget = float(cfg.get("train", {}).get("epochs", math.nan))
-    lam_path = Path(directory) / "lambda0.csv"
-    lam_rows = read_table(lam_path) if lam_path.exists() else []
+    lam_by = _lambda0_by_nd(directory)
     points = []
     for n, d in nds:
         fit = fit_eps_crit(cells, n, d, delta)
@@ -408,12 +417,12 @@ def phase_section(directory, *, delta: float = 0.1, label: str | None = None) ->
             lines += ["", f"Step size: lr·λmax(H∞) = {span} over the ε of the grid (H∞ at ε = 0, exact): the "
                       f"condition lr ≤ 1/λmax(H) for GD as a discretization of the flow "
                       f"{'holds' if max(ratios) <= 1 else 'fails'}."]
-        lam = [r for r in lam_rows if int(r.get("n_train", 0)) == n and int(r.get("d", 0)) == d]
-        lines += _theorem_table(cfg, n, d, {float(r["eps"]): float(r["lambda_0"]) for r in lam}, delta)[0]
+        lam = lam_by.get((n, d), [])
+        lines += _theorem_table(cfg, n, d, lam, delta)[0]
         if lam:
             lines += ["", "λ0 = λmin(H∞) (95% CI, Monte Carlo): " + "; ".join(
                 f"ε = {r['eps']:g}: {r['lambda_0']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
-                for r in sorted(lam, key=lambda r: r["eps"])) + " — the time to κ scales like 1/λ0 (Lemma 6′)."]
+                for r in lam) + " — the time to κ scales like 1/λ0 (Lemma 6′)."]
         last, nxt = fit["bracket"]
         br = (f"the grid reaches up to ε = {last:g} (next grid ε: {nxt:g})" if last is not None
               else "no ε of the grid is reached at any width")
@@ -440,8 +449,7 @@ def phase_figure(directory, out, *, delta: float = 0.1):
     import matplotlib.pyplot as plt
 
     cfg, _, cells = _load(directory)
-    lam_path = Path(directory) / "lambda0.csv"
-    lam_rows = read_table(lam_path) if lam_path.exists() else []
+    lam_by = _lambda0_by_nd(directory)
     nds = sorted({(k[0], k[1]) for k in cells})
     cols = min(4, len(nds))
     rows_ = math.ceil(len(nds) / cols)
@@ -458,9 +466,7 @@ def phase_figure(directory, out, *, delta: float = 0.1):
         fit = fit_eps_crit(cells, n, d, delta, resamples=0)
         ms = [widths.index(m) if m is not None else np.nan for m in fit["m_star"]]
         ax.plot(range(len(eps)), ms, "r-o", ms=3, label="m*(ε)")
-        lam = {float(r["eps"]): float(r["lambda_0"]) for r in lam_rows
-               if int(r.get("n_train", 0)) == n and int(r.get("d", 0)) == d}
-        _draw_theorem(ax, _theorem_table(cfg, n, d, lam, delta)[1], eps, widths)
+        _draw_theorem(ax, _theorem_table(cfg, n, d, lam_by.get((n, d), []), delta)[1], eps, widths)
         ax.set_xticks(range(len(eps)), [f"{e:.0e}" for e in eps], rotation=60, fontsize=6)
         ax.set_yticks(range(len(widths)), [f"{w:.0e}" for w in widths], fontsize=6)
         ax.set_title(f"n = {n}, d = {d}", fontsize=8)
