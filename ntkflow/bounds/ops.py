@@ -84,8 +84,7 @@ def interval_step(layer, p, l, u):
 def interval_batchnorm(layer, p, l, u):
     """IBP through BatchNorm's per-channel map y = s·x + t, by the sign of s: [s·l + t, s·u + t]
     where s ≥ 0, [s·u + t, s·l + t] where s < 0 — exact, and each end is one rounded product."""
-    s, t = layer.scale_shift(p)
-    s, t = layer.per_channel(s, l.ndim), layer.per_channel(t, l.ndim)
+    s, t = layer.channel_affine(p, l.ndim)
     a, b = s * l + t, s * u + t
     pos = s >= 0
     return jnp.where(pos, a, b), jnp.where(pos, b, a)
@@ -93,8 +92,7 @@ def interval_batchnorm(layer, p, l, u):
 
 def batchnorm_back(layer, p, A):
     """A (S, *shape) → (A·diag(s) (S, *shape), A·t (S,)) for BatchNorm's map y = s·x + t."""
-    s, t = layer.scale_shift(p)
-    s, t = layer.per_channel(s, A.ndim - 1)[None], layer.per_channel(t, A.ndim - 1)[None]
+    s, t = (v[None] for v in layer.channel_affine(p, A.ndim - 1))
     return A * s, jnp.sum((A * t).reshape(A.shape[0], -1), axis=1)
 
 

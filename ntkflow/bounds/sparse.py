@@ -81,8 +81,7 @@ def _tighten(net, params, lo, hi, i: int, l_ibp, u_ibp, relax: dict, shapes, chu
 
     def run(start):
         idx = jax.lax.dynamic_slice(order, (start,), (chunk,))
-        r = jnp.where(idx < total, idx, 0) % n
-        s = jnp.where(idx < total, idx, 0) // n
+        s, r = jnp.divmod(jnp.where(idx < total, idx, 0), n)  # padding entries read row 0, then dropped
         s2 = jnp.concatenate([s, s])
         rel = {k: tuple(v[s2] for v in rk) for k, rk in relax.items()}
         if first is not None:

@@ -280,10 +280,15 @@ class _BatchNorm:
         """A (C,) vector shaped to broadcast along axis 0 of an array of rank ``ndim``."""
         return v.reshape((-1,) + (1,) * (ndim - 1))
 
+    def channel_affine(self, p, ndim: int):
+        """``scale_shift`` with (s, t) shaped to broadcast over one sample of rank ``ndim``."""
+        s, t = self.scale_shift(p)
+        return self.per_channel(s, ndim), self.per_channel(t, ndim)
+
     def apply(self, p, x):
         """y = s·x + t for one sample (C,), (C, L) or (C, H, W)."""
-        s, t = self.scale_shift(p)
-        return self.per_channel(s, x.ndim) * x + self.per_channel(t, x.ndim)
+        s, t = self.channel_affine(p, x.ndim)
+        return s * x + t
 
 
 @dataclass(frozen=True)
