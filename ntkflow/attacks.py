@@ -67,7 +67,7 @@ def pgd(net, params, X, y, eps, *, steps: int = 40, restarts: int = 1, seed: int
     pb = NI.problem(net, params, X, y, eps, clip)
     steps = V.positive_int("steps", steps)
     restarts = V.positive_int("restarts", restarts)
-    seed = V.positive_int("seed", seed, minimum=0)
+    seed = V.seed(seed)
     step = 2.5 * pb.eps / steps if step_size is None else V.positive_float("step_size", step_size)
     return pgd_box(net, params, pb.C, pb.X, pb.lo, pb.hi, jax.random.PRNGKey(seed), step, steps, restarts)
 
@@ -96,7 +96,7 @@ def fgsm(net, params, X, y, eps, *, seed: int = 0, clip=None, alpha: float = 1.2
     uniform random start in the ball (or from x with ``random_start=False``), projected
     onto the ball ∩ ``clip``."""
     pb = NI.problem(net, params, X, y, eps, clip)
-    seed = V.positive_int("seed", seed, minimum=0)
+    seed = V.seed(seed)
     alpha = V.positive_float("alpha", alpha)
     s_lo, s_hi = (pb.lo, pb.hi) if random_start else (pb.X, pb.X)
     return fgsm_box(net, params, pb.C, s_lo, s_hi, pb.lo, pb.hi, jax.random.PRNGKey(seed), alpha * pb.eps)

@@ -365,6 +365,9 @@ def test_huge_seed_is_one_line(seed):
     one_line(nf.lambda_0, X, Y, 0.0, samples=64, seed=seed, name="seed")
     one_line(nf.h_inf, X, Y, 0.0, samples=64, seed=seed, name="seed")
     one_line(data.synthetic_box, 5, 3, seed=seed, name="seed")
+    from ntkflow.training.settings import OptimSettings
+
+    one_line(OptimSettings, epochs=1, seed=seed, name="seed")  # the trainer's seed, as the paper functions'
 
 
 def test_largest_seed_works():

@@ -927,7 +927,7 @@ def _options(X, y, eps, m, delta, samples, seed, t1, flow_n, seeds, init_seeds, 
         raise NtkflowError(f"delta: must be in (0, 1), got {delta}")
     seeds = V.positive_int("seeds", seeds)
     return dict(X=X, y=y, eps=eps, m=V.positive_int("m", m), delta=delta,
-                samples=V.positive_int("samples", samples, minimum=2), seed=V.positive_int("seed", seed, minimum=0),
+                samples=V.positive_int("samples", samples, minimum=2), seed=V.seed(seed),
                 t1=None if t1 is None else V.positive_float("t1", t1),
                 flow_n=V.positive_int("flow_n", flow_n, minimum=2), seeds=seeds,
                 init_seeds=(max(seeds, runs_to_decide(delta)) if init_seeds is None

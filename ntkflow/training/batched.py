@@ -106,7 +106,7 @@ def fit_group(net, params0_list, X, y, eps_list, *, lrs, seeds, objective="ibp",
     K = _group_size(params0_list)
     eps_list = _per_model("eps_list", eps_list, K, V.eps_value)
     lrs = _per_model("lrs", lrs, K, lambda v: V.positive_float("lr", v))
-    seeds = _per_model("seeds", seeds, K, lambda v: V.positive_int("seed", v, minimum=0))
+    seeds = _per_model("seeds", seeds, K, V.seed)
     if grouping not in GROUPINGS:
         raise NtkflowError(f"grouping: unknown {grouping!r}; choose one of {', '.join(GROUPINGS)}")
     obj = make_objective(objective, **(options or {}))

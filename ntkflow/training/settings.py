@@ -199,7 +199,7 @@ class OptimSettings:
         _set(self, lr=None if self.lr is None else check_lr(self.lr, self.dtype),
              epochs=V.positive_int("epochs", self.epochs), momentum=momentum,
              batch_size=None if self.batch_size is None else V.positive_int("batch_size", self.batch_size),
-             seed=V.positive_int("seed", self.seed, minimum=0))
+             seed=V.seed(self.seed))
 
     def batch(self, n: int) -> int:
         """The minibatch size B on n samples (n for full-batch GD or no ``batch_size``)."""
