@@ -187,13 +187,15 @@ class FitRun:
             return self.path.loss(np.asarray(p64[0]["weight"]), self.a64, self.X, self.y64, e)
         return float(method_loss(self.obj, self.net, p64, self.X, self.y, e, self.beta(e, self.eps), self.eval_key))
 
-    def snapshot(self, p, t: float, full: bool, aux: dict | None = None) -> dict:
-        """The record of params ``p`` at epoch ``t`` (metrics in float64, the method's full loss)."""
+    def snapshot(self, p, t: float, full: bool, aux: dict | None = None, target_loss: float | None = None) -> dict:
+        """The record of params ``p`` at epoch ``t`` (metrics in float64, the method's full loss;
+        ``target_loss``: that loss at the target ε when the caller already has it)."""
         p64 = jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), p)
         e = self.sched(t)
         # the closed-form tracker's loss is Eq. 2 at the record's ε: the method's own on the fast path
         closed = self.path.closed and self.path.judged_eps(e) == e
-        row = self.record(p64, e, None if closed else self.loss(p64, e), full=full)
+        loss = None if closed else (target_loss if target_loss is not None and e == self.eps else self.loss(p64, e))
+        row = self.record(p64, e, loss, full=full)
         row.update(aux or {})
         if self.two_layer:
             row["mean_path_length"] = float(self.path_len.mean())
@@ -238,13 +240,16 @@ class FitRun:
         converged = not diverged and self.plateau is not None and ep >= self.armed and self.plateau(epoch_loss)
         # the κ target is checked on the full loss at the epoch's end weights (not the minibatch sum,
         # which is taken along the epoch), so the run ends at the first recorded params below κ
-        reached = (not diverged and self.kappa > 0 and ep >= self.armed
-                   and self.loss(jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), params), self.eps) < self.kappa)
+        target_loss = (self.loss(jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), params), self.eps)
+                       if not diverged and self.kappa > 0 and ep >= self.armed else None)
+        reached = target_loss is not None and target_loss < self.kappa
         converged = converged or reached
         last = diverged or converged or ep + 1 == self.run.optim.epochs
         if last or (ep + 1) % rec.record_every == 0:
             full = last or (rec.attack_every > 0 and (len(self.rows) % rec.attack_every == 0))
-            self.rows.append(self.snapshot(params, ep + 1.0, full and not diverged, summarize(self.obj, aux)))
+            # the κ test's loss is the record's loss at the target ε: computed once
+            self.rows.append(self.snapshot(params, ep + 1.0, full and not diverged, summarize(self.obj, aux),
+                                           target_loss))
             self.ts.append(ep + 1.0)
             if rec.keep_W:
                 self.saved.append(self.W_last)
